@@ -1,0 +1,54 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+
+from apps.accounts.api.serializers import (
+    ApiTokenSerializer,
+    NewApiTokenSerializer,
+    TeamSerializer,
+    UserSerializer,
+)
+from apps.accounts.models import ApiToken, Team
+
+
+@extend_schema(responses=UserSerializer)
+@api_view(["GET"])
+def me(request):
+    """The authenticated user and their teams."""
+    return Response(UserSerializer(request.user).data)
+
+
+class TeamViewSet(viewsets.ReadOnlyModelViewSet):
+    """Teams the user belongs to (every team for staff)."""
+
+    serializer_class = TeamSerializer
+    lookup_field = "slug"
+
+    def get_queryset(self):
+        teams = Team.objects.prefetch_related("memberships__user")
+        if self.request.user.is_staff:
+            return teams
+        return teams.filter(memberships__user=self.request.user)
+
+
+class ApiTokenViewSet(
+    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):  # fmt: skip
+    """The user's own API tokens. Creating one returns its key once."""
+
+    serializer_class = ApiTokenSerializer
+
+    def get_queryset(self):
+        return ApiToken.objects.filter(user=self.request.user)
+
+    @extend_schema(request=ApiTokenSerializer, responses={201: NewApiTokenSerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token, key = ApiToken.issue(
+            request.user, serializer.validated_data["name"], serializer.validated_data.get("expires_at")
+        )
+        token.key = key
+        return Response(NewApiTokenSerializer(token).data, status=status.HTTP_201_CREATED)

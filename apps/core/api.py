@@ -1,0 +1,57 @@
+"""Shared REST pieces: the permission-aware serializer and viewset bases."""
+
+from django.db import transaction
+from rest_framework import mixins, serializers, viewsets
+
+from apps.core import permissions
+
+
+class OwnedSerializerMixin(serializers.Serializer):
+    """Owner (read-only), team (by slug) and visibility, validated against memberships."""
+
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        instance = getattr(self, "instance", None)
+        team = attrs.get("team", getattr(instance, "team", None))
+        visibility = attrs.get("visibility", getattr(instance, "visibility", "private"))
+        user = self.context["request"].user
+        if "team" in attrs and team is not None and not permissions.can_share_with(user, team):
+            raise serializers.ValidationError(
+                {"team": "You can only share with teams where you are a member or admin."}
+            )
+        if visibility == "team" and team is None:
+            raise serializers.ValidationError({"team": "Choose the team to share with."})
+        return attrs
+
+
+class OwnedModelViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """List/retrieve what the user may see, change and delete what they may.
+
+    Invisible objects answer 404, visible but forbidden ones 403, through
+    ``apps.core.permissions``.
+    """
+
+    def get_queryset(self):
+        return permissions.visible(super().get_queryset(), self.request.user)
+
+    def get_object(self):
+        action = {
+            "update": permissions.CHANGE,
+            "partial_update": permissions.CHANGE,
+            "destroy": permissions.DELETE,
+        }.get(self.action, getattr(self, "object_permission", permissions.VIEW))
+        lookup = {self.lookup_field: self.kwargs[self.lookup_url_kwarg or self.lookup_field]}
+        obj = permissions.get_object_for(self.request.user, self.get_queryset(), action, **lookup)
+        return obj
+
+    def perform_create(self, serializer):
+        with transaction.atomic():
+            serializer.save(owner=self.request.user)

@@ -1,0 +1,34 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+class Visibility(models.TextChoices):
+    PRIVATE = "private", "Private (only me)"
+    TEAM = "team", "Team"
+    PUBLIC = "public", "Public (every user)"
+
+
+class OwnedModel(models.Model):
+    """An entity owned by a user and optionally shared with a team or everybody.
+
+    Who may see, change or delete it is decided by ``apps.core.permissions``.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    team = models.ForeignKey(
+        "accounts.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    visibility = models.CharField(
+        max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE
+    )
+
+    class Meta:
+        abstract = True
+
+    def clean(self):
+        super().clean()
+        if self.visibility == Visibility.TEAM and self.team_id is None:
+            raise ValidationError({"team": "Choose the team to share with."})

@@ -1,0 +1,32 @@
+from django.db import models
+
+from apps.core.models import OwnedModel
+
+
+class Dataset(OwnedModel):
+    """A dataset built by a job from a data source; its bytes live in the artifact store.
+
+    Dataset types (image classification, segmentation, plugins) add their own
+    options and pages; this row is what every type shares.
+    """
+
+    class Status(models.TextChoices):
+        BUILDING = "building", "Building"
+        READY = "ready", "Ready"
+        ERROR = "error", "Error"
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    type = models.CharField(max_length=100, help_text="The data plugin that built it.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.BUILDING)
+    job = models.ForeignKey(
+        "jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return self.name

@@ -1,0 +1,53 @@
+from django.contrib import admin, messages
+
+from apps.core.admin import OwnedModelAdmin
+from apps.jobs import services
+from apps.jobs.models import Job, JobArtifact, JobEvent
+
+
+class JobArtifactInline(admin.TabularInline):
+    model = JobArtifact
+    extra = 0
+    readonly_fields = ["name", "key", "size", "created_at"]
+    can_delete = False
+
+
+@admin.register(Job)
+class JobAdmin(OwnedModelAdmin):
+    list_display = [
+        "id", "name", "kind", "queue", "status", "progress_percent", "attempts",
+        "owner", "team", "worker", "created_at",
+    ]  # fmt: skip
+    list_filter = ["status", "kind", "queue", *OwnedModelAdmin.list_filter]
+    search_fields = ["name", "kind", "owner__username", "worker", "error"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "status", "progress", "eta_seconds", "status_text", "attempts", "worker",
+        "heartbeat_at", "error", "result", "last_seq", "cloned_from", "enqueued_at",
+        "started_at", "finished_at", "abort_requested",
+    ]  # fmt: skip
+    inlines = [JobArtifactInline]
+    actions = ["abort_jobs"]
+
+    @admin.display(description="progress", ordering="progress")
+    def progress_percent(self, obj):
+        return f"{obj.progress:.0%}"
+
+    @admin.action(description="Abort selected jobs")
+    def abort_jobs(self, request, queryset):
+        aborted = 0
+        for job in queryset.filter(status__in=["queued", "running"]):
+            services.request_abort(job, by=request.user)
+            aborted += 1
+        self.message_user(request, f"Abort requested for {aborted} job(s).", messages.SUCCESS)
+
+    def delete_model(self, request, obj):
+        services.delete(obj)
+
+
+@admin.register(JobEvent)
+class JobEventAdmin(admin.ModelAdmin):
+    list_display = ["job", "seq", "type", "created_at"]
+    list_filter = ["type"]
+    search_fields = ["job__name", "job__id"]
+    raw_id_fields = ["job"]

@@ -1,0 +1,123 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.decorators import action, api_view
+from rest_framework.response import Response
+
+from apps.core import permissions
+from apps.core.api import OwnedModelViewSet
+from apps.core.pagination import CreatedCursorPagination
+from apps.jobs import services
+from apps.jobs.api.serializers import (
+    JobDetailSerializer,
+    JobEventSerializer,
+    JobKindSerializer,
+    JobSerializer,
+)
+from apps.jobs.filters import JobFilterSet
+from apps.jobs.kinds import all_kinds
+from apps.jobs.models import Job
+
+MAX_EVENTS_PAGE = 1000
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class JobViewSet(OwnedModelViewSet):
+    """Jobs: list (newest first, cursor-paged), submit, inspect, abort, clone, delete."""
+
+    queryset = Job.objects.select_related("owner", "team")
+    pagination_class = CreatedCursorPagination
+    filterset_class = JobFilterSet
+
+    def get_serializer_class(self):
+        return JobDetailSerializer if self.action == "retrieve" else JobSerializer
+
+    def get_queryset(self):
+        qs = super().get_queryset()
+        if self.action == "retrieve":
+            qs = qs.prefetch_related("artifacts")
+        return qs
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        job = services.submit(
+            owner=request.user, kind=data["kind"], params=data["params"],
+            name=data.get("name", ""), team=data.get("team"),
+            visibility=data.get("visibility", "private"),
+        )  # fmt: skip
+        return Response(JobSerializer(job, context={"request": request}).data, status=201)
+
+    def perform_destroy(self, instance):
+        try:
+            services.delete(instance)
+        except services.JobStateError as exc:
+            raise Conflict(str(exc)) from None
+
+    @extend_schema(request=None, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def abort(self, request, pk=None):
+        """Stop the job: a queued job at once, a running one within seconds."""
+        job = permissions.get_object_for(request.user, self.get_queryset(), permissions.CHANGE, pk=pk)
+        try:
+            job = services.request_abort(job, by=request.user)
+        except services.JobStateError as exc:
+            raise Conflict(str(exc)) from None
+        job.refresh_from_db()
+        return Response(JobSerializer(job, context={"request": request}).data)
+
+    @extend_schema(request=None, responses={201: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def clone(self, request, pk=None):
+        """Submit a new job with the same kind and parameters, owned by the caller."""
+        job = self.get_object()
+        if job.team is not None and not permissions.can_share_with(request.user, job.team):
+            job.team, job.visibility = None, "private"
+        new = services.clone(job, request.user)
+        return Response(JobSerializer(new, context={"request": request}).data, status=201)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after", OpenApiTypes.INT, description="Only events with a larger seq."),
+            OpenApiParameter("limit", OpenApiTypes.INT, description=f"At most this many (≤ {MAX_EVENTS_PAGE})."),
+            OpenApiParameter("type", OpenApiTypes.STR, description="status, progress, log or metric."),
+        ],
+        responses=JobEventSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    def events(self, request, pk=None):
+        """Events after a sequence number, oldest first: how a reconnecting client catches up."""
+        job = self.get_object()
+        params = EventQuery(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        q = params.validated_data
+        rows = job.events.filter(seq__gt=q["after"])
+        if q.get("type"):
+            rows = rows.filter(type=q["type"])
+        rows = list(rows.order_by("seq")[: q["limit"]])
+        return Response(
+            {
+                "job": job.pk,
+                "last_seq": job.last_seq,
+                "events": JobEventSerializer(rows, many=True).data,
+            }
+        )
+
+
+class EventQuery(serializers.Serializer):
+    after = serializers.IntegerField(min_value=0, default=0)
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_EVENTS_PAGE, default=MAX_EVENTS_PAGE)
+    type = serializers.ChoiceField(choices=["status", "progress", "log", "metric"], required=False)
+
+
+@extend_schema(responses=JobKindSerializer(many=True))
+@api_view(["GET"])
+def job_kinds(request):
+    """The registered job kinds; those with ``user_creatable`` can be posted to /jobs/."""
+    return Response(JobKindSerializer(all_kinds(), many=True).data)
+

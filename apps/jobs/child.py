@@ -1,0 +1,55 @@
+"""Entry point of a job process: ``python -m apps.jobs.child <events-fd>``.
+
+The worker writes the job spec as JSON on stdin; the job reports on the file
+descriptor given as argument (see ``apps.jobs.context``). stdout and stderr are
+captured by the worker as log lines, so a user's ``print`` still shows up.
+Exit status: 0 done, 1 failed (a ``failure`` message says why), 3 aborted.
+"""
+
+import json
+import os
+import sys
+import traceback
+
+EXIT_DONE, EXIT_FAILED, EXIT_ABORTED = 0, 1, 3
+
+
+def main(argv: list[str]) -> int:
+    channel = os.fdopen(int(argv[1]), "w", buffering=1, encoding="utf-8")
+    spec = json.load(sys.stdin)
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digits_site.settings")
+    import django
+
+    django.setup()
+
+    from apps.jobs.context import JobAborted, JobContext
+    from apps.jobs.kinds import get_kind
+
+    ctx = JobContext(
+        job_id=spec["job_id"],
+        kind=spec["kind"],
+        params=spec["params"],
+        attempt=spec["attempt"],
+        staging_prefix=spec["staging_prefix"],
+        channel=channel,
+    )
+    ctx.install_signal_handlers()
+
+    def report(type_: str, **data) -> None:
+        channel.write(json.dumps({"type": type_, "data": data}) + "\n")
+        channel.flush()
+
+    try:
+        result = get_kind(spec["kind"]).run(ctx)
+    except JobAborted:
+        return EXIT_ABORTED
+    except Exception as exc:
+        report("failure", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        return EXIT_FAILED
+    report("result", result=result or {})
+    return EXIT_DONE
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

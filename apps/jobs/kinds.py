@@ -1,0 +1,90 @@
+"""Job kinds: what a job does, registered by the apps and plugins that add them.
+
+The engine (claiming, child processes, events, abort, retries) knows nothing
+about datasets or training; a kind supplies the parameters it accepts, the work
+done in the job process, and what happens in the database when it finishes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rest_framework import serializers
+
+if TYPE_CHECKING:
+    from apps.jobs.context import JobContext
+    from apps.jobs.models import Job
+
+QUEUES = ("default", "gpu")
+
+
+class JobKind:
+    """Base class of a job kind. Subclass it and decorate with ``@register``.
+
+    ``run`` executes in the job's own OS process (never in the web or worker
+    process); the ``on_*`` hooks execute in the worker, inside the database
+    transaction that records the job's outcome.
+    """
+
+    #: Unique, stable identifier stored in ``Job.kind`` (e.g. ``"dataset.build"``).
+    name: ClassVar[str]
+    #: Human-readable title for pages and the API.
+    title: ClassVar[str]
+    #: ``"default"`` (CPU nodes) or ``"gpu"``.
+    queue: ClassVar[str] = "default"
+    #: Validates the ``params`` a user submits; ``None`` accepts no parameters.
+    params_serializer: ClassVar[type[serializers.Serializer] | None] = None
+    #: Whether a user may start the kind directly through the generic job API.
+    user_creatable: ClassVar[bool] = False
+
+    def validate_params(self, params: dict[str, Any], user) -> dict[str, Any]:
+        """Clean ``params`` or raise ``serializers.ValidationError`` naming the field."""
+        if self.params_serializer is None:
+            if params:
+                raise serializers.ValidationError({"params": "This job kind takes no parameters."})
+            return {}
+        serializer = self.params_serializer(data=params, context={"user": user})
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def queue_for(self, params: dict[str, Any]) -> str:
+        """The queue a job with these (validated) parameters goes to."""
+        return self.queue
+
+    def run(self, ctx: JobContext) -> dict[str, Any] | None:
+        """Do the work in the job process; return a JSON-able summary stored in ``Job.result``."""
+        raise NotImplementedError
+
+    def on_done(self, job: Job) -> None:
+        """Record the outcome (e.g. mark a dataset ready). Artifacts are already published."""
+
+    def on_failed(self, job: Job) -> None:
+        """Undo or mark entities that depended on the job (error or abort)."""
+
+    def on_delete(self, job: Job) -> None:
+        """Clean up anything outside the job's artifact prefix."""
+
+
+_registry: dict[str, JobKind] = {}
+
+
+def register(cls: type[JobKind]) -> type[JobKind]:
+    """Class decorator adding a kind to the registry; the name must be new."""
+    if cls.queue not in QUEUES:
+        raise ValueError(f"{cls.__name__}.queue must be one of {QUEUES}")
+    existing = _registry.get(cls.name)
+    if existing is not None and type(existing) is not cls:
+        raise ValueError(f"job kind {cls.name!r} is already registered by {type(existing)!r}")
+    _registry[cls.name] = cls()
+    return cls
+
+
+def get_kind(name: str) -> JobKind:
+    try:
+        return _registry[name]
+    except KeyError:
+        raise LookupError(f"unknown job kind {name!r}") from None
+
+
+def all_kinds() -> list[JobKind]:
+    return sorted(_registry.values(), key=lambda kind: kind.name)

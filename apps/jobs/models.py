@@ -1,0 +1,119 @@
+from django.db import models
+
+from apps.core.models import OwnedModel
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    ERROR = "error", "Error"
+    ABORTED = "aborted", "Aborted"
+
+
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+FINAL_STATUSES = (JobStatus.DONE, JobStatus.ERROR, JobStatus.ABORTED)
+
+
+class Job(OwnedModel):
+    """A long-running piece of work (ingestion, training, ...) run by a worker.
+
+    State machine (see docs/architecture.md)::
+
+        queued -> running -> done | error | aborted
+        queued -> aborted            (abort before a worker claimed it)
+        running -> queued            (reaper: worker lost, attempts left)
+    """
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=100, db_index=True)
+    queue = models.CharField(max_length=50, default="default")
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
+    )
+    progress = models.FloatField(default=0.0)
+    eta_seconds = models.PositiveIntegerField(null=True, blank=True)
+    status_text = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    abort_requested = models.BooleanField(default=False)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    last_seq = models.PositiveBigIntegerField(default=0)
+    cloned_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="clones"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat"),
+            models.Index(fields=["owner", "-created_at"], name="job_owner_created"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} (#{self.pk}, {self.kind})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def artifact_prefix(self) -> str:
+        """Where the job's published artifacts live in the artifact store."""
+        return f"jobs/{self.pk}/"
+
+    @property
+    def staging_prefix(self) -> str:
+        """Where the running attempt writes; published to ``artifact_prefix`` on success."""
+        return f"_staging/jobs/{self.pk}/attempt-{self.attempts}/"
+
+
+class JobEvent(models.Model):
+    """One structured event of a job, numbered by a per-job sequence.
+
+    ``type`` is one of status, progress, log, metric; ``data`` holds the payload
+    (see ``apps.jobs.events``).
+    """
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveBigIntegerField()
+    type = models.CharField(max_length=20)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["job", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "seq"], name="unique_job_event_seq")
+        ]
+
+    def __str__(self):
+        return f"#{self.job_id}.{self.seq} {self.type}"
+
+
+class JobArtifact(models.Model):
+    """A published file of a job, in the artifact store under the job's prefix."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="artifacts")
+    name = models.CharField(max_length=300)
+    key = models.CharField(max_length=500, unique=True)
+    size = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "name"], name="unique_job_artifact_name")
+        ]
+
+    def __str__(self):
+        return self.key

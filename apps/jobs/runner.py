@@ -1,0 +1,252 @@
+"""Runs one claimed job in its own OS process and relays its events.
+
+The worker thread that holds the dramatiq message starts the job process
+(``apps.jobs.child``), reads its event pipe, stdout and stderr, stores events in
+batches, keeps the heartbeat fresh, polls for abort requests and records the
+outcome. User code therefore never runs in the worker itself, and an abort can
+always end the job by killing its process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.jobs import events, services
+from apps.jobs.child import EXIT_ABORTED, EXIT_DONE, EXIT_FAILED
+from apps.jobs.models import Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.25
+ABORT_POLL_SECONDS = 0.5
+MAX_BATCH = 500
+MAX_LINE = 64 * 1024
+_PR_SET_PDEATHSIG = 1
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_native_id()}"
+
+
+def _die_with_parent() -> None:
+    # Linux: the job process is killed when the worker thread that started it
+    # dies, so a killed worker never leaves an orphan job running unobserved.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+    os.setpgrp()
+
+
+def execute(job_id: int) -> None:
+    """Claim the job and run it to an outcome; a job claimed elsewhere is left alone."""
+    worker = worker_name()
+    job = services.claim(job_id, worker)
+    if job is None:
+        log.info("job %s not claimable here (already taken, finished or aborted)", job_id)
+        return
+    JobRun(job, worker).run()
+
+
+class JobRun:
+    def __init__(self, job: Job, worker: str):
+        self.job = job
+        self.worker = worker
+        self.pending: list[dict[str, Any]] = []
+        self.fields: dict[str, Any] = {}
+        self.result: dict[str, Any] | None = None
+        self.failure: dict[str, Any] | None = None
+        self.abort_sent_at: float | None = None
+        self.lost = False
+        self.buffers: dict[int, bytes] = {}
+
+    # --- process ---------------------------------------------------------------
+    def _start(self) -> tuple[subprocess.Popen, int]:
+        read_fd, write_fd = os.pipe()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "apps.jobs.child", str(write_fd)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(write_fd,),
+            cwd=settings.BASE_DIR,
+            env=env,
+            preexec_fn=_die_with_parent,
+        )
+        os.close(write_fd)
+        spec = {
+            "job_id": self.job.pk,
+            "kind": self.job.kind,
+            "params": self.job.params,
+            "attempt": self.job.attempts,
+            "staging_prefix": self.job.staging_prefix,
+        }
+        try:
+            proc.stdin.write(json.dumps(spec).encode())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        return proc, read_fd
+
+    def run(self) -> None:
+        proc, events_fd = self._start()
+        streams = {events_fd: "events", proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
+        selector = selectors.DefaultSelector()
+        for fd, name in streams.items():
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ, name)
+        now = time.monotonic()
+        next_flush, next_poll = now + FLUSH_SECONDS, now + ABORT_POLL_SECONDS
+        next_heartbeat = now + settings.DIGITS_JOB_HEARTBEAT_SECONDS
+        try:
+            while selector.get_map() or proc.poll() is None:
+                for key, _ in selector.select(timeout=FLUSH_SECONDS / 2):
+                    chunk = os.read(key.fd, 65536)
+                    if chunk:
+                        self._feed(key.fd, key.data, chunk)
+                    else:
+                        self._feed(key.fd, key.data, b"", eof=True)
+                        selector.unregister(key.fd)
+                now = time.monotonic()
+                if now >= next_flush or len(self.pending) >= MAX_BATCH:
+                    self._flush()
+                    next_flush = now + FLUSH_SECONDS
+                if now >= next_heartbeat:
+                    self._heartbeat()
+                    next_heartbeat = now + settings.DIGITS_JOB_HEARTBEAT_SECONDS
+                if now >= next_poll:
+                    self._poll_abort(proc)
+                    next_poll = now + ABORT_POLL_SECONDS
+                if self.abort_sent_at and now - self.abort_sent_at > settings.DIGITS_JOB_KILL_GRACE_SECONDS:
+                    proc.kill()
+        finally:
+            selector.close()
+            os.close(events_fd)
+            proc.stdout.close()
+            proc.stderr.close()
+            if proc.poll() is None:
+                proc.kill()
+            returncode = proc.wait()
+        self._flush()
+        self._record_outcome(returncode)
+
+    # --- reading ---------------------------------------------------------------
+    def _feed(self, fd: int, stream: str, chunk: bytes, eof: bool = False) -> None:
+        data = self.buffers.get(fd, b"") + chunk
+        *lines, rest = data.split(b"\n")
+        if eof and rest:
+            lines.append(rest)
+            rest = b""
+        if len(rest) > MAX_LINE:  # a line without end: cut it rather than grow forever
+            lines.append(rest)
+            rest = b""
+        self.buffers[fd] = rest
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            if stream == "events":
+                self._handle(line)
+            elif line:
+                level = "error" if stream == "stderr" else "info"
+                self.pending.append(events.event("log", level=level, message=line, stream=stream))
+
+    def _handle(self, line: str) -> None:
+        try:
+            message = json.loads(line)
+            type_, data = message["type"], message["data"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("job %s sent a malformed event: %r", self.job.pk, line[:200])
+            return
+        if type_ == "result":
+            self.result = data.get("result") or {}
+            return
+        if type_ == "failure":
+            self.failure = data
+            self.pending.append(
+                events.event("log", level="error", message=data.get("traceback", ""), stream="job")
+            )
+            return
+        if type_ not in events.EVENT_TYPES:
+            return
+        ev = events.event(type_, **data)
+        if type_ == "progress":
+            self.fields["progress"] = data.get("progress", 0.0)
+            self.fields["eta_seconds"] = data.get("eta_seconds")
+            if data.get("text"):
+                self.fields["status_text"] = data["text"][:200]
+        elif type_ == "status":
+            self.fields["status_text"] = str(data.get("text", ""))[:200]
+        self.pending.append(ev)
+
+    # --- writing ---------------------------------------------------------------
+    def _flush(self) -> None:
+        if self.lost or not (self.pending or self.fields):
+            return
+        batch, self.pending = self.pending, []
+        fields, self.fields = self.fields, {}
+        events.append(self.job.pk, batch, **fields)
+
+    def _owned(self):
+        return Job.objects.filter(pk=self.job.pk, status=JobStatus.RUNNING, worker=self.worker)
+
+    def _heartbeat(self) -> None:
+        if not self.lost and not self._owned().update(heartbeat_at=timezone.now()):
+            self._lose()
+
+    def _poll_abort(self, proc: subprocess.Popen) -> None:
+        if self.lost or self.abort_sent_at:
+            return
+        row = Job.objects.filter(pk=self.job.pk).values("abort_requested", "status", "worker").first()
+        if row is None or row["status"] != JobStatus.RUNNING or row["worker"] != self.worker:
+            self._lose()
+        elif not row["abort_requested"]:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        self.abort_sent_at = time.monotonic()
+
+    def _lose(self) -> None:
+        # The reaper gave the job to someone else (our heartbeat went stale) or it
+        # was deleted: stop the process and leave the job's row alone.
+        log.warning("job %s is no longer owned by %s; stopping it", self.job.pk, self.worker)
+        self.lost = True
+
+    def _record_outcome(self, returncode: int) -> None:
+        if self.lost:
+            return
+        job = Job.objects.get(pk=self.job.pk)
+        if self.abort_sent_at is not None:
+            services.mark_aborted(job)
+        elif returncode == EXIT_DONE and self.result is not None:
+            try:
+                services.complete(job, self.result)
+            except Exception as exc:
+                log.exception("publishing the artifacts of job %s failed", job.pk)
+                services.fail(job, f"Could not publish the job's artifacts: {exc}")
+        elif returncode == EXIT_FAILED and self.failure:
+            services.fail(job, self.failure.get("error") or "The job failed.")
+        elif returncode == EXIT_ABORTED:
+            services.mark_aborted(job)
+        elif returncode < 0:
+            # Killed from outside (OOM killer, node pressure): like a lost worker.
+            name = signal.Signals(-returncode).name
+            with transaction.atomic():
+                job = Job.objects.select_for_update().get(pk=job.pk)
+                services.requeue_or_fail(job, f"The job process was killed by {name}.")
+        else:
+            services.fail(job, f"The job process exited with status {returncode}.")

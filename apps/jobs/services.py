@@ -1,0 +1,232 @@
+"""Job lifecycle: submit, claim, finish, abort, retry, clone, delete.
+
+Every state change goes through here; views, the API, the runner and the
+reaper only call these functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.core.storage import get_store
+from apps.jobs import events
+from apps.jobs.kinds import get_kind
+from apps.jobs.models import FINAL_STATUSES, Job, JobArtifact, JobStatus
+
+log = logging.getLogger(__name__)
+
+
+class JobStateError(Exception):
+    """The job is not in a state that allows the operation (409)."""
+
+
+def enqueue(job: Job) -> None:
+    """Send the job's message once the current transaction commits."""
+    from apps.jobs.tasks import actor_for_queue
+
+    actor = actor_for_queue(job.queue)
+    job_id = job.pk
+    transaction.on_commit(lambda: actor.send(job_id))
+
+
+def submit(
+    *, owner, kind: str, params: dict[str, Any], name: str = "", team=None,
+    visibility: str = "private", cloned_from: Job | None = None,
+) -> Job:  # fmt: skip
+    """Create a queued job of ``kind`` with already validated ``params`` and enqueue it."""
+    job_kind = get_kind(kind)
+    with transaction.atomic():
+        job = Job.objects.create(
+            owner=owner,
+            team=team,
+            visibility=visibility,
+            name=name or job_kind.title,
+            kind=kind,
+            queue=job_kind.queue_for(params),
+            params=params,
+            max_attempts=settings.DIGITS_JOB_MAX_ATTEMPTS,
+            enqueued_at=timezone.now(),
+            cloned_from=cloned_from,
+        )
+        events.append(job.pk, [events.event("status", status=JobStatus.QUEUED, text="Queued")])
+        enqueue(job)
+    job.refresh_from_db()
+    return job
+
+
+def claim(job_id: int, worker: str) -> Job | None:
+    """Atomically move a queued job to running for ``worker``; None if someone else has it.
+
+    The conditional update is the lock: of two workers holding duplicate
+    messages, exactly one sees a changed row.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(pk=job_id, status=JobStatus.QUEUED)
+            .first()
+        )
+        if job is None:
+            return None
+        if job.abort_requested:
+            _finish_locked(job, JobStatus.ABORTED, text="Aborted before it started")
+            return None
+        if job.attempts >= job.max_attempts:
+            _finish_locked(
+                job, JobStatus.ERROR,
+                error=f"Gave up after {job.attempts} attempts.",
+            )  # fmt: skip
+            return None
+        job.attempts += 1
+        job.status = JobStatus.RUNNING
+        job.worker = worker
+        job.heartbeat_at = now
+        job.started_at = job.started_at or now
+        fields = {
+            "attempts": job.attempts, "status": job.status, "worker": worker,
+            "heartbeat_at": now, "started_at": job.started_at, "error": "",
+        }  # fmt: skip
+        text = f"Running on {worker}" + (
+            f" (attempt {job.attempts} of {job.max_attempts})" if job.attempts > 1 else ""
+        )
+        events.append(
+            job.pk, [events.event("status", status=JobStatus.RUNNING, text=text)],
+            status_text=text, **fields,
+        )  # fmt: skip
+    return job
+
+
+def _finish_locked(job: Job, status: str, *, error: str = "", text: str = "", result=None):
+    """Record a final status. The caller holds the row lock (or owns the running job)."""
+    kind = get_kind(job.kind)
+    fields: dict[str, Any] = {
+        "status": status,
+        "finished_at": timezone.now(),
+        "error": error,
+        "status_text": text or JobStatus(status).label,
+        "eta_seconds": None,
+    }
+    if status == JobStatus.DONE:
+        fields["progress"] = 1.0
+        fields["result"] = result or {}
+    evs = []
+    if error:
+        evs.append(events.event("log", level="error", message=error, stream="system"))
+    evs.append(events.event("status", status=status, text=fields["status_text"], error=error))
+    events.append(job.pk, evs, **fields)
+    for name, value in fields.items():
+        setattr(job, name, value)
+    if status == JobStatus.DONE:
+        kind.on_done(job)
+    else:
+        kind.on_failed(job)
+    if status != JobStatus.DONE:
+        transaction.on_commit(lambda: get_store().discard_prefix(job.staging_prefix))
+
+
+def complete(job: Job, result: dict[str, Any] | None) -> None:
+    """Publish the attempt's staged artifacts and mark the job done."""
+    store = get_store()
+    store.publish_prefix(job.staging_prefix, job.artifact_prefix)
+    with transaction.atomic():
+        for key in store.list(job.artifact_prefix):
+            JobArtifact.objects.update_or_create(
+                job=job,
+                name=key[len(job.artifact_prefix) :],
+                defaults={"key": key, "size": store.size(key)},
+            )
+        _finish_locked(job, JobStatus.DONE, result=result, text="Done")
+
+
+def fail(job: Job, error: str) -> None:
+    with transaction.atomic():
+        _finish_locked(job, JobStatus.ERROR, error=error)
+
+
+def mark_aborted(job: Job) -> None:
+    with transaction.atomic():
+        _finish_locked(job, JobStatus.ABORTED, text="Aborted")
+
+
+def request_abort(job: Job, by=None) -> Job:
+    """Ask a job to stop. A queued job stops at once; a running one within seconds.
+
+    The runner polls ``abort_requested`` and kills the job process (see
+    ``apps.jobs.runner``); finished jobs cannot be aborted.
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.status in FINAL_STATUSES:
+            raise JobStateError(f"The job is already {job.get_status_display().lower()}.")
+        who = f" by {by.get_username()}" if by is not None else ""
+        events.append(
+            job.pk,
+            [events.event("log", level="warning", message=f"Abort requested{who}.", stream="system")],
+            abort_requested=True,
+        )
+        job.abort_requested = True
+        if job.status == JobStatus.QUEUED:
+            _finish_locked(job, JobStatus.ABORTED, text="Aborted before it started")
+    return job
+
+
+def requeue_or_fail(job: Job, reason: str) -> str:
+    """After losing the worker (stale heartbeat, killed process): retry if attempts remain.
+
+    Returns the new status. The caller holds the row lock.
+    """
+    if job.abort_requested:
+        _finish_locked(job, JobStatus.ABORTED, text="Aborted")
+        return JobStatus.ABORTED
+    if job.attempts >= job.max_attempts:
+        _finish_locked(
+            job, JobStatus.ERROR,
+            error=f"{reason} Gave up after {job.attempts} of {job.max_attempts} attempts.",
+        )  # fmt: skip
+        return JobStatus.ERROR
+    now = timezone.now()
+    text = f"{reason} Retrying (attempt {job.attempts + 1} of {job.max_attempts})."
+    events.append(
+        job.pk,
+        [
+            events.event("log", level="warning", message=text, stream="system"),
+            events.event("status", status=JobStatus.QUEUED, text=text),
+        ],
+        status=JobStatus.QUEUED, worker="", enqueued_at=now, status_text=text,
+    )  # fmt: skip
+    stale_staging = job.staging_prefix
+    transaction.on_commit(lambda: get_store().discard_prefix(stale_staging))
+    job.status = JobStatus.QUEUED
+    enqueue(job)
+    return JobStatus.QUEUED
+
+
+def clone(job: Job, owner) -> Job:
+    """A new queued job with the same kind and parameters, owned by ``owner``."""
+    return submit(
+        owner=owner, kind=job.kind, params=job.params, name=job.name,
+        team=job.team, visibility=job.visibility, cloned_from=job,
+    )  # fmt: skip
+
+
+def delete(job: Job) -> None:
+    """Delete a finished job, its events and its artifacts."""
+    if job.is_active:
+        raise JobStateError("The job is still active; abort it first.")
+    get_kind(job.kind).on_delete(job)
+    prefix, staging = job.artifact_prefix, f"_staging/jobs/{job.pk}/"
+    with transaction.atomic():
+        job.delete()
+
+        def remove_artifacts():
+            store = get_store()
+            store.delete_prefix(prefix)
+            store.discard_prefix(staging)
+
+        transaction.on_commit(remove_artifacts)

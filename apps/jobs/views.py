@@ -1,0 +1,99 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+from rest_framework import serializers
+
+from apps.core import permissions
+from apps.jobs import services
+from apps.jobs.forms import WorkerCheckForm
+from apps.jobs.kinds import get_kind
+from apps.jobs.models import Job
+
+
+def _job(request, pk, action=permissions.VIEW):
+    return permissions.get_object_for(
+        request.user, Job.objects.select_related("owner", "team"), action, pk=pk
+    )
+
+
+@login_required
+def job_detail(request, pk):
+    job = _job(request, pk)
+    return render(
+        request,
+        "jobs/job_detail.html",
+        {
+            "job": job,
+            "artifacts": job.artifacts.all(),
+            "can_change": permissions.can(request.user, permissions.CHANGE, job),
+            "can_delete": permissions.can(request.user, permissions.DELETE, job),
+        },
+    )
+
+
+@login_required
+def job_log(request, pk):
+    job = _job(request, pk)
+    lines = job.events.filter(type="log").order_by("seq").values_list("created_at", "data")
+    text = "".join(f"{t:%Y-%m-%d %H:%M:%S} {d.get('level', 'info'):7} {d.get('message', '')}\n" for t, d in lines)
+    response = HttpResponse(text, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="job-{job.pk}.log"'
+    return response
+
+
+@login_required
+@require_POST
+def job_abort(request, pk):
+    job = _job(request, pk, permissions.CHANGE)
+    try:
+        services.request_abort(job, by=request.user)
+        messages.info(request, "Abort requested.")
+    except services.JobStateError as exc:
+        messages.error(request, str(exc))
+    return redirect("jobs:detail", pk=pk)
+
+
+@login_required
+@require_POST
+def job_clone(request, pk):
+    job = _job(request, pk)
+    if job.team is not None and not permissions.can_share_with(request.user, job.team):
+        job.team, job.visibility = None, "private"
+    new = services.clone(job, request.user)
+    messages.success(request, f"Cloned as job #{new.pk}.")
+    return redirect("jobs:detail", pk=new.pk)
+
+
+@login_required
+@require_POST
+def job_delete(request, pk):
+    job = _job(request, pk, permissions.DELETE)
+    try:
+        services.delete(job)
+    except services.JobStateError as exc:
+        messages.error(request, str(exc))
+        return redirect("jobs:detail", pk=pk)
+    messages.success(request, f"Job #{pk} deleted.")
+    return redirect("home")
+
+
+@login_required
+def worker_check_new(request):
+    form = WorkerCheckForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        kind = get_kind("worker.check")
+        try:
+            params = kind.validate_params({f: data[f] for f in form.param_fields}, request.user)
+        except serializers.ValidationError as exc:
+            for field, errors in exc.detail.items():
+                form.add_error(field if field in form.fields else None, [str(e) for e in errors])
+        else:
+            job = services.submit(
+                owner=request.user, kind=kind.name, params=params, name=data["name"],
+                team=data["team"], visibility=data["visibility"],
+            )  # fmt: skip
+            return redirect("jobs:detail", pk=job.pk)
+    return render(request, "jobs/worker_check_new.html", {"form": form})

@@ -1,0 +1,167 @@
+// Live job pages: a websocket brings new events; the REST API fills any gap by
+// sequence number (after page load, after a reconnect), so nothing is lost.
+(function () {
+  "use strict";
+
+  const STATUS_CLASSES = {
+    queued: "bg-info", running: "bg-primary", done: "bg-success",
+    error: "bg-danger", aborted: "bg-secondary",
+  };
+  const LABELS = { queued: "Queued", running: "Running", done: "Done", error: "Error", aborted: "Aborted" };
+
+  function wsUrl(path) {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    return scheme + "//" + location.host + path;
+  }
+
+  function connect(path, onMessage, onOpen) {
+    let delay = 500;
+    function open() {
+      const socket = new WebSocket(wsUrl(path));
+      socket.onopen = function () { delay = 500; if (onOpen) onOpen(); };
+      socket.onmessage = function (msg) { onMessage(JSON.parse(msg.data)); };
+      socket.onclose = function (ev) {
+        if (ev.code === 4401 || ev.code === 4404) return; // not allowed: do not retry
+        setTimeout(open, delay);
+        delay = Math.min(delay * 2, 10000);
+      };
+    }
+    open();
+  }
+
+  function setStatus(root, status, text) {
+    root.querySelectorAll("[data-role=status]").forEach(function (badge) {
+      badge.className = "badge job-status status-" + status + " " + (STATUS_CLASSES[status] || "");
+      badge.textContent = LABELS[status] || status;
+    });
+    if (text !== undefined) {
+      root.querySelectorAll("[data-role=status-text]").forEach(function (el) { el.textContent = text; });
+    }
+    if (status !== "running" && status !== "queued") {
+      root.querySelectorAll("[data-role=abort-form]").forEach(function (el) { el.remove(); });
+    }
+  }
+
+  function setProgress(root, fraction, status) {
+    const pct = Math.round(fraction * 100);
+    root.querySelectorAll("[data-role=progress]").forEach(function (bar) {
+      bar.style.width = pct + "%";
+      bar.textContent = pct + "%";
+      bar.parentElement.setAttribute("aria-valuenow", pct);
+      bar.classList.toggle("progress-bar-animated", status === "running");
+      bar.classList.toggle("progress-bar-striped", status === "running");
+    });
+  }
+
+  // --- one job -----------------------------------------------------------------
+  function jobPage(root) {
+    let lastSeq = 0;
+    let status = null;
+    let backfilling = null;
+    const log = root.querySelector("[data-role=log]");
+    const metrics = root.querySelector("[data-role=metrics] tbody");
+    const eta = root.querySelector("[data-role=eta]");
+    const error = root.querySelector("[data-role=error]");
+
+    function apply(ev) {
+      if (ev.seq <= lastSeq) return; // already shown
+      lastSeq = ev.seq;
+      root.dataset.lastSeq = lastSeq;
+      const d = ev.data;
+      if (ev.type === "status") {
+        status = d.status;
+        setStatus(root, d.status, d.text);
+        if (d.error) { error.textContent = d.error; error.classList.remove("d-none"); }
+        if (d.status === "done") setProgress(root, 1, "done");
+        else if (d.status !== "running") setProgress(root, currentProgress(), d.status);
+      } else if (ev.type === "progress") {
+        setProgress(root, d.progress, status || "running");
+        eta.textContent = d.eta_seconds != null ? "· ETA " + d.eta_seconds + " s" : "";
+        if (d.text) root.querySelector("[data-role=status-text]").textContent = d.text;
+      } else if (ev.type === "log") {
+        const line = document.createElement("div");
+        line.className = "level-" + (d.level || "info");
+        line.textContent = ev.time.substring(11, 19) + " " + d.message;
+        log.appendChild(line);
+        log.scrollTop = log.scrollHeight;
+      } else if (ev.type === "metric") {
+        let row = metrics.querySelector('[data-series="' + CSS.escape(d.series) + '"]');
+        if (!row) {
+          row = document.createElement("tr");
+          row.dataset.series = d.series;
+          row.innerHTML = "<th></th><td></td><td class='text-muted'></td>";
+          row.children[0].textContent = d.series;
+          metrics.appendChild(row);
+        }
+        row.children[1].textContent = Number(d.value).toPrecision(4);
+        row.children[2].textContent = "step " + d.step;
+      }
+    }
+
+    function currentProgress() {
+      const bar = root.querySelector("[data-role=progress]");
+      return bar ? parseFloat(bar.style.width) / 100 : 0;
+    }
+
+    function backfill() {
+      if (backfilling) return backfilling;
+      const url = root.dataset.eventsUrl;
+      backfilling = (async function () {
+        for (;;) {
+          const response = await fetch(url + "?after=" + lastSeq, { credentials: "same-origin" });
+          if (!response.ok) break;
+          const page = await response.json();
+          page.events.forEach(apply);
+          if (!page.events.length || lastSeq >= page.last_seq) break;
+        }
+      })().finally(function () { backfilling = null; });
+      return backfilling;
+    }
+
+    connect(root.dataset.ws, function (msg) {
+      if (msg.type === "hello") {
+        backfill();
+      } else if (msg.type === "events") {
+        const first = msg.events.length ? msg.events[0].seq : lastSeq + 1;
+        if (first > lastSeq + 1 || backfilling) {
+          backfill().then(function () { msg.events.forEach(apply); });
+        } else {
+          msg.events.forEach(apply);
+        }
+      }
+    });
+  }
+
+  // --- job list ----------------------------------------------------------------
+  function jobList(table) {
+    connect(table.dataset.ws, function (msg) {
+      if (msg.type !== "job") return;
+      const job = msg.job;
+      let row = table.querySelector('tr[data-job="' + job.id + '"]');
+      if (!row) {
+        const empty = table.querySelector("tr.empty");
+        if (empty) empty.remove();
+        row = document.createElement("tr");
+        row.dataset.job = job.id;
+        row.innerHTML =
+          "<td></td><td><a></a></td><td></td>" +
+          "<td><span class='badge job-status' data-role='status'></span> <small class='text-muted' data-role='status-text'></small></td>" +
+          "<td><div class='progress'><div class='progress-bar' data-role='progress'></div></div></td><td></td><td>just now</td>";
+        row.children[0].textContent = job.id;
+        row.querySelector("a").textContent = job.name;
+        row.querySelector("a").href = "/jobs/" + job.id + "/";
+        row.children[2].textContent = job.kind;
+        table.querySelector("tbody").prepend(row);
+      }
+      setStatus(row, job.status, job.status_text);
+      setProgress(row, job.progress, job.status);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    const job = document.getElementById("job");
+    if (job) jobPage(job);
+    const list = document.getElementById("job-list");
+    if (list) jobList(list);
+  });
+})();
