@@ -38,6 +38,10 @@ MAX_BATCH = 500
 MAX_LINE = 64 * 1024
 _PR_SET_PDEATHSIG = 1
 
+#: Set when the worker process is shutting down: running jobs are stopped and
+#: queued again, so another worker continues them.
+shutdown = threading.Event()
+
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_native_id()}"
@@ -72,6 +76,7 @@ class JobRun:
         self.result: dict[str, Any] | None = None
         self.failure: dict[str, Any] | None = None
         self.abort_sent_at: float | None = None
+        self.handed_back = False
         self.lost = False
         self.buffers: dict[int, bytes] = {}
 
@@ -211,6 +216,11 @@ class JobRun:
     def _poll_abort(self, proc: subprocess.Popen) -> None:
         if self.lost or self.abort_sent_at:
             return
+        if shutdown.is_set():
+            self.handed_back = True
+            proc.send_signal(signal.SIGTERM)
+            self.abort_sent_at = time.monotonic()
+            return
         row = Job.objects.filter(pk=self.job.pk).values("abort_requested", "status", "worker").first()
         if row is None or row["status"] != JobStatus.RUNNING or row["worker"] != self.worker:
             self._lose()
@@ -230,7 +240,13 @@ class JobRun:
         if self.lost:
             return
         job = Job.objects.get(pk=self.job.pk)
-        if self.abort_sent_at is not None:
+        if self.handed_back:
+            with transaction.atomic():
+                job = Job.objects.select_for_update().get(pk=job.pk)
+                job.attempts -= 1  # a clean hand-back is not a failed attempt
+                Job.objects.filter(pk=job.pk).update(attempts=job.attempts)
+                services.requeue_or_fail(job, f"Worker {self.worker} shut down.")
+        elif self.abort_sent_at is not None:
             services.mark_aborted(job)
         elif returncode == EXIT_DONE and self.result is not None:
             try:

@@ -1,0 +1,219 @@
+"""Fixtures shared by the whole suite.
+
+The suite runs against real services (see scripts/with_test_services.py):
+PostgreSQL, a Redis or RabbitMQ broker, channels-redis and an S3 server.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- people ------------------------------------------------------------------------
+@dataclass
+class People:
+    owner: object
+    team_viewer: object
+    team_member: object
+    team_admin: object
+    other: object
+    staff: object
+    team: object
+
+
+@pytest.fixture
+def people(db, django_user_model):
+    """A team with a viewer, a member and an admin; the owner is a member too."""
+    from apps.accounts.models import Membership, Team
+
+    def user(name, **extra):
+        return django_user_model.objects.create_user(name, password="pw-" + name, **extra)
+
+    team = Team.objects.create(name="Vision", slug="vision")
+    p = People(
+        owner=user("olivia"),
+        team_viewer=user("victor"),
+        team_member=user("mia"),
+        team_admin=user("adam"),
+        other=user("oscar"),
+        staff=user("stella", is_staff=True),
+        team=team,
+    )
+    for person, role in [
+        (p.owner, "member"), (p.team_viewer, "viewer"), (p.team_member, "member"),
+        (p.team_admin, "admin"),
+    ]:  # fmt: skip
+        Membership.objects.create(team=team, user=person, role=role)
+    return p
+
+
+@pytest.fixture
+def api_client():
+    """An API client; ``api_client.as_user(user)`` authenticates with a real API token."""
+    from rest_framework.test import APIClient
+
+    from apps.accounts.models import ApiToken
+
+    client = APIClient()
+
+    def as_user(user):
+        _, key = ApiToken.issue(user, "tests")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        return client
+
+    client.as_user = as_user
+    return client
+
+
+# --- processes -------------------------------------------------------------------------
+def database_url() -> str:
+    """The URL of the database the tests use (pytest-django's test database)."""
+    s = connection.settings_dict
+    host = s.get("HOST") or "127.0.0.1"
+    port = s.get("PORT") or 5432
+    user = s.get("USER") or "postgres"
+    return f"postgres://{user}@{host}:{port}/{s['NAME']}"
+
+
+def process_env(**overrides) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"}
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """A platform process (worker, reaper, web) started for a test."""
+
+    def __init__(self, args, env, log_path: Path):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"process exited ({self.proc.returncode}):\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} not seen in time:\n{self.log()[-3000:]}")
+
+    def kill(self, sig=signal.SIGKILL) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def start_process(transactional_db, tmp_path):
+    """Factory: ``start_process("manage.py", "jobworker", ..., env={...})``; stopped after the test."""
+    started = []
+
+    def start(*args, env=None, name=None):
+        log_path = tmp_path / f"{name or args[1]}-{len(started)}.log"
+        proc = Process(args, process_env(**(env or {})), log_path)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def start_worker(start_process):
+    """Factory for a job worker process: ``start_worker(queues=("default",), broker_url=None)``."""
+
+    def start(queues=("default",), threads=1, broker_url=None, **env):
+        if broker_url:
+            env["DIGITS_BROKER_URL"] = broker_url
+        worker = start_process(
+            "manage.py", "jobworker", "--queues", *queues, "--threads", str(threads),
+            env=env, name="worker-" + "-".join(queues),
+        )  # fmt: skip
+        worker.wait_for_log("Worker consuming")
+        return worker
+
+    return start
+
+
+@pytest.fixture
+def live_server_url(start_process):
+    """The platform served by uvicorn (HTTP + websockets) in a separate process."""
+    import urllib.request
+
+    port = free_port()
+    web = start_process(
+        "-m", "uvicorn", "digits_site.asgi:application", "--host", "127.0.0.1",
+        "--port", str(port), "--no-access-log", name="web",
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/healthz/live", timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline or web.proc.poll() is not None:
+                raise AssertionError("web server did not start:\n" + web.log()[-3000:]) from None
+            time.sleep(0.2)
+    return url
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.1, message: str = ""):
+    """Poll ``predicate`` until it returns a truthy value; return it or fail the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(message or f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _empty_broker_queues():
+    """Drop messages left in the Redis broker by an earlier, interrupted run."""
+    url = settings.BROKER_URL
+    if url.startswith("redis"):
+        import redis
+
+        redis.Redis.from_url(url).flushdb()
