@@ -103,7 +103,7 @@ class Process:
 
     def __init__(self, args, env, log_path: Path):
         self.log_path = log_path
-        self._log = open(log_path, "wb")
+        self._log = open(log_path, "wb")  # noqa: SIM115  closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, *args], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
@@ -121,7 +121,9 @@ class Process:
             if text in self.log():
                 return
             if self.proc.poll() is not None:
-                raise AssertionError(f"process exited ({self.proc.returncode}):\n{self.log()[-3000:]}")
+                raise AssertionError(
+                    f"process exited ({self.proc.returncode}):\n{self.log()[-3000:]}"
+                )
             time.sleep(0.1)
         raise AssertionError(f"{text!r} not seen in time:\n{self.log()[-3000:]}")
 

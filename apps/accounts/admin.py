@@ -35,6 +35,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_filter = ["created_at"]
     search_fields = ["name", "user__username", "prefix"]
     readonly_fields = ["prefix", "created_at", "last_used_at"]
+
     # Keys are issued from the account page or the API, where the clear key is shown once.
     def has_add_permission(self, request):
         return False

@@ -16,10 +16,14 @@ def home(request):
         request,
         "core/home.html",
         {
-            "datasets": permissions.visible(Dataset.objects.select_related("owner"), user)[:HOME_ROWS],
+            "datasets": permissions.visible(Dataset.objects.select_related("owner"), user)[
+                :HOME_ROWS
+            ],
             "models": permissions.visible(
                 TrainedModel.objects.select_related("owner", "dataset"), user
             )[:HOME_ROWS],
-            "jobs": permissions.visible(Job.objects.select_related("owner", "team"), user)[:HOME_ROWS],
+            "jobs": permissions.visible(Job.objects.select_related("owner", "team"), user)[
+                :HOME_ROWS
+            ],
         },
     )

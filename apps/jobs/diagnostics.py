@@ -47,7 +47,9 @@ class WorkerCheck(JobKind):
             return [{"name": "cpu:numpy", "type": "CPU"}], None
         import tensorflow as tf
 
-        devices = [{"name": d.name, "type": d.device_type} for d in tf.config.list_logical_devices()]
+        devices = [
+            {"name": d.name, "type": d.device_type} for d in tf.config.list_logical_devices()
+        ]
         return devices, tf
 
     def run(self, ctx):

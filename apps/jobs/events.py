@@ -68,7 +68,10 @@ def append(job_id: int, events: Iterable[dict[str, Any]], **job_fields: Any) -> 
         first = summary["last_seq"] - len(events) + 1
         rows = JobEvent.objects.bulk_create(
             JobEvent(
-                job_id=job_id, seq=first + i, type=ev["type"], data=ev["data"],
+                job_id=job_id,
+                seq=first + i,
+                type=ev["type"],
+                data=ev["data"],
                 created_at=ev["time"],
             )  # fmt: skip
             for i, ev in enumerate(events)

@@ -92,9 +92,7 @@ class JobEvent(models.Model):
 
     class Meta:
         ordering = ["job", "seq"]
-        constraints = [
-            models.UniqueConstraint(fields=["job", "seq"], name="unique_job_event_seq")
-        ]
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="unique_job_event_seq")]
 
     def __str__(self):
         return f"#{self.job_id}.{self.seq} {self.type}"

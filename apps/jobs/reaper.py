@@ -33,7 +33,9 @@ def reap(now=None) -> dict[str, int]:
         )
         for job in stale:
             silent = int((now - job.heartbeat_at).total_seconds())
-            reason = f"Worker {job.worker or '?'} stopped responding ({silent} s without heartbeat)."
+            reason = (
+                f"Worker {job.worker or '?'} stopped responding ({silent} s without heartbeat)."
+            )
             status = services.requeue_or_fail(job, reason)
             counts[{"queued": "retried", "error": "failed", "aborted": "aborted"}[status]] += 1
 

@@ -9,6 +9,7 @@ always end the job by killing its process.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
@@ -50,10 +51,8 @@ def worker_name() -> str:
 def _die_with_parent() -> None:
     # Linux: the job process is killed when the worker thread that started it
     # dies, so a killed worker never leaves an orphan job running unobserved.
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
     os.setpgrp()
 
 
@@ -111,7 +110,11 @@ class JobRun:
 
     def run(self) -> None:
         proc, events_fd = self._start()
-        streams = {events_fd: "events", proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
+        streams = {
+            events_fd: "events",
+            proc.stdout.fileno(): "stdout",
+            proc.stderr.fileno(): "stderr",
+        }
         selector = selectors.DefaultSelector()
         for fd, name in streams.items():
             os.set_blocking(fd, False)
@@ -138,7 +141,10 @@ class JobRun:
                 if now >= next_poll:
                     self._poll_abort(proc)
                     next_poll = now + ABORT_POLL_SECONDS
-                if self.abort_sent_at and now - self.abort_sent_at > settings.DIGITS_JOB_KILL_GRACE_SECONDS:
+                if (
+                    self.abort_sent_at
+                    and now - self.abort_sent_at > settings.DIGITS_JOB_KILL_GRACE_SECONDS
+                ):
                     proc.kill()
         finally:
             selector.close()
@@ -221,7 +227,9 @@ class JobRun:
             proc.send_signal(signal.SIGTERM)
             self.abort_sent_at = time.monotonic()
             return
-        row = Job.objects.filter(pk=self.job.pk).values("abort_requested", "status", "worker").first()
+        row = (
+            Job.objects.filter(pk=self.job.pk).values("abort_requested", "status", "worker").first()
+        )
         if row is None or row["status"] != JobStatus.RUNNING or row["worker"] != self.worker:
             self._lose()
         elif not row["abort_requested"]:

@@ -167,7 +167,11 @@ def request_abort(job: Job, by=None) -> Job:
         who = f" by {by.get_username()}" if by is not None else ""
         events.append(
             job.pk,
-            [events.event("log", level="warning", message=f"Abort requested{who}.", stream="system")],
+            [
+                events.event(
+                    "log", level="warning", message=f"Abort requested{who}.", stream="system"
+                )
+            ],
             abort_requested=True,
         )
         job.abort_requested = True

@@ -37,7 +37,10 @@ def job_detail(request, pk):
 def job_log(request, pk):
     job = _job(request, pk)
     lines = job.events.filter(type="log").order_by("seq").values_list("created_at", "data")
-    text = "".join(f"{t:%Y-%m-%d %H:%M:%S} {d.get('level', 'info'):7} {d.get('message', '')}\n" for t, d in lines)
+    text = "".join(
+        f"{t:%Y-%m-%d %H:%M:%S} {d.get('level', 'info'):7} {d.get('message', '')}\n"
+        for t, d in lines
+    )
     response = HttpResponse(text, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="job-{job.pk}.log"'
     return response

@@ -13,9 +13,7 @@ class TrainedModel(OwnedModel):
 
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    dataset = models.ForeignKey(
-        "datasets.Dataset", on_delete=models.PROTECT, related_name="models"
-    )
+    dataset = models.ForeignKey("datasets.Dataset", on_delete=models.PROTECT, related_name="models")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.TRAINING)
     job = models.ForeignKey(
         "jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

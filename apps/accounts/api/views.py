@@ -48,7 +48,9 @@ class ApiTokenViewSet(
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         token, key = ApiToken.issue(
-            request.user, serializer.validated_data["name"], serializer.validated_data.get("expires_at")
+            request.user,
+            serializer.validated_data["name"],
+            serializer.validated_data.get("expires_at"),
         )
         token.key = key
         return Response(NewApiTokenSerializer(token).data, status=status.HTTP_201_CREATED)

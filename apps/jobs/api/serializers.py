@@ -43,7 +43,9 @@ class JobSerializer(OwnedSerializerMixin, serializers.ModelSerializer):
             kind = None
         if kind is None or (self.instance is None and not kind.user_creatable):
             choices = ", ".join(k.name for k in all_kinds() if k.user_creatable)
-            raise serializers.ValidationError(f"Unknown job kind {value!r}. Choose one of: {choices}.")
+            raise serializers.ValidationError(
+                f"Unknown job kind {value!r}. Choose one of: {choices}."
+            )
         return value
 
     def validate(self, attrs):
@@ -56,7 +58,9 @@ class JobSerializer(OwnedSerializerMixin, serializers.ModelSerializer):
             except serializers.ValidationError as exc:
                 raise serializers.ValidationError({"params": exc.detail}) from None
         elif "params" in attrs and attrs["params"] != self.instance.params:
-            raise serializers.ValidationError({"params": "Parameters of a submitted job cannot change; clone it."})
+            raise serializers.ValidationError(
+                {"params": "Parameters of a submitted job cannot change; clone it."}
+            )
         return attrs
 
 

@@ -63,7 +63,9 @@ class JobViewSet(OwnedModelViewSet):
     @action(detail=True, methods=["post"])
     def abort(self, request, pk=None):
         """Stop the job: a queued job at once, a running one within seconds."""
-        job = permissions.get_object_for(request.user, self.get_queryset(), permissions.CHANGE, pk=pk)
+        job = permissions.get_object_for(
+            request.user, self.get_queryset(), permissions.CHANGE, pk=pk
+        )
         try:
             job = services.request_abort(job, by=request.user)
         except services.JobStateError as exc:
@@ -83,9 +85,15 @@ class JobViewSet(OwnedModelViewSet):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("after", OpenApiTypes.INT, description="Only events with a larger seq."),
-            OpenApiParameter("limit", OpenApiTypes.INT, description=f"At most this many (≤ {MAX_EVENTS_PAGE})."),
-            OpenApiParameter("type", OpenApiTypes.STR, description="status, progress, log or metric."),
+            OpenApiParameter(
+                "after", OpenApiTypes.INT, description="Only events with a larger seq."
+            ),
+            OpenApiParameter(
+                "limit", OpenApiTypes.INT, description=f"At most this many (≤ {MAX_EVENTS_PAGE})."
+            ),
+            OpenApiParameter(
+                "type", OpenApiTypes.STR, description="status, progress, log or metric."
+            ),
         ],
         responses=JobEventSerializer(many=True),
     )
@@ -111,7 +119,9 @@ class JobViewSet(OwnedModelViewSet):
 
 class EventQuery(serializers.Serializer):
     after = serializers.IntegerField(min_value=0, default=0)
-    limit = serializers.IntegerField(min_value=1, max_value=MAX_EVENTS_PAGE, default=MAX_EVENTS_PAGE)
+    limit = serializers.IntegerField(
+        min_value=1, max_value=MAX_EVENTS_PAGE, default=MAX_EVENTS_PAGE
+    )
     type = serializers.ChoiceField(choices=["status", "progress", "log", "metric"], required=False)
 
 
@@ -120,4 +130,3 @@ class EventQuery(serializers.Serializer):
 def job_kinds(request):
     """The registered job kinds; those with ``user_creatable`` can be posted to /jobs/."""
     return Response(JobKindSerializer(all_kinds(), many=True).data)
-

@@ -22,7 +22,9 @@ class Command(BaseCommand):
             User.objects.create_superuser(username, email="", password=password)
             password_file.write_text(password + "\n")
             password_file.chmod(0o600)
-            self.stdout.write(self.style.SUCCESS(f"Created the administrator account “{username}”."))
+            self.stdout.write(
+                self.style.SUCCESS(f"Created the administrator account “{username}”.")
+            )
         if password_file.exists():
             password = password_file.read_text().strip()
             self.stdout.write(

@@ -12,7 +12,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--no-worker", action="store_true", help="Do not run the embedded worker.")
+        parser.add_argument(
+            "--no-worker", action="store_true", help="Do not run the embedded worker."
+        )
 
     def handle(self, *args, host, port, no_worker, **options):
         embedded = None

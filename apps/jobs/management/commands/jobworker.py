@@ -23,7 +23,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, queues, threads, **options):
         if settings.DIGITS_EMBEDDED_WORKER:
-            raise CommandError("Set DIGITS_BROKER_URL: the embedded broker only runs inside `serve`.")
+            raise CommandError(
+                "Set DIGITS_BROKER_URL: the embedded broker only runs inside `serve`."
+            )
         from apps.jobs import tasks  # noqa: F401  declares the actors
 
         stop = threading.Event()
@@ -37,7 +39,9 @@ class Command(BaseCommand):
             dramatiq.get_broker(), queues=set(queues), worker_threads=threads, worker_timeout=200
         )
         worker.start()
-        self.stdout.write(f"Worker consuming {', '.join(queues)} with {threads} thread(s)", ending="\n")
+        self.stdout.write(
+            f"Worker consuming {', '.join(queues)} with {threads} thread(s)", ending="\n"
+        )
         self.stdout.flush()
         stop.wait()
         self.stdout.write("Shutting down: handing running jobs back to the queue")

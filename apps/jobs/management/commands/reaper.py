@@ -5,7 +5,9 @@ from apps.jobs import reaper
 
 
 class Command(BaseCommand):
-    help = "Reconcile jobs forever: retry or fail jobs with a stale heartbeat, resend lost messages."
+    help = (
+        "Reconcile jobs forever: retry or fail jobs with a stale heartbeat, resend lost messages."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--interval", type=float, default=None)

@@ -1,0 +1,52 @@
+# Two commands on a fresh machine:
+#   make run    set up and serve the platform on the embedded default (http://127.0.0.1:8000)
+#   make test   set up and run the whole test suite against real services
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install install-test services browser lint migrations-check clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test browser
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py ensure_admin --url http://$(HOST):$(PORT)/
+	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+
+# Chromium for the real-browser tests (Debian's package; browser downloads are blocked).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+# PostgreSQL, Redis and RabbitMQ run on the machine; start any that stopped.
+services:
+	@scripts/start-services
+
+test: install-test services
+	$(PY) scripts/with_test_services.py $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+migrations-check: install
+	$(PY) manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf $(VENV) var staticfiles
