@@ -42,7 +42,10 @@ class JobAdmin(OwnedModelAdmin):
         self.message_user(request, f"Abort requested for {aborted} job(s).", messages.SUCCESS)
 
     def delete_model(self, request, obj):
-        services.delete(obj)
+        try:
+            services.delete(obj)
+        except services.JobStateError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
 
 
 @admin.register(JobEvent)

@@ -1,11 +1,12 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from rest_framework import serializers
 
 from apps.core import permissions
+from apps.core.downloads import artifact_response
 from apps.jobs import services
 from apps.jobs.forms import WorkerCheckForm
 from apps.jobs.kinds import get_kind
@@ -44,6 +45,13 @@ def job_log(request, pk):
     response = HttpResponse(text, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="job-{job.pk}.log"'
     return response
+
+
+@login_required
+def job_artifact(request, pk, name):
+    job = _job(request, pk)
+    artifact = get_object_or_404(job.artifacts, name=name)
+    return artifact_response(artifact.key, artifact.name.rsplit("/", 1)[-1])
 
 
 @login_required

@@ -74,7 +74,8 @@ def copy_stream(src: IO[bytes], dst: IO[bytes], length: int = -1, chunk: int = 1
         dst.write(data)
         copied += len(data)
     if length >= 0 and copied != length:
-        raise ValueError(f"stream ended after {copied} of {length} bytes")
+        # OSError, as minio raises for the same mistake on S3.
+        raise OSError(f"stream ended after {copied} of {length} bytes")
     return copied
 
 
@@ -88,7 +89,8 @@ class ArtifactStore(abc.ABC):
     ) -> None:
         """Store ``length`` bytes read from ``fileobj`` (-1: read to EOF) under ``key``.
 
-        Readers of ``key`` see the old object or the whole new one, never a part.
+        Readers of ``key`` see the old object or the whole new one, never a part. A stream
+        shorter than ``length`` raises OSError and stores nothing.
         """
 
     def put(self, key: str, data: bytes, content_type: str | None = None) -> None:

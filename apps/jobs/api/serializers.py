@@ -1,4 +1,5 @@
 from rest_framework import serializers
+from rest_framework.reverse import reverse
 
 from apps.accounts.models import Team
 from apps.core.api import OwnedSerializerMixin
@@ -7,9 +8,16 @@ from apps.jobs.models import Job, JobArtifact, JobEvent
 
 
 class JobArtifactSerializer(serializers.ModelSerializer):
+    download_url = serializers.SerializerMethodField()
+
     class Meta:
         model = JobArtifact
-        fields = ["name", "size", "created_at"]
+        fields = ["name", "size", "created_at", "download_url"]
+
+    def get_download_url(self, artifact) -> str:
+        url = reverse("job-artifact", kwargs={"pk": artifact.job_id, "name": artifact.name})
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url
 
 
 class JobSerializer(OwnedSerializerMixin, serializers.ModelSerializer):

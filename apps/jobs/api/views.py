@@ -1,3 +1,4 @@
+from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
@@ -6,6 +7,7 @@ from rest_framework.response import Response
 
 from apps.core import permissions
 from apps.core.api import OwnedModelViewSet
+from apps.core.downloads import artifact_response
 from apps.core.pagination import CreatedCursorPagination
 from apps.jobs import services
 from apps.jobs.api.serializers import (
@@ -115,6 +117,17 @@ class JobViewSet(OwnedModelViewSet):
                 "events": JobEventSerializer(rows, many=True).data,
             }
         )
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @action(
+        detail=True, methods=["get"], url_path=r"artifacts/(?P<name>.+)", pagination_class=None,
+        filterset_class=None,
+    )  # fmt: skip
+    def artifact(self, request, pk=None, name=None):
+        """Download one of the job's published artifacts."""
+        job = self.get_object()
+        artifact = get_object_or_404(job.artifacts, name=name)
+        return artifact_response(artifact.key, artifact.name.rsplit("/", 1)[-1])
 
 
 class EventQuery(serializers.Serializer):
