@@ -88,3 +88,11 @@ def get_kind(name: str) -> JobKind:
 
 def all_kinds() -> list[JobKind]:
     return sorted(_registry.values(), key=lambda kind: kind.name)
+
+
+def hooks_for(name: str) -> JobKind:
+    """The kind's hooks, or no-op ones when its plugin is no longer installed.
+
+    A job of a removed kind must still be finishable and deletable.
+    """
+    return _registry.get(name) or JobKind()

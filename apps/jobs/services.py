@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.core.storage import get_store
 from apps.jobs import events
-from apps.jobs.kinds import get_kind
+from apps.jobs.kinds import get_kind, hooks_for
 from apps.jobs.models import FINAL_STATUSES, Job, JobArtifact, JobStatus
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def claim(job_id: int, worker: str) -> Job | None:
 
 def _finish_locked(job: Job, status: str, *, error: str = "", text: str = "", result=None):
     """Record a final status. The caller holds the row lock (or owns the running job)."""
-    kind = get_kind(job.kind)
+    kind = hooks_for(job.kind)
     fields: dict[str, Any] = {
         "status": status,
         "finished_at": timezone.now(),
@@ -223,7 +223,7 @@ def delete(job: Job) -> None:
     """Delete a finished job, its events and its artifacts."""
     if job.is_active:
         raise JobStateError("The job is still active; abort it first.")
-    get_kind(job.kind).on_delete(job)
+    hooks_for(job.kind).on_delete(job)
     prefix, staging = job.artifact_prefix, f"_staging/jobs/{job.pk}/"
     with transaction.atomic():
         job.delete()
