@@ -161,6 +161,8 @@ DIGITS_S3 = {
     "bucket": envstr("DIGITS_S3_BUCKET", "digits"),
     "secure": envbool("DIGITS_S3_SECURE", False),
     "region": envstr("DIGITS_S3_REGION") or None,
+    # Host browsers use for presigned URLs, when it differs from the internal endpoint.
+    "public_endpoint": envstr("DIGITS_S3_PUBLIC_ENDPOINT") or None,
 }
 
 # --- Broker (dramatiq) --------------------------------------------------------
