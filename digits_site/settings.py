@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 
 from apps.core.env import envbool, envint, envlist, envsecret, envstr
+from apps.core.plugins import manager as plugin_manager
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(envstr("DIGITS_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -58,6 +59,14 @@ INSTALLED_APPS = [
     "apps.datasets",
     "apps.mlmodels",
 ]
+
+# --- Plugins ------------------------------------------------------------------
+# Installed packages with a `digits.plugins` entry point; each may add a Django app.
+DIGITS_DISABLED_PLUGINS = envlist("DIGITS_DISABLED_PLUGINS")
+PLUGINS = plugin_manager.load(
+    disabled=DIGITS_DISABLED_PLUGINS, extra=envlist("DIGITS_EXTRA_PLUGINS")
+)
+INSTALLED_APPS += [app for app in PLUGINS.django_apps() if app not in INSTALLED_APPS]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -165,6 +174,12 @@ DIGITS_S3 = {
     "public_endpoint": envstr("DIGITS_S3_PUBLIC_ENDPOINT") or None,
 }
 
+# Folders on the server that dataset forms may read from (comma list). Paths
+# outside them are refused, so a user cannot make a job read /etc.
+DIGITS_SERVER_DATA_ROOTS = [
+    Path(p).resolve() for p in envlist("DIGITS_SERVER_DATA_ROOTS", str(DATA_DIR / "data"))
+]
+
 # --- Broker (dramatiq) --------------------------------------------------------
 BROKER_URL = envsecret("DIGITS_BROKER_URL")
 DIGITS_EMBEDDED_WORKER = not BROKER_URL
@@ -184,7 +199,7 @@ if BROKER_URL.startswith(("amqp://", "amqps://")):
 elif BROKER_URL.startswith(("redis://", "rediss://", "unix://")):
     DRAMATIQ_BROKER = {
         "BROKER": "dramatiq.brokers.redis.RedisBroker",
-        "OPTIONS": {"url": BROKER_URL},
+        "OPTIONS": {"url": BROKER_URL, "namespace": envstr("DIGITS_BROKER_NAMESPACE", "dramatiq")},
         "MIDDLEWARE": _DRAMATIQ_MIDDLEWARE,
     }
 elif not BROKER_URL:
@@ -204,7 +219,12 @@ if CHANNEL_LAYER_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [CHANNEL_LAYER_URL], "capacity": 1000, "expiry": 30},
+            "CONFIG": {
+                "hosts": [CHANNEL_LAYER_URL],
+                "prefix": envstr("DIGITS_CHANNEL_LAYER_PREFIX", "asgi"),
+                "capacity": 1000,
+                "expiry": 30,
+            },
         }
     }
 else:

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -7,12 +8,25 @@ from apps.core import health, views
 api_v1 = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.jobs.api.urls")),
+    path("", include("apps.datasets.api.urls")),
+]
+
+# Plugin apps' urls.py / api/urls.py are mounted by convention under their name.
+api_v1 += [
+    path(f"plugins/{name}/", include((module, name), namespace=f"api-{name}"))
+    for name, module in settings.PLUGINS.urlconfs("api.urls")
 ]
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("plugins/", views.plugin_list, name="plugins"),
+    *[
+        path(f"plugins/{name}/", include((module, name), namespace=name))
+        for name, module in settings.PLUGINS.urlconfs("urls")
+    ],
     path("accounts/", include("apps.accounts.urls")),
     path("jobs/", include("apps.jobs.urls")),
+    path("datasets/", include("apps.datasets.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

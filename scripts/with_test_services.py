@@ -20,12 +20,20 @@ sys.path.insert(0, str(ROOT))
 
 from tests.services import start_seaweedfs, stop_seaweedfs  # noqa: E402
 
+# Names unique to this run, so that runs in parallel (several checkouts, a developer
+# and a benchmark) never share a test database, broker queues or channel groups.
+RUN = f"run{os.getpid()}"
+
 DEFAULTS = {
-    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/digits",
+    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/digits_{RUN}",
+    "DIGITS_BROKER_NAMESPACE": f"digits-test-{RUN}",
+    "DIGITS_CHANNEL_LAYER_PREFIX": f"digits-test-{RUN}",
     "DIGITS_BROKER_URL": "redis://127.0.0.1:6379/1",
     "DIGITS_CHANNEL_LAYER_URL": "redis://127.0.0.1:6379/2",
     "DIGITS_TEST_RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
     "DIGITS_TEST_REDIS_BROKER_URL": "redis://127.0.0.1:6379/1",
+    # A small dataset type the tests use, loaded without being installed.
+    "DIGITS_EXTRA_PLUGINS": "squares=tests.plugins.squares",
 }
 
 

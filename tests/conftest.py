@@ -209,13 +209,3 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.1, message: s
         if time.monotonic() > deadline:
             raise AssertionError(message or f"condition not met within {timeout} s")
         time.sleep(interval)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _empty_broker_queues():
-    """Drop messages left in the Redis broker by an earlier, interrupted run."""
-    url = settings.BROKER_URL
-    if url.startswith("redis"):
-        import redis
-
-        redis.Redis.from_url(url).flushdb()

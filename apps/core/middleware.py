@@ -2,8 +2,12 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 
 
-def _mb(n: int) -> str:
-    return f"{n / 2**20:.0f} MB"
+def _size(n: int) -> str:
+    """``n`` bytes for people: "2048 MB", "1.5 MB", "500 KB", "900 bytes"."""
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{n} bytes"
 
 
 class RequestSizeLimitMiddleware:
@@ -25,7 +29,7 @@ class RequestSizeLimitMiddleware:
         limit = settings.MAX_UPLOAD_BYTES if is_upload else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if length > limit:
             what = "Upload" if is_upload else "Request body"
-            message = f"{what} too large: {_mb(length)}; the limit is {_mb(limit)}."
+            message = f"{what} too large: {_size(length)}; the limit is {_size(limit)}."
             if request.path.startswith("/api/") or "json" in request.META.get("HTTP_ACCEPT", ""):
                 return JsonResponse({"detail": message}, status=413)
             return HttpResponse(message, status=413, content_type="text/plain")

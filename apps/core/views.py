@@ -1,7 +1,9 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
 from apps.core import permissions
+from apps.core.plugins import catalog
 from apps.datasets.models import Dataset
 from apps.jobs.models import Job
 from apps.mlmodels.models import TrainedModel
@@ -27,3 +29,13 @@ def home(request):
             ],
         },
     )
+
+
+@login_required
+def plugin_list(request):
+    types = catalog.data_ingestion_types()
+    plugins = [
+        (info, [cls for cls in types.values() if cls.plugin_name == info.name])
+        for info in settings.PLUGINS.plugins.values()
+    ]
+    return render(request, "core/plugins.html", {"plugins": plugins})

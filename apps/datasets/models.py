@@ -17,7 +17,13 @@ class Dataset(OwnedModel):
 
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    type = models.CharField(max_length=100, help_text="The data plugin that built it.")
+    type = models.CharField(
+        max_length=100, help_text="The dataset type (data plugin) that built it."
+    )
+    options = models.JSONField(default=dict, blank=True, help_text="The dataset form's values.")
+    manifest = models.JSONField(
+        default=dict, blank=True, help_text="Shapes, dtypes, counts per stage, shards, checksums."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.BUILDING)
     job = models.ForeignKey(
         "jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -30,3 +36,11 @@ class Dataset(OwnedModel):
 
     def __str__(self):
         return self.name
+
+    @property
+    def data_prefix(self) -> str:
+        """Where the dataset's shards live: the published artifacts of its build job."""
+        return f"jobs/{self.job_id}/"
+
+    def stage_count(self, stage: str) -> int:
+        return self.manifest.get("stages", {}).get(stage, {}).get("count", 0)

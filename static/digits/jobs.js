@@ -73,6 +73,11 @@
         setStatus(root, d.status, d.text);
         if (d.error) { error.textContent = d.error; error.classList.remove("d-none"); }
         if (d.status === "done") setProgress(root, 1, "done");
+        // Pages that show the job's product (a dataset) reload once it is finished.
+        if (root.dataset.reloadOnFinish && ["done", "error", "aborted"].includes(d.status)) {
+          root.dataset.reloadOnFinish = "";
+          setTimeout(function () { location.reload(); }, 300);
+        }
         else if (d.status !== "running") setProgress(root, currentProgress(), d.status);
       } else if (ev.type === "progress") {
         setProgress(root, d.progress, status || "running");

@@ -1,0 +1,44 @@
+"""What the loaded plugins provide: dataset types, visualizations, job kinds."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.conf import settings
+
+from apps.core.plugins.interfaces import DataIngestion, Visualization
+
+
+@cache
+def data_ingestion_types() -> dict[str, type[DataIngestion]]:
+    """``{get_id(): class}`` of every dataset type of every loaded plugin."""
+    found: dict[str, type[DataIngestion]] = {}
+    for info, cls in settings.PLUGINS.collect("digits_data_ingestion", DataIngestion):
+        type_id = cls.get_id()
+        if type_id in found:
+            raise ValueError(f"dataset type {type_id!r} of plugin {info.name!r} is defined twice")
+        cls.plugin_name = info.name
+        found[type_id] = cls
+    return found
+
+
+def get_data_ingestion(type_id: str) -> type[DataIngestion]:
+    try:
+        return data_ingestion_types()[type_id]
+    except KeyError:
+        raise LookupError(f"no installed plugin provides the dataset type {type_id!r}") from None
+
+
+@cache
+def visualization_types() -> dict[str, type[Visualization]]:
+    return {
+        cls.get_id(): cls
+        for _, cls in settings.PLUGINS.collect("digits_visualizations", Visualization)
+    }
+
+
+def register_job_kinds() -> None:
+    from apps.jobs.kinds import JobKind, register
+
+    for _, kind in settings.PLUGINS.collect("digits_job_kinds", JobKind):
+        register(kind)

@@ -1,0 +1,179 @@
+"""The classes plugin authors subclass, with DIGITS' method names.
+
+Arrays exchanged with the platform use one layout:
+
+- features: ``numpy.ndarray`` of shape ``(height, width, channels)`` (HWC),
+  dtype ``uint8`` (or ``float32`` for data that is not an image), with
+  ``channels`` 1 (grayscale) or 3 (RGB);
+- labels: an ``int`` class index, or an ``ndarray`` of shape ``(height, width)``
+  and dtype ``uint8`` holding a class index per pixel (segmentation masks).
+
+Every entry of a dataset has the same feature shape and label shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from django import forms
+from PIL import Image
+
+TRAIN, VAL, TEST = "train", "val", "test"
+STAGES = (TRAIN, VAL, TEST)
+INFERENCE = "inference"
+
+#: Default palette for label overlays: background transparent, then distinct colours.
+DEFAULT_PALETTE = [
+    (0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200),
+    (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60),
+]  # fmt: skip
+
+
+class EntryError(Exception):
+    """An entry that cannot be encoded; the message should name the file at fault."""
+
+
+class DataIngestion:
+    """A dataset type. DIGITS' ``DataIngestionInterface``, on Django forms and templates.
+
+    The platform creates an instance with the cleaned data of the dataset form
+    as keyword arguments (``is_inference_db=True`` when building inference
+    input), calls ``itemize_entries(stage)`` once per stage and
+    ``encode_entry(entry)`` for every entry, in parallel worker processes of the
+    dataset job — never in a web request. Instances must therefore be
+    picklable and ``encode_entry`` free of shared mutable state.
+    """
+
+    #: Category on the new-dataset menu, e.g. "Images".
+    category: ClassVar[str] = "Other"
+
+    def __init__(self, is_inference_db: bool = False, **kwargs: Any):
+        self.is_inference_db = is_inference_db
+        self.userdata = kwargs
+
+    # --- identity (class methods in place of DIGITS' static methods) -------------------
+    @classmethod
+    def get_id(cls) -> str:
+        """A stable identifier, unique among installed plugins (e.g. ``"image-sunnybrook"``)."""
+        raise NotImplementedError
+
+    @classmethod
+    def get_title(cls) -> str:
+        """The name shown to users (e.g. ``"Sunnybrook LV segmentation"``)."""
+        raise NotImplementedError
+
+    @classmethod
+    def get_category(cls) -> str:
+        return cls.category
+
+    # --- forms and templates --------------------------------------------------------------
+    @classmethod
+    def get_dataset_form(cls) -> type[forms.Form]:
+        """The Django form class of the dataset options; its cleaned data become kwargs."""
+        raise NotImplementedError
+
+    @classmethod
+    def get_dataset_template(cls, form: forms.Form) -> tuple[str, dict[str, Any]]:
+        """``(template name, context)`` rendering ``form`` on the new-dataset page."""
+        return "datasets/generic_dataset_form.html", {"form": form}
+
+    @classmethod
+    def get_inference_form(cls) -> type[forms.Form] | None:
+        """The Django form class used to pick inference input, or None."""
+        return None
+
+    @classmethod
+    def get_inference_template(cls, form: forms.Form) -> tuple[str, dict[str, Any]]:
+        return "datasets/generic_dataset_form.html", {"form": form}
+
+    def get_user_data(self) -> dict[str, Any]:
+        """The options this instance was created with (the form's cleaned data)."""
+        return self.userdata
+
+    # --- work --------------------------------------------------------------------------
+    def itemize_entries(self, stage: str) -> list[Any]:
+        """The entries of ``stage`` (train, val, test or inference): small picklable values."""
+        raise NotImplementedError
+
+    def encode_entry(self, entry: Any) -> tuple[np.ndarray, int | np.ndarray]:
+        """Turn one entry into ``(features HWC, label)``; raise ``EntryError`` naming the file."""
+        raise NotImplementedError
+
+    # --- presentation ---------------------------------------------------------------------
+    def get_label_names(self) -> list[str] | None:
+        """Names of the label classes, index-aligned, if known."""
+        return None
+
+    def get_palette(self) -> list[tuple[int, int, int]]:
+        """RGB colour of each class for overlays; index 0 (background) is not drawn."""
+        return DEFAULT_PALETTE
+
+    def render_entry(self, features: np.ndarray, label: Any) -> Image.Image:
+        """A picture of one encoded entry for the explore page (mask labels overlaid)."""
+        image = features_to_image(features)
+        if isinstance(label, np.ndarray) and label.ndim == 2:
+            image = overlay_mask(image, label, self.get_palette())
+        return image
+
+
+class Visualization:
+    """A view of a model's output (DIGITS' ``VisualizationInterface``)."""
+
+    def __init__(self, dataset=None, **kwargs: Any):
+        self.dataset = dataset
+        self.config = kwargs
+
+    @classmethod
+    def get_id(cls) -> str:
+        raise NotImplementedError
+
+    @classmethod
+    def get_title(cls) -> str:
+        raise NotImplementedError
+
+    @classmethod
+    def get_config_form(cls) -> type[forms.Form] | None:
+        """The Django form class of the view's options, or None."""
+        return None
+
+    @classmethod
+    def get_config_template(cls, form: forms.Form) -> tuple[str, dict[str, Any]]:
+        return "datasets/generic_dataset_form.html", {"form": form}
+
+    def get_header_template(self) -> tuple[str | None, dict[str, Any]]:
+        """A template shown once above all outputs (e.g. a legend), or ``(None, {})``."""
+        return None, {}
+
+    def get_view_template(self, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """``(template name, context)`` showing one processed output."""
+        raise NotImplementedError
+
+    def process_data(
+        self, input_id: str, input_data: np.ndarray, output_data: dict[str, np.ndarray]
+    ) -> dict[str, Any]:
+        """Turn one inference input (HWC) and the network's outputs into view data."""
+        raise NotImplementedError
+
+
+def features_to_image(features: np.ndarray) -> Image.Image:
+    """An 8-bit PIL image from HWC features (float features are rescaled to 0..255)."""
+    array = np.asarray(features)
+    if array.dtype != np.uint8:
+        low, high = float(array.min()), float(array.max())
+        scale = 255.0 / (high - low) if high > low else 0.0
+        array = ((array - low) * scale).astype(np.uint8)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    return Image.fromarray(array).convert("RGB")
+
+
+def overlay_mask(image: Image.Image, mask: np.ndarray, palette, alpha: float = 0.45) -> Image.Image:
+    """Blend class colours over ``image`` where ``mask`` is not background (0)."""
+    colours = np.zeros((max(len(palette), int(mask.max()) + 1), 3), dtype=np.uint8)
+    for index, colour in enumerate(palette):
+        colours[index] = colour
+    base = np.asarray(image, dtype=np.float32)
+    tint = colours[mask].astype(np.float32)
+    blend = np.where((mask > 0)[..., None], base * (1 - alpha) + tint * alpha, base)
+    return Image.fromarray(blend.astype(np.uint8))

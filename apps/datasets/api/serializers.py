@@ -1,0 +1,70 @@
+from rest_framework import serializers
+
+from apps.accounts.models import Team
+from apps.core.api import OwnedSerializerMixin
+from apps.core.plugins.catalog import data_ingestion_types
+from apps.datasets.models import Dataset
+
+
+class DatasetSerializer(OwnedSerializerMixin, serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True
+    )
+    counts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "id", "name", "description", "type", "owner", "team", "visibility", "status",
+            "options", "counts", "job", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = ["type", "status", "options", "job", "created_at", "updated_at"]
+
+    def get_counts(self, dataset) -> dict[str, int]:
+        return {stage: info["count"] for stage, info in dataset.manifest.get("stages", {}).items()}
+
+
+class DatasetDetailSerializer(DatasetSerializer):
+    class Meta(DatasetSerializer.Meta):
+        fields = [*DatasetSerializer.Meta.fields, "manifest"]
+
+
+class DatasetCreateSerializer(OwnedSerializerMixin, serializers.Serializer):
+    """Create a dataset of ``type``; ``options`` are validated by the type's own form."""
+
+    type = serializers.CharField(help_text="A dataset type from /api/v1/dataset-types/.")
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    team = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True
+    )
+    visibility = serializers.ChoiceField(
+        choices=Dataset._meta.get_field("visibility").choices, default="private"
+    )
+    options = serializers.DictField(default=dict)
+    processes = serializers.IntegerField(min_value=1, max_value=64, default=2)
+    max_error_percent = serializers.FloatField(min_value=0, max_value=100, default=10)
+
+    def validate_type(self, value):
+        if value not in data_ingestion_types():
+            choices = ", ".join(sorted(data_ingestion_types())) or "none installed"
+            raise serializers.ValidationError(
+                f"Unknown dataset type {value!r}. Choose one of: {choices}."
+            )
+        return value
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        form = data_ingestion_types()[attrs["type"]].get_dataset_form()(data=attrs["options"])
+        if not form.is_valid():
+            raise serializers.ValidationError({"options": form.errors.get_json_data()})
+        attrs["options"] = form.cleaned_data
+        return attrs
+
+
+class DatasetTypeSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    title = serializers.CharField()
+    category = serializers.CharField()
+    plugin = serializers.CharField()
+    options = serializers.DictField(help_text="Form fields: type, required, help text, choices.")

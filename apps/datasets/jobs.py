@@ -1,0 +1,221 @@
+"""The generic dataset job: any data plugin's entries → encoded shards in the store.
+
+Rule for bad input: an entry that cannot be encoded (``encode_entry`` raised,
+``itemize_entries`` returned an ``EntryError``, or the shape differs from the
+first entry's) is skipped, logged and listed in ``errors.json``. The job fails
+— and the dataset stays invisible — when ``itemize_entries`` raises, when no
+entry at all could be encoded, or when the share of bad entries exceeds
+``max_error_percent``. Nothing is published unless the job succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+from rest_framework import serializers
+
+from apps.core.plugins import STAGES, EntryError
+from apps.core.plugins.catalog import get_data_ingestion
+from apps.datasets.shards import FORMAT, StageWriter, shard_size_for
+from apps.jobs.kinds import JobKind, register
+
+MAX_LOGGED_ERRORS = 50
+PROGRESS_SECONDS = 0.5
+
+_worker_ingestion = None
+
+
+def _init_worker(ingestion) -> None:
+    global _worker_ingestion
+    _worker_ingestion = ingestion
+
+
+def _encode(entry) -> tuple[str, Any, Any]:
+    """Encode one entry in a pool process: ``("ok", features, label)`` or ``("error", msg, None)``."""
+    if isinstance(entry, EntryError):
+        return "error", str(entry), None
+    try:
+        features, label = _worker_ingestion.encode_entry(entry)
+    except EntryError as exc:
+        return "error", str(exc), None
+    except Exception as exc:
+        return "error", f"{type(exc).__name__}: {exc}", None
+    if not isinstance(features, np.ndarray) or features.ndim != 3:
+        shape = getattr(features, "shape", type(features).__name__)
+        return "error", f"encode_entry must return HWC features, got {shape}", None
+    return "ok", features, label
+
+
+class BuildParams(serializers.Serializer):
+    dataset_id = serializers.IntegerField()
+    type = serializers.CharField()
+    options = serializers.DictField()
+    processes = serializers.IntegerField(min_value=1, max_value=64, default=2)
+    max_error_percent = serializers.FloatField(min_value=0, max_value=100, default=10)
+
+
+@register
+class BuildDataset(JobKind):
+    name = "dataset.build"
+    title = "Build dataset"
+    params_serializer = BuildParams
+
+    def run(self, ctx):
+        params = ctx.params
+        ingestion = get_data_ingestion(params["type"])(**params["options"])
+        ctx.status("Listing entries")
+        entries = {stage: list(ingestion.itemize_entries(stage)) for stage in STAGES}
+        total = sum(len(e) for e in entries.values())
+        if total == 0:
+            raise ValueError("The data source has no entries in any stage.")
+        ctx.log(", ".join(f"{stage}: {len(e)} entries" for stage, e in entries.items()))
+        builder = _Builder(ctx, ingestion, total, params)
+        for stage in STAGES:
+            builder.encode_stage(stage, entries[stage])
+        return builder.finish(params["max_error_percent"])
+
+    def on_done(self, job):
+        from apps.datasets.models import Dataset
+
+        Dataset.objects.filter(job=job).update(status=Dataset.Status.READY, manifest=job.result)
+
+    def on_failed(self, job):
+        from apps.datasets.models import Dataset
+
+        Dataset.objects.filter(job=job).update(status=Dataset.Status.ERROR)
+
+
+class _Builder:
+    def __init__(self, ctx, ingestion, total: int, params: dict[str, Any]):
+        self.ctx, self.ingestion, self.total = ctx, ingestion, total
+        self.processes = params["processes"]
+        self.done = 0
+        self.errors: list[dict[str, str]] = []
+        self.spec: dict[str, Any] | None = None
+        self.stages: dict[str, Any] = {}
+        self.last_progress = 0.0
+
+    def _outcomes(self, items: list[Any]):
+        if self.processes == 1 or len(items) < 2:
+            _init_worker(self.ingestion)
+            yield from map(_encode, items)
+            return
+        # fork: workers inherit the loaded plugin and settings without re-importing them.
+        context = multiprocessing.get_context("fork")
+        window = self.processes * 64  # bounded memory: never more than this in flight
+        with ProcessPoolExecutor(
+            self.processes, mp_context=context, initializer=_init_worker, initargs=(self.ingestion,)
+        ) as pool:
+            for start in range(0, len(items), window):
+                chunk = items[start : start + window]
+                yield from pool.map(
+                    _encode, chunk, chunksize=max(1, len(chunk) // (self.processes * 4))
+                )
+
+    def encode_stage(self, stage: str, items: list[Any]) -> None:
+        self.ctx.status(f"Encoding {stage}")
+        writer = None
+        for entry, (outcome, features, label) in zip(items, self._outcomes(items), strict=True):
+            self.ctx.check_abort()
+            self.done += 1
+            if outcome == "ok":
+                problem = self._check_shape(features, label)
+                if problem is None:
+                    if writer is None:
+                        writer = StageWriter(
+                            self.ctx.store, self.ctx.staging_prefix, stage, self.spec["shard_size"]
+                        )
+                    writer.add(features, label)
+                else:
+                    self._error(stage, entry, problem)
+            else:
+                self._error(stage, entry, features)
+            self._report_progress()
+        if writer is not None:
+            writer.flush()
+            self.stages[stage] = writer.summary()
+        else:
+            self.stages[stage] = {"count": 0, "shards": []}
+
+    def _check_shape(self, features: np.ndarray, label: Any) -> str | None:
+        label_shape = list(label.shape) if isinstance(label, np.ndarray) else []
+        if self.spec is None:
+            self.spec = {
+                "feature": {
+                    "shape": list(features.shape),
+                    "dtype": str(features.dtype),
+                    "layout": "HWC",
+                },
+                "label": {
+                    "kind": "mask" if label_shape else "class",
+                    "shape": label_shape,
+                    "dtype": str(label.dtype) if label_shape else "int64",
+                },
+                "shard_size": shard_size_for(features, label),
+            }
+            return None
+        if (
+            list(features.shape) != self.spec["feature"]["shape"]
+            or str(features.dtype) != self.spec["feature"]["dtype"]
+        ):
+            return (
+                f"features {tuple(features.shape)} {features.dtype} differ from the first entry's "
+                f"{tuple(self.spec['feature']['shape'])} {self.spec['feature']['dtype']}"
+            )
+        if label_shape != self.spec["label"]["shape"]:
+            return f"label shape {tuple(label_shape)} differs from {tuple(self.spec['label']['shape'])}"
+        return None
+
+    def _error(self, stage: str, entry: Any, message: str) -> None:
+        self.errors.append({"stage": stage, "entry": str(entry)[:500], "error": message})
+        if len(self.errors) <= MAX_LOGGED_ERRORS:
+            self.ctx.log(f"Skipped {stage} entry {str(entry)[:200]}: {message}", level="warning")
+
+    def _report_progress(self) -> None:
+        now = time.monotonic()
+        if now - self.last_progress >= PROGRESS_SECONDS or self.done == self.total:
+            self.last_progress = now
+            self.ctx.progress(self.done / self.total, text=f"{self.done} of {self.total} entries")
+
+    def finish(self, max_error_percent: float) -> dict[str, Any]:
+        encoded = sum(s["count"] for s in self.stages.values())
+        if len(self.errors) > MAX_LOGGED_ERRORS:
+            self.ctx.log(
+                f"… and {len(self.errors) - MAX_LOGGED_ERRORS} more skipped entries",
+                level="warning",
+            )
+        if encoded == 0:
+            first = self.errors[0]["error"] if self.errors else "no entries"
+            raise ValueError(f"No entry could be encoded ({len(self.errors)} bad; first: {first}).")
+        percent = 100.0 * len(self.errors) / self.total
+        if percent > max_error_percent:
+            raise ValueError(
+                f"{len(self.errors)} of {self.total} entries ({percent:.1f} %) could not be encoded, "
+                f"more than the allowed {max_error_percent:g} %; see the log."
+            )
+        store, prefix = self.ctx.store, self.ctx.staging_prefix
+        manifest = {
+            "format": FORMAT,
+            "type": self.ctx.params["type"],
+            **self.spec,
+            "stages": self.stages,
+            "error_count": len(self.errors),
+            "errors": self.errors[:MAX_LOGGED_ERRORS],
+        }
+        names = self.ingestion.get_label_names()
+        if names:
+            manifest["label_names"] = list(names)
+            store.put(prefix + "labels.txt", ("\n".join(names) + "\n").encode())
+        store.put(prefix + "errors.json", json.dumps(self.errors, indent=1).encode())
+        store.put(prefix + "manifest.json", json.dumps(manifest, indent=1).encode())
+        self.ctx.log(
+            f"Encoded {encoded} entries ("
+            + ", ".join(f"{s}: {v['count']}" for s, v in self.stages.items())
+            + f"); {len(self.errors)} skipped"
+        )
+        return manifest
