@@ -13,8 +13,11 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(VENV)/bin/python pyproject.toml
-	$(PY) -m pip install --quiet -e .
+# The in-repo plugins (plugins/*) are pip packages, installed like any third-party plugin.
+PLUGINS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
+
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	$(PY) -m pip install --quiet -e . $(foreach p,$(PLUGINS),-e $(p))
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
