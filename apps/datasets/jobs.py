@@ -21,7 +21,14 @@ from rest_framework import serializers
 
 from apps.core.plugins import STAGES, EntryError
 from apps.core.plugins.catalog import get_data_ingestion
-from apps.datasets.shards import FORMAT, StageWriter, shard_size_for
+from apps.datasets.shards import (
+    NPY_FORMAT,
+    TFRECORD_FORMAT,
+    StageWriter,
+    encode_image,
+    shard_size_for,
+    to_npy_bytes,
+)
 from apps.jobs.kinds import JobKind, register
 
 MAX_LOGGED_ERRORS = 50
@@ -35,20 +42,30 @@ def _init_worker(ingestion) -> None:
     _worker_ingestion = ingestion
 
 
-def _encode(entry) -> tuple[str, Any, Any]:
-    """Encode one entry in a pool process: ``("ok", features, label)`` or ``("error", msg, None)``."""
+def _encode(task) -> tuple:
+    """Encode one entry in a pool process.
+
+    ``task`` is ``(entry, keep_array)``. Returns ``("ok", features, payload, label,
+    (shape, dtype))`` — ``payload`` the stored bytes for image encodings,
+    ``features`` the decoded array when needed (npy storage, mean image) — or
+    ``("error", message, None, None, None)``.
+    """
+    entry, keep_array = task
     if isinstance(entry, EntryError):
-        return "error", str(entry), None
+        return "error", str(entry), None, None, None
     try:
         features, label = _worker_ingestion.encode_entry(entry)
+        if not isinstance(features, np.ndarray) or features.ndim != 3:
+            shape = getattr(features, "shape", type(features).__name__)
+            raise EntryError(f"encode_entry must return HWC features, got {shape}")
+        encoding = _worker_ingestion.get_encoding()
+        payload = encode_image(features, encoding) if encoding else None
     except EntryError as exc:
-        return "error", str(exc), None
+        return "error", str(exc), None, None, None
     except Exception as exc:
-        return "error", f"{type(exc).__name__}: {exc}", None
-    if not isinstance(features, np.ndarray) or features.ndim != 3:
-        shape = getattr(features, "shape", type(features).__name__)
-        return "error", f"encode_entry must return HWC features, got {shape}", None
-    return "ok", features, label
+        return "error", f"{type(exc).__name__}: {exc}", None, None, None
+    kept = features if keep_array or payload is None else None
+    return "ok", kept, payload, label, (list(features.shape), str(features.dtype))
 
 
 class BuildParams(serializers.Serializer):
@@ -94,16 +111,19 @@ class _Builder:
     def __init__(self, ctx, ingestion, total: int, params: dict[str, Any]):
         self.ctx, self.ingestion, self.total = ctx, ingestion, total
         self.processes = params["processes"]
+        self.encoding = ingestion.get_encoding()
         self.done = 0
         self.errors: list[dict[str, str]] = []
         self.spec: dict[str, Any] | None = None
         self.stages: dict[str, Any] = {}
+        self.mean_sum: np.ndarray | None = None
+        self.mean_count = 0
         self.last_progress = 0.0
 
-    def _outcomes(self, items: list[Any]):
-        if self.processes == 1 or len(items) < 2:
+    def _outcomes(self, tasks: list[tuple[Any, bool]]):
+        if self.processes == 1 or len(tasks) < 2:
             _init_worker(self.ingestion)
-            yield from map(_encode, items)
+            yield from map(_encode, tasks)
             return
         # fork: workers inherit the loaded plugin and settings without re-importing them.
         context = multiprocessing.get_context("fork")
@@ -111,61 +131,72 @@ class _Builder:
         with ProcessPoolExecutor(
             self.processes, mp_context=context, initializer=_init_worker, initargs=(self.ingestion,)
         ) as pool:
-            for start in range(0, len(items), window):
-                chunk = items[start : start + window]
-                yield from pool.map(
-                    _encode, chunk, chunksize=max(1, len(chunk) // (self.processes * 4))
-                )
+            for start in range(0, len(tasks), window):
+                chunk = tasks[start : start + window]
+                chunksize = max(1, len(chunk) // (self.processes * 4))
+                yield from pool.map(_encode, chunk, chunksize=chunksize)
 
     def encode_stage(self, stage: str, items: list[Any]) -> None:
         self.ctx.status(f"Encoding {stage}")
+        keep = stage == "train" and self.ingestion.wants_mean_image()
         writer = None
-        for entry, (outcome, features, label) in zip(items, self._outcomes(items), strict=True):
+        class_counts: dict[int, int] = {}
+        tasks = [(item, keep) for item in items]
+        for entry, (outcome, features, payload, label, meta) in zip(
+            items, self._outcomes(tasks), strict=True
+        ):
             self.ctx.check_abort()
             self.done += 1
-            if outcome == "ok":
-                problem = self._check_shape(features, label)
-                if problem is None:
-                    if writer is None:
-                        writer = StageWriter(
-                            self.ctx.store, self.ctx.staging_prefix, stage, self.spec["shard_size"]
-                        )
-                    writer.add(features, label)
-                else:
-                    self._error(stage, entry, problem)
-            else:
+            if outcome != "ok":
                 self._error(stage, entry, features)
+            elif (problem := self._check_shape(meta, label)) is not None:
+                self._error(stage, entry, problem)
+            else:
+                if writer is None:
+                    writer = StageWriter(
+                        self.ctx.store, self.ctx.staging_prefix, stage,
+                        self.spec["shard_size"], self.encoding,
+                    )  # fmt: skip
+                writer.add(payload if self.encoding else features, label)
+                if not isinstance(label, np.ndarray):
+                    class_counts[int(label)] = class_counts.get(int(label), 0) + 1
+                if keep:
+                    self._add_to_mean(features)
             self._report_progress()
+        summary = {"count": 0, "shards": []}
         if writer is not None:
             writer.flush()
-            self.stages[stage] = writer.summary()
-        else:
-            self.stages[stage] = {"count": 0, "shards": []}
+            summary = writer.summary()
+        if class_counts:
+            summary["class_counts"] = {str(k): v for k, v in sorted(class_counts.items())}
+        self.stages[stage] = summary
 
-    def _check_shape(self, features: np.ndarray, label: Any) -> str | None:
+    def _add_to_mean(self, features: np.ndarray) -> None:
+        if self.mean_sum is None:
+            self.mean_sum = np.zeros(features.shape, np.float64)
+        self.mean_sum += features
+        self.mean_count += 1
+
+    def _check_shape(self, meta, label: Any) -> str | None:
+        shape, dtype = meta
         label_shape = list(label.shape) if isinstance(label, np.ndarray) else []
         if self.spec is None:
+            entry_bytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
             self.spec = {
-                "feature": {
-                    "shape": list(features.shape),
-                    "dtype": str(features.dtype),
-                    "layout": "HWC",
-                },
+                "feature": {"shape": shape, "dtype": dtype, "layout": "HWC"},
                 "label": {
                     "kind": "mask" if label_shape else "class",
                     "shape": label_shape,
                     "dtype": str(label.dtype) if label_shape else "int64",
                 },
-                "shard_size": shard_size_for(features, label),
+                "shard_size": shard_size_for(entry_bytes),
             }
             return None
-        if (
-            list(features.shape) != self.spec["feature"]["shape"]
-            or str(features.dtype) != self.spec["feature"]["dtype"]
-        ):
+        expected = self.spec["feature"]
+        if shape != expected["shape"] or dtype != expected["dtype"]:
             return (
-                f"features {tuple(features.shape)} {features.dtype} differ from the first entry's "
-                f"{tuple(self.spec['feature']['shape'])} {self.spec['feature']['dtype']}"
+                f"features {tuple(shape)} {dtype} differ from the first entry's "
+                f"{tuple(expected['shape'])} {expected['dtype']}"
             )
         if label_shape != self.spec["label"]["shape"]:
             return f"label shape {tuple(label_shape)} differs from {tuple(self.spec['label']['shape'])}"
@@ -185,10 +216,8 @@ class _Builder:
     def finish(self, max_error_percent: float) -> dict[str, Any]:
         encoded = sum(s["count"] for s in self.stages.values())
         if len(self.errors) > MAX_LOGGED_ERRORS:
-            self.ctx.log(
-                f"… and {len(self.errors) - MAX_LOGGED_ERRORS} more skipped entries",
-                level="warning",
-            )
+            more = len(self.errors) - MAX_LOGGED_ERRORS
+            self.ctx.log(f"… and {more} more skipped entries", level="warning")
         if encoded == 0:
             first = self.errors[0]["error"] if self.errors else "no entries"
             raise ValueError(f"No entry could be encoded ({len(self.errors)} bad; first: {first}).")
@@ -200,7 +229,8 @@ class _Builder:
             )
         store, prefix = self.ctx.store, self.ctx.staging_prefix
         manifest = {
-            "format": FORMAT,
+            "format": TFRECORD_FORMAT if self.encoding else NPY_FORMAT,
+            "encoding": self.encoding,
             "type": self.ctx.params["type"],
             **self.spec,
             "stages": self.stages,
@@ -211,11 +241,13 @@ class _Builder:
         if names:
             manifest["label_names"] = list(names)
             store.put(prefix + "labels.txt", ("\n".join(names) + "\n").encode())
+        if self.mean_count:
+            mean = self.mean_sum / self.mean_count
+            store.put(prefix + "mean.npy", to_npy_bytes(mean.astype(np.float32)))
+            store.put(prefix + "mean.png", encode_image(np.round(mean).astype(np.uint8), "png"))
+            manifest["mean"] = {"npy": "mean.npy", "png": "mean.png", "count": self.mean_count}
         store.put(prefix + "errors.json", json.dumps(self.errors, indent=1).encode())
         store.put(prefix + "manifest.json", json.dumps(manifest, indent=1).encode())
-        self.ctx.log(
-            f"Encoded {encoded} entries ("
-            + ", ".join(f"{s}: {v['count']}" for s, v in self.stages.items())
-            + f"); {len(self.errors)} skipped"
-        )
+        counts = ", ".join(f"{s}: {v['count']}" for s, v in self.stages.items())
+        self.ctx.log(f"Encoded {encoded} entries ({counts}); {len(self.errors)} skipped")
         return manifest

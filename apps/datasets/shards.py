@@ -1,16 +1,22 @@
-"""The on-store format of a built dataset: NumPy shards plus a manifest.
+"""The on-store format of a built dataset: shards plus a manifest.
 
 Layout under the build job's artifact prefix::
 
-    manifest.json                  see below
-    errors.json                    every entry that could not be encoded
-    labels.txt                     class names, one per line (if the type has them)
-    <stage>/features-00000.npy     ndarray (n, H, W, C), the type's dtype
-    <stage>/labels-00000.npy       ndarray (n,) int64 class indices, or (n, H, W) uint8 masks
+    manifest.json                   see below
+    errors.json                     every entry that could not be encoded
+    labels.txt                      class names, one per line (if the type has them)
+    mean.npy, mean.png              mean image of the train stage (if asked for)
+    <stage>/labels-00000.npy        (n,) int64 class indices, or (n, H, W) uint8 masks
+    # "npy" format (decoded arrays, any dtype):
+    <stage>/features-00000.npy      (n, H, W, C)
+    # "tfrecord" format (images, ``encoding`` png / jpg / none):
+    <stage>/images-00000.tfrecord   one record per entry: the encoded image bytes
+    <stage>/index-00000.npy         (n,) int64 byte offset of each record
 
-The manifest (``format: "digits-npy/1"``) records the feature and label shape
-and dtype, the shard size, and per stage the count and each shard's entry
-count and SHA-256. Every shard holds ``shard_size`` entries except a stage's last.
+The manifest (``format: "digits-npy/1"`` or ``"digits-tfrecord/1"``) records
+feature and label shape and dtype, the encoding, the shard size, and per stage
+the count, the count per class and each shard's files with their SHA-256.
+Every shard holds ``shard_size`` entries except a stage's last.
 """
 
 from __future__ import annotations
@@ -24,10 +30,13 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from PIL import Image
 
 from apps.core.storage import ArtifactStore, get_store
+from apps.datasets import tfrecord
 
-FORMAT = "digits-npy/1"
+NPY_FORMAT = "digits-npy/1"
+TFRECORD_FORMAT = "digits-tfrecord/1"
 TARGET_SHARD_BYTES = 32 * 2**20
 
 
@@ -37,46 +46,92 @@ def to_npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-class StageWriter:
-    """Accumulates encoded entries of one stage and writes full shards to the store."""
+def encode_image(features: np.ndarray, encoding: str) -> bytes:
+    """HWC image → stored bytes (``png``, ``jpg`` or ``none`` = raw pixels)."""
+    if encoding == "none":
+        return np.ascontiguousarray(features).tobytes()
+    image = Image.fromarray(features[:, :, 0] if features.shape[2] == 1 else features)
+    out = io.BytesIO()
+    if encoding == "png":
+        image.save(out, format="PNG")
+    elif encoding == "jpg":
+        image.save(out, format="JPEG", quality=90)
+    else:
+        raise ValueError(f"unknown image encoding {encoding!r}")
+    return out.getvalue()
 
-    def __init__(self, store: ArtifactStore, prefix: str, stage: str, shard_size: int):
-        self.store, self.prefix, self.stage, self.shard_size = store, prefix, stage, shard_size
-        self.features: list[np.ndarray] = []
+
+def decode_image(data: bytes, encoding: str, shape: list[int], dtype: str) -> np.ndarray:
+    if encoding == "none":
+        return np.frombuffer(data, dtype=dtype).reshape(shape)
+    array = np.asarray(Image.open(io.BytesIO(data)))
+    return array.reshape(shape)
+
+
+class StageWriter:
+    """Accumulates encoded entries of one stage and writes full shards to the store.
+
+    ``add`` takes the decoded array (``npy``) or the encoded bytes (``tfrecord``).
+    """
+
+    def __init__(self, store: ArtifactStore, prefix: str, stage: str, shard_size: int, encoding):
+        self.store, self.prefix, self.stage = store, prefix, stage
+        self.shard_size, self.encoding = shard_size, encoding
+        self.items: list[Any] = []
         self.labels: list[Any] = []
         self.shards: list[dict[str, Any]] = []
         self.count = 0
 
-    def add(self, features: np.ndarray, label: Any) -> None:
-        self.features.append(features)
+    def add(self, item: np.ndarray | bytes, label: Any) -> None:
+        self.items.append(item)
         self.labels.append(label)
         self.count += 1
-        if len(self.features) >= self.shard_size:
+        if len(self.items) >= self.shard_size:
             self.flush()
 
+    def _put(self, shard: dict[str, Any], name: str, key: str, data: bytes) -> None:
+        self.store.put(self.prefix + key, data, content_type="application/octet-stream")
+        shard[name] = key
+        shard[f"{name}_sha256"] = hashlib.sha256(data).hexdigest()
+
     def flush(self) -> None:
-        if not self.features:
+        if not self.items:
             return
         index = len(self.shards)
-        shard: dict[str, Any] = {"count": len(self.features)}
-        for name, items in (("features", self.features), ("labels", self.labels)):
-            array = (
-                np.stack(items) if isinstance(items[0], np.ndarray) else np.asarray(items, np.int64)
+        shard: dict[str, Any] = {"count": len(self.items)}
+        if self.encoding is None:
+            features = to_npy_bytes(np.stack(self.items))
+            self._put(shard, "features", f"{self.stage}/features-{index:05d}.npy", features)
+        else:
+            offsets, records, position = [], [], 0
+            for data in self.items:
+                record = tfrecord.frame(data)
+                offsets.append(position)
+                records.append(record)
+                position += len(record)
+            self._put(
+                shard, "images", f"{self.stage}/images-{index:05d}.tfrecord", b"".join(records)
             )
-            data = to_npy_bytes(array)
-            key = f"{self.stage}/{name}-{index:05d}.npy"
-            self.store.put(self.prefix + key, data, content_type="application/octet-stream")
-            shard[name] = key
-            shard[f"{name}_sha256"] = hashlib.sha256(data).hexdigest()
+            self._put(
+                shard,
+                "index",
+                f"{self.stage}/index-{index:05d}.npy",
+                to_npy_bytes(np.asarray(offsets, np.int64)),
+            )
+        labels = (
+            np.stack(self.labels)
+            if isinstance(self.labels[0], np.ndarray)
+            else np.asarray(self.labels, np.int64)
+        )
+        self._put(shard, "labels", f"{self.stage}/labels-{index:05d}.npy", to_npy_bytes(labels))
         self.shards.append(shard)
-        self.features, self.labels = [], []
+        self.items, self.labels = [], []
 
     def summary(self) -> dict[str, Any]:
         return {"count": self.count, "shards": self.shards}
 
 
-def shard_size_for(features: np.ndarray, label: Any) -> int:
-    entry_bytes = features.nbytes + (label.nbytes if isinstance(label, np.ndarray) else 8)
+def shard_size_for(entry_bytes: int) -> int:
     return max(1, TARGET_SHARD_BYTES // max(entry_bytes, 1))
 
 
@@ -87,8 +142,8 @@ def _cache_dir(dataset_id: int) -> Path:
     return path
 
 
-def _local_copy(dataset, key: str) -> Path:
-    """A local copy of a shard (downloaded once), so entries can be memory-mapped."""
+def local_copy(dataset, key: str) -> Path:
+    """A local copy of a dataset file (downloaded once), for memory-mapping and seeking."""
     target = _cache_dir(dataset.pk) / key.replace("/", "__")
     if not target.exists():
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
@@ -100,14 +155,20 @@ def _local_copy(dataset, key: str) -> Path:
 
 
 def read_entry(dataset, stage: str, index: int) -> tuple[np.ndarray, Any]:
-    """Features and label of entry ``index`` of ``stage`` (IndexError when out of range)."""
+    """Features (HWC) and label of entry ``index`` of ``stage`` (IndexError when out of range)."""
     manifest = dataset.manifest
     info = manifest.get("stages", {}).get(stage)
     if info is None or not 0 <= index < info["count"]:
         raise IndexError(f"{stage} has no entry {index}")
     shard = info["shards"][index // manifest["shard_size"]]
     offset = index % manifest["shard_size"]
-    features = np.load(_local_copy(dataset, shard["features"]), mmap_mode="r")[offset]
-    labels = np.load(_local_copy(dataset, shard["labels"]), mmap_mode="r")
-    label = labels[offset]
-    return np.array(features), (np.array(label) if labels.ndim > 1 else int(label))
+    labels = np.load(local_copy(dataset, shard["labels"]), mmap_mode="r")
+    label = np.array(labels[offset]) if labels.ndim > 1 else int(labels[offset])
+    if manifest["format"] == NPY_FORMAT:
+        features = np.array(np.load(local_copy(dataset, shard["features"]), mmap_mode="r")[offset])
+        return features, label
+    position = int(np.load(local_copy(dataset, shard["index"]), mmap_mode="r")[offset])
+    with open(local_copy(dataset, shard["images"]), "rb") as fh:
+        data = tfrecord.read_at(fh, position)
+    feature = manifest["feature"]
+    return decode_image(data, manifest["encoding"], feature["shape"], feature["dtype"]), label

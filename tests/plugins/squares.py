@@ -13,6 +13,10 @@ class SquaresForm(forms.Form):
     count = forms.IntegerField(min_value=1, max_value=10_000, initial=20)
     size = forms.IntegerField(min_value=4, max_value=256, initial=16)
     include_bad = forms.BooleanField(required=False)
+    encoding = forms.ChoiceField(
+        choices=[("", "arrays"), ("png", "png"), ("jpg", "jpg"), ("none", "none")], required=False
+    )
+    mean_image = forms.BooleanField(required=False)
 
 
 class Squares(DataIngestion):
@@ -46,6 +50,12 @@ class Squares(DataIngestion):
         side = 1 + entry % (size // 2)
         image[:side, :side] = 255
         return image, entry % 2
+
+    def get_encoding(self):
+        return self.userdata.get("encoding") or None
+
+    def wants_mean_image(self):
+        return bool(self.userdata.get("mean_image"))
 
     def get_label_names(self):
         return ["even", "odd"]

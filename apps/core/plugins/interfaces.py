@@ -100,6 +100,20 @@ class DataIngestion:
         """Turn one entry into ``(features HWC, label)``; raise ``EntryError`` naming the file."""
         raise NotImplementedError
 
+    # --- storage ------------------------------------------------------------------------
+    def get_encoding(self) -> str | None:
+        """How entries are stored: ``None`` for NumPy shards of decoded arrays, or
+        ``"png"``, ``"jpg"`` or ``"none"`` (raw pixels) for TFRecord shards of images.
+
+        Images must then be ``uint8`` HWC with 1 or 3 channels (``png`` also takes
+        ``uint16``), and labels class indices.
+        """
+        return None
+
+    def wants_mean_image(self) -> bool:
+        """Whether the job computes the mean image of the train stage (``mean.npy``/``mean.png``)."""
+        return False
+
     # --- presentation ---------------------------------------------------------------------
     def get_label_names(self) -> list[str] | None:
         """Names of the label classes, index-aligned, if known."""
