@@ -100,11 +100,21 @@ class BuildDataset(JobKind):
         from apps.datasets.models import Dataset
 
         Dataset.objects.filter(job=job).update(status=Dataset.Status.READY, manifest=job.result)
+        self._discard_uploads(job)
 
     def on_failed(self, job):
         from apps.datasets.models import Dataset
 
         Dataset.objects.filter(job=job).update(status=Dataset.Status.ERROR)
+        self._discard_uploads(job)
+
+    def _discard_uploads(self, job):
+        from django.db import transaction
+
+        from apps.datasets.services import discard_uploads
+
+        options = job.params.get("options", {})
+        transaction.on_commit(lambda: discard_uploads(options))
 
 
 class _Builder:

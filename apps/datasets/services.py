@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
+from django.core.files.uploadedfile import UploadedFile
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import ProtectedError
 
 from apps.core.plugins.catalog import get_data_ingestion
+from apps.core.storage import get_store
 from apps.datasets.models import Dataset
 from apps.jobs import services as jobs
 
@@ -18,9 +21,43 @@ class DatasetInUse(Exception):
     """Models were trained on the dataset; it cannot be deleted (409)."""
 
 
+UPLOADS_PREFIX = "uploads/"
+
+
+def store_upload(upload: UploadedFile) -> dict[str, Any]:
+    """Put an uploaded file in the artifact store; the job receives this reference.
+
+    Plugins read it in the job process with ``get_store().open(ref["upload_key"])``.
+    """
+    name = upload.name.replace("/", "_").replace("\\", "_")[:200] or "upload"
+    key = f"{UPLOADS_PREFIX}{uuid.uuid4().hex}/{name}"
+    upload.seek(0)
+    get_store().put_stream(key, upload, length=upload.size)
+    return {"upload_key": key, "name": upload.name, "size": upload.size}
+
+
 def json_options(cleaned_data: dict[str, Any]) -> dict[str, Any]:
-    """Form values as the JSON the job process receives (paths and decimals become strings)."""
-    return json.loads(json.dumps(cleaned_data, cls=DjangoJSONEncoder))
+    """Form values as the JSON the job process receives.
+
+    Uploaded files go to the artifact store and become ``{"upload_key", "name",
+    "size"}``; paths, decimals and dates become strings.
+    """
+    values = {
+        name: store_upload(value) if isinstance(value, UploadedFile) else value
+        for name, value in cleaned_data.items()
+    }
+    return json.loads(json.dumps(values, cls=DjangoJSONEncoder))
+
+
+def upload_keys(options: dict[str, Any]) -> list[str]:
+    return [v["upload_key"] for v in options.values() if isinstance(v, dict) and "upload_key" in v]
+
+
+def discard_uploads(options: dict[str, Any]) -> None:
+    """Uploads are inputs of one build: once it has finished they are deleted."""
+    store = get_store()
+    for key in upload_keys(options):
+        store.delete(key)
 
 
 def create(

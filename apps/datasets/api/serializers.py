@@ -41,9 +41,25 @@ class DatasetCreateSerializer(OwnedSerializerMixin, serializers.Serializer):
     visibility = serializers.ChoiceField(
         choices=Dataset._meta.get_field("visibility").choices, default="private"
     )
-    options = serializers.DictField(default=dict)
+    options = serializers.JSONField(
+        default=dict,
+        help_text="Values of the type's form. With multipart/form-data send it as a JSON "
+        "string and each file field as a part named after the field.",
+    )
     processes = serializers.IntegerField(min_value=1, max_value=64, default=2)
     max_error_percent = serializers.FloatField(min_value=0, max_value=100, default=10)
+
+    def validate_options(self, value):
+        if isinstance(value, str):  # multipart: a JSON string
+            import json
+
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise serializers.ValidationError("Must be a JSON object.") from None
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return value
 
     def validate_type(self, value):
         if value not in data_ingestion_types():
@@ -55,7 +71,9 @@ class DatasetCreateSerializer(OwnedSerializerMixin, serializers.Serializer):
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
-        form = data_ingestion_types()[attrs["type"]].get_dataset_form()(data=attrs["options"])
+        files = self.context.get("files")
+        form_class = data_ingestion_types()[attrs["type"]].get_dataset_form()
+        form = form_class(data=attrs["options"], files=files)
         if not form.is_valid():
             raise serializers.ValidationError({"options": form.errors.get_json_data()})
         attrs["options"] = form.cleaned_data

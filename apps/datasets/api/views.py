@@ -34,7 +34,9 @@ class DatasetViewSet(OwnedModelViewSet):
 
     @extend_schema(request=DatasetCreateSerializer, responses={201: DatasetSerializer})
     def create(self, request, *args, **kwargs):
-        serializer = DatasetCreateSerializer(data=request.data, context={"request": request})
+        serializer = DatasetCreateSerializer(
+            data=request.data, context={"request": request, "files": request.FILES}
+        )
         serializer.is_valid(raise_exception=True)
         d = serializer.validated_data
         dataset = services.create(
