@@ -18,6 +18,16 @@ class TrainedModel(OwnedModel):
     job = models.ForeignKey(
         "jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    network = models.JSONField(default=dict, blank=True, help_text="Where the network comes from.")
+    solver = models.JSONField(default=dict, blank=True, help_text="Solver options used.")
+    gpus = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(
+        default=dict, blank=True, help_text="Per-epoch metrics, best epoch, snapshots, summary."
+    )
+    best_epoch = models.PositiveIntegerField(null=True, blank=True)
+    sweep = models.CharField(
+        max_length=32, blank=True, db_index=True, help_text="Models created together by a sweep."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

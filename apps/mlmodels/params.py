@@ -1,0 +1,124 @@
+"""Validation of training parameters (shared by the form, the API and the job kind)."""
+
+from rest_framework import serializers
+
+from apps.mlmodels.lr_policies import POLICIES
+
+#: The standard networks (built in ``apps.mlmodels.networks``, which imports TensorFlow).
+STANDARD = {
+    "lenet": "LeNet (28×28-class inputs, digits)",
+    "alexnet": "AlexNet (reduced for small inputs)",
+    "resnet": "ResNet-20 (CIFAR-style residual network)",
+    "mobilenet_v2": "MobileNetV2 (keras.applications, inputs ≥ 32×32)",
+}
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad", "adadelta")
+MEAN_SUBTRACTION = ("none", "image", "pixel")
+NETWORK_SOURCES = ("standard", "custom", "previous", "upload")
+
+
+class NetworkParams(serializers.Serializer):
+    source = serializers.ChoiceField(choices=NETWORK_SOURCES, default="standard")
+    name = serializers.ChoiceField(choices=sorted(STANDARD), required=False, default="lenet")
+    code = serializers.CharField(
+        required=False, allow_blank=True, default="", trim_whitespace=False
+    )
+    previous_model = serializers.IntegerField(required=False, allow_null=True, default=None)
+    previous_epoch = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1
+    )
+    upload_key = serializers.CharField(required=False, allow_blank=True, default="")
+
+    def validate(self, attrs):
+        source = attrs["source"]
+        if source == "custom" and not attrs["code"].strip():
+            raise serializers.ValidationError(
+                {"code": "Paste the network code (a build_model function)."}
+            )
+        if source == "previous" and not attrs["previous_model"]:
+            raise serializers.ValidationError({"previous_model": "Choose the model to start from."})
+        if source == "upload" and not attrs["upload_key"]:
+            raise serializers.ValidationError({"upload_key": "Upload a .keras model file."})
+        return attrs
+
+
+class AugmentationParams(serializers.Serializer):
+    flip_horizontal = serializers.BooleanField(default=False)
+    flip_vertical = serializers.BooleanField(default=False)
+    rotation_degrees = serializers.FloatField(min_value=0, max_value=180, default=0)
+    crop_percent = serializers.FloatField(
+        min_value=0, max_value=50, default=0, help_text="Random zoom-in (crop) up to this share."
+    )
+    noise_stddev = serializers.FloatField(
+        min_value=0, max_value=100, default=0, help_text="Gaussian noise, in pixel units."
+    )
+    contrast = serializers.FloatField(min_value=0, max_value=1, default=0)
+    hue = serializers.FloatField(
+        min_value=0, max_value=0.5, default=0, help_text="Colour images only."
+    )
+
+
+class SolverParams(serializers.Serializer):
+    epochs = serializers.IntegerField(min_value=1, max_value=10_000, default=30)
+    batch_size = serializers.IntegerField(min_value=1, max_value=65_536, default=64)
+    base_lr = serializers.FloatField(min_value=1e-9, max_value=10, default=0.01)
+    policy = serializers.ChoiceField(choices=POLICIES, default="step")
+    step_size = serializers.FloatField(
+        min_value=0.01, max_value=100, default=33, help_text="% of training (step, sigmoid)."
+    )
+    step_values = serializers.ListField(
+        child=serializers.FloatField(min_value=0, max_value=100),
+        default=[50.0],
+        help_text="% of training (multistep).",
+    )
+    gamma = serializers.FloatField(min_value=0, default=0.1)
+    power = serializers.FloatField(min_value=0, default=1.0)
+    optimizer = serializers.ChoiceField(choices=OPTIMIZERS, default="sgd")
+    momentum = serializers.FloatField(min_value=0, max_value=0.999, default=0.9)
+    weight_decay = serializers.FloatField(min_value=0, max_value=1, default=0)
+    seed = serializers.IntegerField(
+        min_value=0, max_value=2**31 - 1, required=False, allow_null=True, default=None
+    )
+    shuffle = serializers.BooleanField(default=True)
+    val_interval = serializers.IntegerField(
+        min_value=1, default=1, help_text="Validate every N epochs."
+    )
+    snapshot_interval = serializers.IntegerField(
+        min_value=1, default=1, help_text="Snapshot every N epochs."
+    )
+    mean_subtraction = serializers.ChoiceField(choices=MEAN_SUBTRACTION, default="image")
+    augmentation = AugmentationParams(default=dict)
+    metrics_every = serializers.IntegerField(
+        min_value=1,
+        max_value=100_000,
+        default=20,
+        help_text="Report training metrics every N steps.",
+    )
+
+    def validate(self, attrs):
+        if attrs["policy"] in ("exp",) and not 0 < attrs["gamma"] <= 1:
+            raise serializers.ValidationError(
+                {"gamma": "For the exp policy gamma must be in (0, 1]."}
+            )
+        return attrs
+
+
+class GpuParams(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=("next", "specific", "count", "none"), default="next")
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=0), default=list)
+    count = serializers.IntegerField(min_value=1, max_value=64, default=1)
+
+    def validate(self, attrs):
+        if attrs["mode"] == "specific" and not attrs["ids"]:
+            raise serializers.ValidationError({"ids": "List the GPU numbers to use."})
+        return attrs
+
+
+class TrainParams(serializers.Serializer):
+    """The parameters of a ``model.train`` job."""
+
+    model_id = serializers.IntegerField()
+    dataset = serializers.DictField(help_text="id, prefix and manifest of the dataset")
+    network = NetworkParams()
+    solver = SolverParams()
+    gpus = GpuParams(default=dict)
+    resume = serializers.BooleanField(default=False)

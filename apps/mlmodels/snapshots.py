@@ -1,0 +1,65 @@
+"""Training snapshots in the artifact store: one tar object per saved epoch.
+
+``models/<model id>/snapshots/epoch-0005.tar`` holds ``model.keras`` (the whole
+model, for download and inference), ``model.weights.h5`` and ``optimizer.npz``
+(to resume training into a rebuilt architecture) and ``state.json``. One object
+per snapshot makes writing it atomic: a half-written snapshot never exists.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+from pathlib import Path
+
+from apps.core.storage import get_store
+
+_EPOCH = re.compile(r"epoch-(\d+)\.tar$")
+
+
+def prefix(model_id: int) -> str:
+    return f"models/{model_id}/snapshots/"
+
+
+def key(model_id: int, epoch: int) -> str:
+    return f"{prefix(model_id)}epoch-{epoch:04d}.tar"
+
+
+def epochs(model_id: int) -> list[int]:
+    """Saved epochs, ascending."""
+    found = []
+    for k in get_store().list(prefix(model_id)):
+        match = _EPOCH.search(k)
+        if match:
+            found.append(int(match.group(1)))
+    return sorted(found)
+
+
+def save(model_id: int, epoch: int, folder: Path) -> str:
+    """Pack the files of ``folder`` into the epoch's snapshot object."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path in sorted(folder.iterdir()):
+            tar.add(path, arcname=path.name)
+    k = key(model_id, epoch)
+    get_store().put(k, buffer.getvalue(), content_type="application/x-tar")
+    return k
+
+
+def extract(model_id: int, epoch: int, folder: Path) -> dict:
+    """Unpack a snapshot into ``folder`` (only its known regular files); return its state."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (
+        get_store().open(key(model_id, epoch)) as fh,
+        tarfile.open(fileobj=io.BytesIO(fh.read())) as tar,
+    ):
+        for member in tar.getmembers():
+            if member.isfile() and "/" not in member.name and not member.name.startswith("."):
+                (folder / member.name).write_bytes(tar.extractfile(member).read())
+    return json.loads((folder / "state.json").read_text())
+
+
+def delete_all(model_id: int) -> int:
+    return get_store().delete_prefix(prefix(model_id))

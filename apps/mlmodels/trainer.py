@@ -1,0 +1,384 @@
+"""The training loop of ``model.train`` jobs (imports TensorFlow: job processes only)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import psutil
+
+from apps.mlmodels import snapshots
+from apps.mlmodels.params import AugmentationParams
+
+AUGMENTATION_DEFAULTS = {name: field.default for name, field in AugmentationParams().fields.items()}
+
+
+class Trainer:
+    def __init__(self, ctx, params=None):
+        self.ctx = ctx
+        self.params = params or ctx.params
+        self.solver = self.params["solver"]
+        self.model_id = self.params["model_id"]
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"train-{self.model_id}-"))
+
+    def _dataset(self):
+        from apps.mlmodels import data
+
+        ds = self.params["dataset"]
+        info = data.dataset_info(ds["id"], ds["prefix"], ds["manifest"])
+        names = info.manifest.get("label_names") or []
+        self.num_classes = len(names) or int(data.labels_of(info, "train").max()) + 1
+        self.input_shape = tuple(info.manifest["feature"]["shape"])
+        return info
+
+    def build_inference_model(self):
+        """The trained architecture (weights still to be loaded): how inference runs."""
+        return self.build_model(self._dataset())
+
+    # --- setup ---------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        import tensorflow as tf
+
+        from apps.mlmodels import data
+
+        seed = self.solver.get("seed")
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+            tf.config.experimental.enable_op_determinism()
+        ds = self.params["dataset"]
+        info = data.dataset_info(ds["id"], ds["prefix"], ds["manifest"])
+        manifest = info.manifest
+        self.num_classes = (
+            len(manifest.get("label_names") or []) or int(data.labels_of(info, "train").max()) + 1
+        )
+        self.input_shape = tuple(manifest["feature"]["shape"])
+        self.ctx.status("Loading data")
+        batch = self.solver["batch_size"]
+        train = data.stage_pipeline(
+            info,
+            "train",
+            batch_size=batch,
+            training=True,
+            shuffle=self.solver["shuffle"],
+            seed=seed or 0,
+        )
+        has_val = manifest["stages"].get("val", {}).get("count", 0) > 0
+        val = (
+            data.stage_pipeline(
+                info, "val", batch_size=batch, training=False, shuffle=False, seed=0
+            )
+            if has_val
+            else None
+        )
+        train_count = manifest["stages"]["train"]["count"]
+        self.steps_per_epoch = max(1, -(-train_count // batch))
+        epochs = self.solver["epochs"]
+        max_iter = self.steps_per_epoch * epochs
+
+        strategy = (
+            tf.distribute.MirroredStrategy()
+            if len(tf.config.list_logical_devices("GPU")) > 1
+            else tf.distribute.get_strategy()
+        )
+        with strategy.scope():
+            model = self.build_model(info)
+            optimizer = self.optimizer(max_iter)
+            top_k = min(5, self.num_classes)
+            model.compile(
+                optimizer=optimizer,
+                loss="sparse_categorical_crossentropy",
+                metrics=[
+                    "accuracy",
+                    keras.metrics.SparseTopKCategoricalAccuracy(k=top_k, name="top5"),
+                ],
+            )
+        initial_epoch = self.restore(model)
+        summary: list[str] = []
+        model.summary(print_fn=lambda line, **kw: summary.append(line))
+        self.ctx.log(
+            f"Network: {model.name}, {model.count_params():,} parameters, input {self.input_shape}, {self.num_classes} classes"
+        )
+        self.ctx.metric("steps_per_epoch", self.steps_per_epoch, step=0)
+        reporter = MetricsReporter(self, epochs, initial_epoch)
+        self.ctx.status(f"Training from epoch {initial_epoch + 1}" if initial_epoch else "Training")
+        model.fit(
+            train,
+            validation_data=val,
+            validation_freq=self.solver["val_interval"],
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[reporter],
+            verbose=0,
+        )
+        self.ctx.check_abort()
+        best = _best_epoch(reporter.epochs)
+        return {
+            "epochs": reporter.epochs,
+            "best_epoch": best,
+            "snapshots": snapshots.epochs(self.model_id),
+            "resumed_from": initial_epoch,
+            "param_count": int(model.count_params()),
+            "summary": "\n".join(summary),
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "label_names": manifest.get("label_names"),
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+
+    def build_model(self, info):
+        from apps.mlmodels import networks
+
+        network = self.params["network"]
+        source = network["source"]
+        if source == "standard":
+            core = networks.standard(network["name"], self.input_shape, self.num_classes)
+        elif source == "custom":
+            core = networks.custom(network["code"], self.input_shape, self.num_classes)
+        else:
+            core = networks.with_new_head(self._load_source_model(network), self.num_classes)
+            networks.check_output(core, self.num_classes)
+        inputs = keras.Input(self.input_shape, name="image")
+        x = self._preprocessing(info)(inputs)
+        augmentation = self._augmentation()
+        if augmentation is not None:
+            x = augmentation(x)
+        outputs = core(x)
+        return keras.Model(inputs, outputs, name=core.name)
+
+    def _load_source_model(self, network):
+        """An uploaded .keras file or an earlier model's snapshot, loaded in safe mode."""
+        from apps.core.storage import get_store
+
+        path = self.workdir / "source.keras"
+        if network["source"] == "upload":
+            path.write_bytes(get_store().get(network["upload_key"]))
+        else:
+            folder = self.workdir / "source"
+            epoch = network.get("previous_epoch") or snapshots.epochs(network["previous_model"])[-1]
+            snapshots.extract(network["previous_model"], epoch, folder)
+            path = folder / "model.keras"
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+        # A platform snapshot wraps preprocessing around the network: fine-tune the network.
+        inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+        return inner[-1] if network["source"] == "previous" and inner else model
+
+    def _preprocessing(self, info):
+        from apps.datasets import shards
+
+        mode = self.solver["mean_subtraction"]
+        mean_info = info.manifest.get("mean")
+        if mode == "none" or not mean_info:
+            return keras.layers.Rescaling(1 / 255.0, name="scale")
+        mean = np.load(shards.local_copy(info, mean_info["npy"])).astype(np.float32)
+        if mode == "pixel":
+            mean = mean.mean(axis=(0, 1))
+            return keras.layers.Normalization(
+                axis=-1, mean=mean, variance=np.full_like(mean, 255.0**2), name="mean_pixel"
+            )
+        return keras.layers.Normalization(
+            axis=(1, 2, 3), mean=mean, variance=np.full_like(mean, 255.0**2), name="mean_image"
+        )
+
+    def _augmentation(self):
+        from keras import layers
+
+        aug = {**AUGMENTATION_DEFAULTS, **self.solver.get("augmentation", {})}
+        steps = []
+        flips = ("horizontal" if aug["flip_horizontal"] else "") + (
+            "_and_vertical"
+            if aug["flip_vertical"] and aug["flip_horizontal"]
+            else "vertical"
+            if aug["flip_vertical"]
+            else ""
+        )
+        if flips:
+            steps.append(layers.RandomFlip(flips))
+        if aug["rotation_degrees"]:
+            steps.append(layers.RandomRotation(aug["rotation_degrees"] / 360.0))
+        if aug["crop_percent"]:
+            steps.append(layers.RandomZoom((-aug["crop_percent"] / 100.0, 0)))
+        if aug["contrast"]:
+            steps.append(layers.RandomContrast(aug["contrast"], value_range=(-1, 1)))
+        if aug["hue"] and self.input_shape[-1] == 3:
+            steps.append(layers.RandomHue(aug["hue"], value_range=(-1, 1)))
+        if aug["noise_stddev"]:
+            steps.append(layers.GaussianNoise(aug["noise_stddev"] / 255.0))
+        return keras.Sequential(steps, name="augmentation") if steps else None
+
+    def optimizer(self, max_iter: int):
+        from apps.mlmodels.schedule import DigitsSchedule
+
+        s = self.solver
+        lr = DigitsSchedule(
+            policy=s["policy"], base_lr=s["base_lr"], max_iter=max_iter, gamma=s["gamma"],
+            power=s["power"], step_size=s["step_size"], step_values=list(s["step_values"]),
+        )  # fmt: skip
+        decay = s["weight_decay"] or None
+        name = s["optimizer"]
+        if name in ("sgd", "momentum", "nesterov"):
+            momentum = 0.0 if name == "sgd" else s["momentum"]
+            return keras.optimizers.SGD(
+                lr, momentum=momentum, nesterov=name == "nesterov", weight_decay=decay
+            )
+        cls = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop,
+               "adagrad": keras.optimizers.Adagrad, "adadelta": keras.optimizers.Adadelta}[name]  # fmt: skip
+        return cls(lr, weight_decay=decay)
+
+    # --- snapshots -------------------------------------------------------------------------
+    def restore(self, model) -> int:
+        """Continue from the last snapshot on a retry or when resuming; return its epoch."""
+        saved = snapshots.epochs(self.model_id)
+        if not saved or not (self.params.get("resume") or self.ctx.attempt > 1):
+            return 0
+        epoch = saved[-1]
+        folder = self.workdir / "restore"
+        state = snapshots.extract(self.model_id, epoch, folder)
+        model.load_weights(folder / "model.weights.h5")
+        optimizer = model.optimizer
+        optimizer.build(model.trainable_variables)
+        with np.load(folder / "optimizer.npz") as saved_vars:
+            values = [saved_vars[f"v{i}"] for i in range(len(saved_vars.files))]
+        if len(values) != len(optimizer.variables):
+            raise RuntimeError("The snapshot's optimizer state does not match the network.")
+        for variable, value in zip(optimizer.variables, values, strict=True):
+            variable.assign(value)
+        self.ctx.log(
+            f"Resumed from the snapshot of epoch {epoch} (iteration {state['iterations']})."
+        )
+        return epoch
+
+    def snapshot(self, model, epoch: int, metrics: dict[str, float]) -> None:
+        folder = self.workdir / f"snapshot-{epoch}"
+        folder.mkdir()
+        model.save(folder / "model.keras")
+        model.save_weights(folder / "model.weights.h5")
+        variables = {f"v{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)}
+        np.savez(folder / "optimizer.npz", **variables)
+        state = {
+            "epoch": epoch,
+            "iterations": int(model.optimizer.iterations.numpy()),
+            "metrics": metrics,
+        }
+        (folder / "state.json").write_text(json.dumps(state))
+        snapshots.save(self.model_id, epoch, folder)
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+
+
+def _best_epoch(epochs: list[dict[str, Any]]) -> int | None:
+    scored = [e for e in epochs if e.get("val_accuracy") is not None]
+    if scored:
+        return max(scored, key=lambda e: (e["val_accuracy"], -e.get("val_loss", 0)))["epoch"]
+    return min(epochs, key=lambda e: e["loss"])["epoch"] if epochs else None
+
+
+class MetricsReporter(keras.callbacks.Callback):
+    """Streams metrics, progress and resource use; takes snapshots; stops on abort."""
+
+    def __init__(self, trainer: Trainer, epochs: int, initial_epoch: int):
+        super().__init__()
+        self.trainer, self.ctx = trainer, trainer.ctx
+        self.total_epochs = epochs
+        self.initial_epoch = initial_epoch
+        self.every = trainer.solver["metrics_every"]
+        self.snapshot_interval = trainer.solver["snapshot_interval"]
+        self.batch_size = trainer.solver["batch_size"]
+        self.epochs: list[dict[str, Any]] = []
+        self.process = psutil.Process()
+        self.window_start = time.perf_counter()
+        self.window_steps = 0
+        self.started = time.monotonic()
+
+    def _iteration(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.window_steps += 1
+        if self.ctx.stopping:
+            self.model.stop_training = True
+            return
+        iteration = self._iteration()
+        if iteration % self.every:
+            return
+        now = time.perf_counter()
+        speed = self.window_steps * self.batch_size / max(now - self.window_start, 1e-9)
+        self.window_start, self.window_steps = now, 0
+        lr = (
+            float(self.model.optimizer.learning_rate.numpy())
+            if hasattr(self.model.optimizer.learning_rate, "numpy")
+            else float(self.model.optimizer.learning_rate)
+        )
+        self.ctx.metric("train/loss", float(logs["loss"]), step=iteration)
+        self.ctx.metric("train/accuracy", float(logs["accuracy"]), step=iteration)
+        self.ctx.metric("lr", lr, step=iteration)
+        self.ctx.metric("images_per_sec", speed, step=iteration)
+        epochs_done = iteration / self.trainer.steps_per_epoch
+        self._progress(epochs_done)
+
+    def _progress(self, epochs_done: float) -> None:
+        done = epochs_done - self.initial_epoch
+        remaining = self.total_epochs - epochs_done
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / done * remaining if done > 0 else None
+        self.ctx.progress(
+            epochs_done / self.total_epochs,
+            eta_seconds=eta,
+            text=f"Epoch {epochs_done:.2f} of {self.total_epochs}",
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        number = epoch + 1
+        iteration = self._iteration()
+        row = {
+            "epoch": number,
+            "loss": float(logs.get("loss", np.nan)),
+            "accuracy": float(logs.get("accuracy", np.nan)),
+        }
+        for key in ("val_loss", "val_accuracy", "val_top5"):
+            if key in logs:
+                row[key] = float(logs[key])
+                self.ctx.metric(key.replace("val_", "val/"), row[key], step=iteration)
+        self.ctx.metric("epoch", number, step=iteration)
+        self.ctx.metric("cpu_percent", self.process.cpu_percent(interval=None), step=iteration)
+        self.ctx.metric("memory_mb", self.process.memory_info().rss / 2**20, step=iteration)
+        _report_gpus(self.ctx, iteration)
+        if number % self.snapshot_interval == 0 or number == self.total_epochs:
+            self.trainer.snapshot(self.model, number, row)
+            row["snapshot"] = True
+        self.epochs.append(row)
+        described = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float))
+        self.ctx.log(f"Epoch {number}: {described}")
+        self._progress(number)
+        if self.ctx.stopping:
+            self.model.stop_training = True
+
+
+def _report_gpus(ctx, iteration: int) -> None:
+    """GPU use and memory through NVML, when the node has it."""
+    try:
+        import pynvml
+    except ImportError:
+        return
+    try:
+        pynvml.nvmlInit()
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            ctx.metric(
+                f"gpu{index}/utilization",
+                pynvml.nvmlDeviceGetUtilizationRates(handle).gpu,
+                step=iteration,
+            )
+            ctx.metric(
+                f"gpu{index}/memory_mb",
+                pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20,
+                step=iteration,
+            )
+    except pynvml.NVMLError:
+        return
