@@ -67,6 +67,8 @@
       if (ev.seq <= lastSeq) return; // already shown
       lastSeq = ev.seq;
       root.dataset.lastSeq = lastSeq;
+      // Other scripts on the page (charts) follow the same stream.
+      root.dispatchEvent(new CustomEvent("digits:event", { detail: ev }));
       const d = ev.data;
       if (ev.type === "status") {
         status = d.status;

@@ -1,0 +1,90 @@
+from rest_framework import serializers
+
+from apps.accounts.models import Team
+from apps.core import permissions
+from apps.core.api import OwnedSerializerMixin
+from apps.datasets.models import Dataset
+from apps.mlmodels.models import TrainedModel
+from apps.mlmodels.params import GpuParams, NetworkParams, SolverParams
+
+
+class TrainedModelSerializer(OwnedSerializerMixin, serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True
+    )
+
+    class Meta:
+        model = TrainedModel
+        fields = [
+            "id", "name", "description", "dataset", "owner", "team", "visibility", "status",
+            "network", "solver", "gpus", "best_epoch", "sweep", "job", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = [
+            "dataset", "status", "network", "solver", "gpus", "best_epoch", "sweep", "job",
+            "created_at", "updated_at",
+        ]  # fmt: skip
+
+
+class TrainedModelDetailSerializer(TrainedModelSerializer):
+    snapshots = serializers.SerializerMethodField()
+
+    class Meta(TrainedModelSerializer.Meta):
+        fields = [*TrainedModelSerializer.Meta.fields, "result", "snapshots"]
+
+    def get_snapshots(self, model) -> list[int]:
+        from apps.mlmodels import snapshots
+
+        return snapshots.epochs(model.pk)
+
+
+class SweepSolverParams(SolverParams):
+    """Solver options; ``batch_size`` and ``base_lr`` may be lists (one model each)."""
+
+    batch_size = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=65_536), min_length=1, required=False
+    )
+    base_lr = serializers.ListField(
+        child=serializers.FloatField(min_value=1e-9, max_value=10), min_length=1, required=False
+    )
+
+    def to_internal_value(self, data):
+        data = dict(data)
+        for name in ("batch_size", "base_lr"):
+            if name in data and not isinstance(data[name], list):
+                value = data[name]
+                data[name] = (
+                    [v for v in str(value).split(",") if v.strip()]
+                    if isinstance(value, str)
+                    else [value]
+                )
+        return super().to_internal_value(data)
+
+
+class TrainedModelCreateSerializer(OwnedSerializerMixin, serializers.Serializer):
+    dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    team = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True
+    )
+    visibility = serializers.ChoiceField(
+        choices=TrainedModel._meta.get_field("visibility").choices, default="private"
+    )
+    network = NetworkParams()
+    solver = SweepSolverParams()
+    gpus = GpuParams(required=False)
+
+    def validate_dataset(self, dataset):
+        if not permissions.can(self.context["request"].user, permissions.VIEW, dataset):
+            raise serializers.ValidationError("Unknown dataset.")
+        return dataset
+
+    def validate_network(self, network):
+        previous = network.get("previous_model")
+        if previous is not None:
+            visible = permissions.visible(
+                TrainedModel.objects.filter(pk=previous), self.context["request"].user
+            )
+            if not visible.exists():
+                raise serializers.ValidationError({"previous_model": "Unknown model."})
+        return network

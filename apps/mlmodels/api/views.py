@@ -1,0 +1,142 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from apps.core import permissions
+from apps.core.api import OwnedModelViewSet
+from apps.datasets import shards
+from apps.jobs.api.serializers import JobSerializer
+from apps.jobs.services import JobStateError
+from apps.mlmodels import export, services
+from apps.mlmodels.api.serializers import (
+    TrainedModelCreateSerializer,
+    TrainedModelDetailSerializer,
+    TrainedModelSerializer,
+)
+from apps.mlmodels.models import TrainedModel
+from apps.mlmodels.params import GpuParams
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class ClassifyRequest(serializers.Serializer):
+    image = serializers.ImageField(required=False, help_text="An image file (multipart).")
+    stage = serializers.ChoiceField(choices=["train", "val", "test"], default="val")
+    index = serializers.IntegerField(
+        min_value=0, required=False, help_text="A dataset entry instead of an image."
+    )
+    epoch = serializers.IntegerField(
+        min_value=1, required=False, help_text="Default: the best epoch."
+    )
+
+    def validate(self, attrs):
+        if "image" not in attrs and "index" not in attrs:
+            raise serializers.ValidationError(
+                {"image": "Upload an image or give a dataset entry index."}
+            )
+        return attrs
+
+
+class TrainedModelViewSet(OwnedModelViewSet):
+    """Models: train (one or a sweep), inspect, resume, classify, download, delete."""
+
+    queryset = TrainedModel.objects.select_related("owner", "team", "dataset", "job")
+    filterset_fields = ["status", "dataset", "sweep", "visibility"]
+
+    def get_serializer_class(self):
+        if self.action == "create":
+            return TrainedModelCreateSerializer
+        return TrainedModelDetailSerializer if self.action == "retrieve" else TrainedModelSerializer
+
+    @extend_schema(
+        request=TrainedModelCreateSerializer, responses={201: TrainedModelSerializer(many=True)}
+    )
+    def create(self, request, *args, **kwargs):
+        serializer = TrainedModelCreateSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        d = serializer.validated_data
+        solver = dict(d["solver"])
+        batch_sizes = solver.pop("batch_size", None) or [64]
+        base_lrs = solver.pop("base_lr", None) or [0.01]
+        solver["batch_size"], solver["base_lr"] = batch_sizes[0], base_lrs[0]
+        gpus = d.get("gpus") or dict(GpuParams(data={}).run_validation({}))
+        try:
+            models = services.create(
+                owner=request.user, dataset=d["dataset"], name=d["name"], description=d["description"],
+                network=dict(d["network"]), solver=solver, gpus=dict(gpus), team=d.get("team"),
+                visibility=d["visibility"], batch_sizes=batch_sizes, base_lrs=base_lrs,
+            )  # fmt: skip
+        except services.ModelError as exc:
+            raise serializers.ValidationError({"dataset": [str(exc)]}) from None
+        data = TrainedModelSerializer(models, many=True, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        try:
+            services.delete(instance)
+        except JobStateError as exc:
+            raise Conflict(str(exc)) from None
+
+    @extend_schema(request=None, responses={201: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Continue training from the last snapshot (after an abort or failure)."""
+        model = permissions.get_object_for(
+            request.user, self.get_queryset(), permissions.CHANGE, pk=pk
+        )
+        try:
+            job = services.resume(model)
+        except services.ModelError as exc:
+            raise Conflict(str(exc)) from None
+        return Response(JobSerializer(job, context={"request": request}).data, status=201)
+
+    @extend_schema(
+        request={"multipart/form-data": ClassifyRequest, "application/json": ClassifyRequest}
+    )
+    @action(detail=True, methods=["post"])
+    def classify(self, request, pk=None):
+        """Top-5 classes of an image (upload, or a dataset entry) with a chosen epoch.
+
+        Runs a short job; answers 200 with the predictions, or 202 with the job
+        if it takes longer than a minute.
+        """
+        model = self.get_object()
+        params = ClassifyRequest(data=request.data)
+        params.is_valid(raise_exception=True)
+        q = params.validated_data
+        if "image" in q:
+            q["image"].seek(0)
+            image = q["image"].read()
+        else:
+            try:
+                features, _ = shards.read_entry(model.dataset, q["stage"], q["index"])
+            except IndexError as exc:
+                raise serializers.ValidationError({"index": [str(exc)]}) from None
+            import io
+
+            from apps.core.plugins.interfaces import features_to_image
+
+            out = io.BytesIO()
+            features_to_image(features).save(out, format="PNG")
+            image = out.getvalue()
+        try:
+            job = services.classify(model, request.user, image, epoch=q.get("epoch"), wait=60)
+        except services.ModelError as exc:
+            raise serializers.ValidationError({"epoch": [str(exc)]}) from None
+        if job.is_active:
+            return Response({"job": job.pk, "status": job.status}, status=202)
+        if job.status != "done":
+            return Response({"job": job.pk, "status": job.status, "detail": job.error}, status=422)
+        return Response({"job": job.pk, **job.result})
+
+    @extend_schema(
+        parameters=[OpenApiParameter("epoch", int)], responses={(200, "application/gzip"): bytes}
+    )
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        """The model at an epoch as a .tar.gz (model.keras, labels, preprocessing)."""
+        return export.download_response(self.get_object(), request.query_params.get("epoch"))

@@ -1,0 +1,191 @@
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.core import permissions
+from apps.datasets import shards
+from apps.datasets.services import store_upload
+from apps.jobs.services import JobStateError
+from apps.mlmodels import export, services, snapshots
+from apps.mlmodels.forms import ModelForm
+from apps.mlmodels.models import TrainedModel
+
+
+def _model(request, pk, action=permissions.VIEW):
+    return permissions.get_object_for(
+        request.user,
+        TrainedModel.objects.select_related("owner", "team", "job", "dataset"),
+        action,
+        pk=pk,
+    )
+
+
+@login_required
+def model_new(request):
+    initial = {"dataset": request.GET.get("dataset")} if request.GET.get("dataset") else None
+    form = ModelForm(
+        request.POST or None, request.FILES or None, user=request.user, initial=initial
+    )
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        network = dict(d["network_params"])
+        if network["source"] == "upload":
+            network["upload_key"] = store_upload(d["pretrained_file"])["upload_key"]
+        try:
+            models = services.create(
+                owner=request.user, dataset=d["dataset"], name=d["name"], description=d["description"],
+                network=network, solver=d["solver_params"], gpus=d["gpu_params"], team=d["team"],
+                visibility=d["visibility"], batch_sizes=d["batch_sizes"], base_lrs=d["base_lrs"],
+            )  # fmt: skip
+        except services.ModelError as exc:
+            form.add_error("dataset", str(exc))
+        else:
+            if len(models) > 1:
+                messages.success(request, f"Started a sweep of {len(models)} models.")
+                return redirect("home")
+            return redirect("mlmodels:detail", pk=models[0].pk)
+    return render(request, "mlmodels/new.html", {"form": form})
+
+
+@login_required
+def model_detail(request, pk):
+    model = _model(request, pk)
+    saved = snapshots.epochs(model.pk)
+    return render(
+        request,
+        "mlmodels/detail.html",
+        {
+            "model": model,
+            "job": model.job,
+            "snapshots": saved,
+            "epochs": model.result.get("epochs", []),
+            "can_change": permissions.can(request.user, permissions.CHANGE, model),
+            "can_delete": permissions.can(request.user, permissions.DELETE, model),
+            "sweep": TrainedModel.objects.filter(sweep=model.sweep).exclude(pk=model.pk)
+            if model.sweep
+            else [],
+            "chart_config": {"steps_per_epoch": model.result.get("steps_per_epoch")},
+        },
+    )
+
+
+@login_required
+def model_download(request, pk):
+    return export.download_response(_model(request, pk), request.GET.get("epoch"))
+
+
+@login_required
+def model_classify(request, pk):
+    model = _model(request, pk)
+    result = error = None
+    if request.method == "POST":
+        image = _image_from_request(request, model)
+        if isinstance(image, str):
+            error = image
+        else:
+            epoch = int(request.POST["epoch"]) if request.POST.get("epoch") else None
+            try:
+                job = services.classify(model, request.user, image, epoch=epoch)
+            except services.ModelError as exc:
+                error = str(exc)
+            else:
+                if job.status == "done":
+                    result = job.result
+                else:
+                    error = job.error or f"Classification is still running (job #{job.pk})."
+    return render(
+        request,
+        "mlmodels/classify.html",
+        {"model": model, "result": result, "error": error, "snapshots": snapshots.epochs(model.pk)},
+    )
+
+
+def _image_from_request(request, model):
+    """The image bytes to classify, or an error message."""
+    upload = request.FILES.get("image")
+    if upload is not None:
+        return upload.read()
+    stage, index = request.POST.get("stage", "val"), request.POST.get("index", "")
+    if not index.isdigit():
+        return "Upload an image or give the number of a dataset entry."
+    try:
+        features, _ = shards.read_entry(model.dataset, stage, int(index))
+    except IndexError as exc:
+        return str(exc)
+    from io import BytesIO
+
+    from apps.core.plugins.interfaces import features_to_image
+
+    out = BytesIO()
+    features_to_image(features).save(out, format="PNG")
+    return out.getvalue()
+
+
+@login_required
+@require_POST
+def model_resume(request, pk):
+    model = _model(request, pk, permissions.CHANGE)
+    try:
+        services.resume(model)
+        messages.success(request, "Training resumed from the last snapshot.")
+    except services.ModelError as exc:
+        messages.error(request, str(exc))
+    return redirect("mlmodels:detail", pk=pk)
+
+
+@login_required
+@require_POST
+def model_clone(request, pk):
+    model = _model(request, pk)
+    try:
+        [new] = services.create(
+            owner=request.user, dataset=model.dataset, name=f"{model.name} (clone)",
+            description=model.description, network=model.network, solver=model.solver, gpus=model.gpus,
+        )  # fmt: skip
+    except services.ModelError as exc:
+        messages.error(request, str(exc))
+        return redirect("mlmodels:detail", pk=pk)
+    return redirect("mlmodels:detail", pk=new.pk)
+
+
+@login_required
+@require_POST
+def model_delete(request, pk):
+    model = _model(request, pk, permissions.DELETE)
+    try:
+        services.delete(model)
+    except JobStateError as exc:
+        messages.error(request, str(exc))
+        return redirect("mlmodels:detail", pk=pk)
+    messages.success(request, f"Model “{model.name}” deleted.")
+    return redirect("home")
+
+
+@login_required
+def lr_preview(request):
+    """Points of the learning-rate curve for the form's preview chart (JSON)."""
+    from apps.mlmodels.lr_policies import curve
+
+    try:
+        max_iter = max(1, int(request.GET.get("epochs", 30)) * 100)
+        kwargs = {
+            "policy": request.GET.get("policy", "step"),
+            "base_lr": float(request.GET.get("base_lr", "0.01").split(",")[0]),
+            "gamma": float(request.GET.get("gamma", 0.1)),
+            "power": float(request.GET.get("power", 1)),
+            "step_size": float(request.GET.get("step_size", 33)),
+            "step_values": tuple(
+                float(v) for v in request.GET.get("step_values", "50").split(",") if v.strip()
+            ),
+        }
+        points = curve(max_iter=max_iter, **kwargs)
+    except (ValueError, OverflowError, ZeroDivisionError) as exc:
+        return HttpResponse(
+            json.dumps({"error": str(exc)}), status=400, content_type="application/json"
+        )
+    data = {"epochs": [i / 100 for i, _ in points], "lr": [lr for _, lr in points]}
+    return HttpResponse(json.dumps(data), content_type="application/json")
