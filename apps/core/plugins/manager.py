@@ -79,7 +79,7 @@ class PluginRegistry:
                 if "digits_django_app" in info.hooks:
                     info.django_app = module.digits_django_app()
             except Exception as exc:
-                self._fail(info, exc)
+                self.fail(info, exc)
 
     def _validate(self, module: ModuleType) -> None:
         known = {name for name in dir(hookspecs) if name.startswith("digits_")}
@@ -92,7 +92,8 @@ class PluginRegistry:
                 module, f"unknown hook(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
 
-    def _fail(self, info: PluginInfo, exc: BaseException) -> None:
+    def fail(self, info: PluginInfo, exc: BaseException) -> None:
+        """Mark a plugin failed with ``exc`` (reported, its hooks no longer called)."""
         info.status = FAILED
         info.error = f"{type(exc).__name__}: {exc}"
         if info.module is not None and self.manager.is_registered(info.module):
@@ -125,7 +126,7 @@ class PluginRegistry:
                         raise TypeError(f"{hook} returned {item!r}, not a {base.__name__} subclass")
                 items.extend((info, item) for item in result)
             except Exception as exc:
-                self._fail(info, exc)
+                self.fail(info, exc)
         return items
 
     def urlconfs(self, suffix: str) -> list[tuple[str, ModuleType]]:
@@ -141,9 +142,9 @@ class PluginRegistry:
                     exc.name != f"{info.app_label}.{suffix}"
                     and not f"{info.app_label}.{suffix}".startswith(exc.name or "\0")
                 ):
-                    self._fail(info, exc)
+                    self.fail(info, exc)
             except Exception as exc:
-                self._fail(info, exc)
+                self.fail(info, exc)
         return found
 
 

@@ -34,4 +34,5 @@ class Command(BaseCommand):
             if provided:
                 self.stdout.write(f"  dataset types: {', '.join(provided)}")
             if info.error:
-                self.stdout.write(f"  error: {info.error}")
+                # pluggy's messages span lines: indent them so they stay under their plugin.
+                self.stdout.write("  error: " + info.error.replace("\n", "\n    "))

@@ -1,0 +1,1 @@
+"""A plugin that is a Django app with pages, an API and a template (URL mounting tests)."""
