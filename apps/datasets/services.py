@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import PurePath
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
@@ -36,6 +37,13 @@ def store_upload(upload: UploadedFile) -> dict[str, Any]:
     return {"upload_key": key, "name": upload.name, "size": upload.size}
 
 
+class _OptionsEncoder(DjangoJSONEncoder):
+    def default(self, o):
+        if isinstance(o, PurePath):
+            return str(o)
+        return super().default(o)
+
+
 def json_options(cleaned_data: dict[str, Any]) -> dict[str, Any]:
     """Form values as the JSON the job process receives.
 
@@ -46,7 +54,7 @@ def json_options(cleaned_data: dict[str, Any]) -> dict[str, Any]:
         name: store_upload(value) if isinstance(value, UploadedFile) else value
         for name, value in cleaned_data.items()
     }
-    return json.loads(json.dumps(values, cls=DjangoJSONEncoder))
+    return json.loads(json.dumps(values, cls=_OptionsEncoder))
 
 
 def upload_keys(options: dict[str, Any]) -> list[str]:
