@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -136,15 +137,20 @@ def shard_size_for(entry_bytes: int) -> int:
 
 
 # --- reading ------------------------------------------------------------------------
-def _cache_dir(dataset_id: int) -> Path:
-    path = settings.DATA_DIR / "cache" / "datasets" / str(dataset_id)
+def _cache_dir(dataset) -> Path:
+    # Named by the manifest (which lists every shard's SHA-256) as well as the pk: a database
+    # started again from empty (every test run, a restore) hands out the same pks again, and
+    # must not be served the copies of another dataset that had the pk before.
+    manifest = json.dumps(dataset.manifest, sort_keys=True).encode()
+    name = f"{dataset.pk}-{hashlib.sha256(manifest).hexdigest()[:16]}"
+    path = settings.DATA_DIR / "cache" / "datasets" / name
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def local_copy(dataset, key: str) -> Path:
     """A local copy of a dataset file (downloaded once), for memory-mapping and seeking."""
-    target = _cache_dir(dataset.pk) / key.replace("/", "__")
+    target = _cache_dir(dataset) / key.replace("/", "__")
     if not target.exists():
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
         with os.fdopen(fd, "wb") as out:

@@ -1,0 +1,1 @@
+"""Sunnybrook left-ventricle segmentation data for digits (a ``digits.plugins`` plugin)."""

@@ -1,0 +1,19 @@
+"""The platform's shared fixtures, for runs that collect only this folder.
+
+``pytest plugins/digits-sunnybrook`` does not load ``tests/conftest.py`` of the
+platform (conftest files apply to their own folder), so its fixtures are
+re-exported here; in a whole-suite run they are the same functions.
+"""
+
+import pytest
+
+from tests.conftest import api_client, people, start_process, start_worker  # noqa: F401
+
+
+@pytest.fixture
+def data_root(tmp_path, settings):
+    """A folder this server may read from (``DIGITS_SERVER_DATA_ROOTS``), in-process."""
+    root = tmp_path / "data"
+    root.mkdir()
+    settings.DIGITS_SERVER_DATA_ROOTS = [root.resolve()]
+    return root
