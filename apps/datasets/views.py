@@ -1,4 +1,5 @@
 import io
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -8,20 +9,38 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.core import permissions
-from apps.core.plugins import STAGES
+from apps.core.downloads import artifact_response
+from apps.core.plugins import STAGES, DataIngestion
 from apps.core.plugins.catalog import data_ingestion_types, get_data_ingestion
-from apps.datasets import services, shards
+from apps.datasets import queries, services, shards
 from apps.datasets.forms import DatasetForm
 from apps.datasets.models import Dataset
 from apps.jobs.services import JobStateError
 
 GALLERY_PAGE = 24
+SAMPLES_PER_CLASS = 6
+#: Files of a built dataset that its page offers for download.
+DOWNLOADS = {
+    "manifest.json": "application/json",
+    "labels.txt": "text/plain; charset=utf-8",
+    "errors.json": "application/json",
+    "mean.png": "image/png",
+    "mean.npy": "application/octet-stream",
+}
 
 
 def _dataset(request, pk, action=permissions.VIEW):
     return permissions.get_object_for(
         request.user, Dataset.objects.select_related("owner", "team", "job"), action, pk=pk
     )
+
+
+def _ready_dataset(request, pk):
+    """A dataset the user may see whose shards are published (404 while building or failed)."""
+    dataset = _dataset(request, pk)
+    if dataset.status != Dataset.Status.READY:
+        raise Http404("The dataset is not ready.")
+    return dataset
 
 
 def _ingestion_class(type_id):
@@ -71,6 +90,7 @@ def dataset_detail(request, pk):
     dataset = _dataset(request, pk)
     manifest = dataset.manifest
     stages = [(s, dataset.stage_count(s)) for s in STAGES]
+    ready = dataset.status == Dataset.Status.READY
     return render(
         request,
         "datasets/detail.html",
@@ -81,8 +101,42 @@ def dataset_detail(request, pk):
             "manifest": manifest,
             "type_title": _type_title(dataset.type),
             "can_delete": permissions.can(request.user, permissions.DELETE, dataset),
+            "class_distribution": queries.class_distribution(dataset) if ready else None,
+            "samples": _samples(dataset) if ready else None,
+            "downloads": _downloads(dataset) if ready else [],
         },
     )
+
+
+def _samples(dataset):
+    """``{"stage", "rows": [(class index or None, caption, [entry index, ...]), ...]}``.
+
+    A few entries of each class, from the train stage when it has entries; datasets
+    without class labels (masks) show the stage's first entries.
+    """
+    stage = next((s for s in STAGES if dataset.stage_count(s)), None)
+    if stage is None:
+        return None
+    if not queries.has_class_labels(dataset):
+        count = min(dataset.stage_count(stage), SAMPLES_PER_CLASS * 2)
+        return {"stage": stage, "rows": [(None, "First entries", list(range(count)))]}
+    per_class = queries.class_samples(dataset, stage, SAMPLES_PER_CLASS)
+    counts = queries.class_counts(dataset, stage)
+    rows = [
+        (label, f"{queries.class_name(dataset, label)} ({counts.get(label, 0)})", indices)
+        for label, indices in sorted(per_class.items())
+    ]
+    return {"stage": stage, "rows": rows}
+
+
+def _downloads(dataset):
+    names = ["manifest.json", "errors.json"]
+    if dataset.manifest.get("label_names"):
+        names.insert(1, "labels.txt")
+    mean = dataset.manifest.get("mean")
+    if mean:
+        names += [mean["png"], mean["npy"]]
+    return [n for n in names if n in DOWNLOADS]
 
 
 def _type_title(type_id):
@@ -94,16 +148,28 @@ def _type_title(type_id):
 
 @login_required
 def dataset_explore(request, pk):
-    dataset = _dataset(request, pk)
-    if dataset.status != Dataset.Status.READY:
-        raise Http404("The dataset is not ready.")
+    dataset = _ready_dataset(request, pk)
     stage = request.GET.get("stage", "train")
     if stage not in STAGES:
         raise Http404("Unknown stage.")
-    page = Paginator(range(dataset.stage_count(stage)), GALLERY_PAGE).get_page(
-        request.GET.get("page")
-    )
-    names = dataset.manifest.get("label_names")
+    by_class = queries.has_class_labels(dataset)
+    label = _class_filter(request) if by_class else None
+    if label is None:
+        indices = range(dataset.stage_count(stage))
+    else:
+        indices = queries.entries_of_class(dataset, stage, label)
+    page = Paginator(indices, GALLERY_PAGE).get_page(request.GET.get("page"))
+    entries = list(page.object_list)
+    labels = queries.labels_of(dataset, stage, entries) if by_class else [None] * len(entries)
+    gallery = [
+        {
+            "index": int(index),
+            "label": entry_label,
+            "caption": None if entry_label is None else queries.class_name(dataset, entry_label),
+        }
+        for index, entry_label in zip(entries, labels, strict=True)
+    ]
+    query = {"stage": stage, **({"label": label} if label is not None else {})}
     return render(
         request,
         "datasets/explore.html",
@@ -112,26 +178,72 @@ def dataset_explore(request, pk):
             "stage": stage,
             "stages": [(s, dataset.stage_count(s)) for s in STAGES],
             "page": page,
-            "label_names": names,
+            "gallery": gallery,
+            "label": label,
+            "classes": _class_choices(dataset, stage) if by_class else None,
+            "label_query": f"&label={label}" if label is not None else "",
+            "page_query": urlencode(query),
         },
     )
 
 
+def _class_choices(dataset, stage):
+    """``(class index, name, entries in stage)`` for the explore page's class filter."""
+    counts = queries.class_counts(dataset, stage)
+    return [(i, queries.class_name(dataset, i), counts.get(i, 0)) for i in queries.classes(dataset)]
+
+
+def _class_filter(request) -> int | None:
+    value = request.GET.get("label", "")
+    if value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise Http404("The class must be a class index.") from None
+
+
 @login_required
 def dataset_entry_image(request, pk, stage, index):
-    dataset = _dataset(request, pk)
-    if dataset.status != Dataset.Status.READY:
-        raise Http404("The dataset is not ready.")
+    dataset = _ready_dataset(request, pk)
     try:
         features, label = shards.read_entry(dataset, stage, index)
     except IndexError:
         raise Http404(f"{stage} has no entry {index}.") from None
-    ingestion = _ingestion_class(dataset.type)(**dataset.options)
+    try:
+        ingestion = get_data_ingestion(dataset.type)(**dataset.options)
+    except LookupError:  # plugin uninstalled: the platform's own picture of the entry
+        ingestion = DataIngestion(**dataset.options)
     image = ingestion.render_entry(features, label)
     out = io.BytesIO()
     image.save(out, format="PNG")
     response = HttpResponse(out.getvalue(), content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+def dataset_mean_image(request, pk):
+    """The mean image of the train stage, shown inline on the dataset page."""
+    dataset = _ready_dataset(request, pk)
+    mean = dataset.manifest.get("mean")
+    if not mean:
+        raise Http404("This dataset has no mean image.")
+    response = artifact_response(dataset.data_prefix + mean["png"], "mean.png")
+    response["Content-Type"] = "image/png"
+    response["Content-Disposition"] = 'inline; filename="mean.png"'
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+def dataset_file(request, pk, name):
+    """One of the dataset's own files (``DOWNLOADS``), as a download."""
+    dataset = _ready_dataset(request, pk)
+    if name not in DOWNLOADS:
+        raise Http404(f"Datasets have no file {name!r} to download.")
+    response = artifact_response(dataset.data_prefix + name, name)
+    response["Content-Type"] = DOWNLOADS[name]
     return response
 
 
