@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from apps.core import permissions
@@ -72,16 +73,13 @@ def dataset_new(request, type_id):
             processes=d["processes"], max_error_percent=d["max_error_percent"],
         )  # fmt: skip
         return redirect("datasets:detail", pk=dataset.pk)
+    # The plugin's template gets exactly the context its get_dataset_template returned.
     type_template, type_context = cls.get_dataset_template(type_form)
+    type_html = render_to_string(type_template, type_context, request=request)
     return render(
         request,
         "datasets/new.html",
-        {
-            "title": cls.get_title(),
-            "form": form,
-            "type_template": type_template,
-            "type_context": type_context,
-        },
+        {"title": cls.get_title(), "form": form, "type_html": type_html},
     )
 
 

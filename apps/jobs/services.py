@@ -211,6 +211,12 @@ def requeue_or_fail(job: Job, reason: str) -> str:
     return JobStatus.QUEUED
 
 
+def share_like(job_id: int | None, obj) -> None:
+    """Give a job the sharing of the object it builds, so whoever sees one sees the other."""
+    if job_id is not None:
+        Job.objects.filter(pk=job_id).update(team=obj.team, visibility=obj.visibility)
+
+
 def clone(job: Job, owner) -> Job:
     """A new queued job with the same kind and parameters, owned by ``owner``."""
     return submit(

@@ -13,7 +13,7 @@ from apps.datasets.api.serializers import (
     DatasetTypeSerializer,
 )
 from apps.datasets.models import Dataset
-from apps.jobs.services import JobStateError
+from apps.jobs.services import JobStateError, share_like
 
 
 class Conflict(exceptions.APIException):
@@ -48,6 +48,10 @@ class DatasetViewSet(OwnedModelViewSet):
             DatasetSerializer(dataset, context={"request": request}).data,
             status=status.HTTP_201_CREATED,
         )
+
+    def perform_update(self, serializer):
+        instance = serializer.save()
+        share_like(instance.job_id, instance)
 
     def perform_destroy(self, instance):
         try:

@@ -7,7 +7,7 @@ from apps.core import permissions
 from apps.core.api import OwnedModelViewSet
 from apps.datasets import shards
 from apps.jobs.api.serializers import JobSerializer
-from apps.jobs.services import JobStateError
+from apps.jobs.services import JobStateError, share_like
 from apps.mlmodels import export, services
 from apps.mlmodels.api.serializers import (
     TrainedModelCreateSerializer,
@@ -74,6 +74,10 @@ class TrainedModelViewSet(OwnedModelViewSet):
             raise serializers.ValidationError({"dataset": [str(exc)]}) from None
         data = TrainedModelSerializer(models, many=True, context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer):
+        instance = serializer.save()
+        share_like(instance.job_id, instance)
 
     def perform_destroy(self, instance):
         try:
