@@ -260,6 +260,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status`; name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "apps.jobs.models.JobStatus",
+        "DatasetStatusEnum": "apps.datasets.models.Dataset.Status",
+        "TrainedModelStatusEnum": "apps.mlmodels.models.TrainedModel.Status",
+    },
 }
 
 LOGGING = {

@@ -5,6 +5,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from apps.accounts.models import ApiToken
@@ -34,6 +35,21 @@ class TokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return "Token"
+
+
+class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Describes ``TokenAuthentication`` in the OpenAPI schema."""
+
+    target_class = TokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "An API token from /accounts/ or /api/v1/tokens/: `Token <key>`.",
+        }
 
 
 class WebsocketTokenAuthMiddleware(BaseMiddleware):

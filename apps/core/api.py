@@ -1,15 +1,26 @@
 """Shared REST pieces: the permission-aware serializer and viewset bases."""
 
 from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 
 from apps.core import permissions
 
 
+@extend_schema_field(OpenApiTypes.STR)
+class UsernameField(serializers.SlugRelatedField):
+    """A user by username; typed for the schema, where a serializer without a model
+    (``DatasetCreateSerializer``) cannot tell what a read-only related field is."""
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="username", **kwargs)
+
+
 class OwnedSerializerMixin(serializers.Serializer):
     """Owner (read-only), team (by slug) and visibility, validated against memberships."""
 
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    owner = UsernameField(read_only=True)
 
     def validate(self, attrs):
         attrs = super().validate(attrs)

@@ -54,3 +54,18 @@ class JobEventAdmin(admin.ModelAdmin):
     list_filter = ["type"]
     search_fields = ["job__name", "job__id"]
     raw_id_fields = ["job"]
+
+
+@admin.register(JobArtifact)
+class JobArtifactAdmin(admin.ModelAdmin):
+    """Read-only: artifacts are published by jobs and removed with them."""
+
+    list_display = ["key", "job", "size", "created_at"]
+    search_fields = ["name", "key", "job__name"]
+    readonly_fields = ["job", "name", "key", "size", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
