@@ -220,7 +220,12 @@ if CHANNEL_LAYER_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [CHANNEL_LAYER_URL],
+                # redis-py's default 5 s read timeout equals channels-redis' receive
+                # wait and drops idle consumers; its 100-connection pool is too small
+                # for many sockets joining groups at once.
+                "hosts": [
+                    {"address": CHANNEL_LAYER_URL, "socket_timeout": 15, "max_connections": 1000}
+                ],
                 "prefix": envstr("DIGITS_CHANNEL_LAYER_PREFIX", "asgi"),
                 "capacity": 1000,
                 "expiry": 30,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -88,10 +89,14 @@ def update(job_id: int, **job_fields: Any) -> None:
 
 # --- publishing -----------------------------------------------------------------
 
-# In the embedded default the worker runs as threads of the web process and the
-# in-memory channel layer is bound to the server's event loop; a thread must
-# hand its sends to that loop instead of running them on a loop of its own.
+# Sends run on a long-lived event loop rather than a fresh ``async_to_sync`` loop
+# per call, which would open a new Redis connection (and thread) for every batch.
+# In the embedded default that loop is the web server's own: the in-memory
+# channel layer only delivers within the loop its consumers run on.
 _server_loop: asyncio.AbstractEventLoop | None = None
+_publisher_loop: asyncio.AbstractEventLoop | None = None
+_publisher_lock = threading.Lock()
+SEND_TIMEOUT = 10
 
 
 def bind_server_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -99,20 +104,35 @@ def bind_server_loop(loop: asyncio.AbstractEventLoop) -> None:
     _server_loop = loop
 
 
+def _target_loop() -> asyncio.AbstractEventLoop:
+    global _publisher_loop
+    if _server_loop is not None and _server_loop.is_running():
+        return _server_loop
+    with _publisher_lock:
+        if _publisher_loop is None or not _publisher_loop.is_running():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="channel-publisher", daemon=True).start()
+            _publisher_loop = loop
+    return _publisher_loop
+
+
 def _send(group: str, message: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    loop = _server_loop
-    if loop is not None and loop.is_running():
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is not loop:
-            asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
-            return
-    async_to_sync(layer.group_send)(group, message)
+    loop = _target_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:  # called from inside that loop: it cannot wait for itself
+        async_to_sync(layer.group_send)(group, message)
+        return
+    # Wait for the send: fired and forgotten, two sends of one thread could
+    # overtake each other (a job list showing "queued" after "aborted").
+    asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(
+        timeout=SEND_TIMEOUT
+    )
 
 
 def publish(job_id: int, events: list[dict[str, Any]], summary: dict[str, Any]) -> None:

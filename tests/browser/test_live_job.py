@@ -1,0 +1,288 @@
+"""A real browser watches a job run: the pages update live, without a reload.
+
+Headless Debian Chromium driven by Playwright (sync API). The platform runs as
+separate processes on the test database: uvicorn (HTTP + websockets, with
+channels-redis) and a job worker (dramatiq, Redis broker).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from apps.jobs import services
+from apps.jobs.models import Job
+from tests.conftest import wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]  # fmt: skip
+STEPS = 25
+STEP_SECONDS = 0.4
+
+
+def run_in_thread(fn):
+    """Run ``fn`` in a thread of its own.
+
+    Playwright's sync API refuses to run while an asyncio loop is running in the
+    calling thread (pytest-asyncio in auto mode may leave one); a fresh thread
+    has none. Exceptions, assertion errors included, are re-raised here.
+    """
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="playwright", daemon=True)
+    thread.start()
+    thread.join(timeout=220)
+    if thread.is_alive():
+        raise AssertionError("the browser session did not finish in time")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+# The predicates given to wait_until below call Playwright: its events (console
+# messages, websockets) are only dispatched while a Playwright call runs.
+
+
+def progress_value(locator) -> int:
+    """The bar's value as the page shows it: aria-valuenow of the .progress element."""
+    return int(float(locator.get_attribute("aria-valuenow") or 0))
+
+
+def record_console_error(seen: dict, message) -> None:
+    url = message.location.get("url") or ""
+    # The site has no favicon; Chromium's automatic /favicon.ico 404 is not a page error.
+    if message.type == "error" and not url.endswith("/favicon.ico"):
+        seen["console_errors"].append(f"{message.text} ({url})")
+
+
+def log_in(page, base_url: str, username: str, password: str) -> None:
+    page.goto(base_url + "/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    with page.expect_navigation():
+        page.click("form button[type=submit]")
+    assert "/accounts/login/" not in page.url, "login failed: " + page.content()[:2000]
+
+
+def watch_job_live(base_url: str, job_id: int, username: str, password: str) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    seen: dict = {"detail": [], "home": [], "console_errors": [], "bad_responses": []}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context()
+            context.set_default_timeout(45_000)  # a loaded 2-core CI box is slow
+            page = context.new_page()
+            page.on("console", lambda m: record_console_error(seen, m))
+            page.on("pageerror", lambda e: seen["console_errors"].append(str(e)))
+            context.on(
+                "response",
+                lambda r: r.status >= 400 and seen["bad_responses"].append(f"{r.status} {r.url}"),
+            )
+            log_in(page, base_url, username, password)
+
+            # --- the home page: the job's row follows the job ---------------------
+            home = context.new_page()
+            home.on("pageerror", lambda e: seen["console_errors"].append(str(e)))
+            home.goto(base_url + "/")
+            row = home.locator(f'#job-list tr[data-job="{job_id}"]')
+            row.wait_for()
+            home_bar = row.locator(".progress")
+
+            # --- the job page, opened while the job is queued or just starting ----
+            page.goto(f"{base_url}/jobs/{job_id}/")
+            # A full load of the document would reset this marker: it proves no reload.
+            page.evaluate("window.__noReload = true")
+            home.evaluate("window.__noReload = true")
+            bar = page.locator("#job .progress")
+            badge = page.locator("#job [data-role=status]").first
+            log = page.locator("#job [data-role=log] > div")
+
+            def sample():
+                seen["detail"].append(progress_value(bar))
+                seen["home"].append(progress_value(home_bar))
+
+            def expect(predicate, timeout: float, what: str):
+                try:
+                    wait_until(predicate, timeout=timeout, interval=0.2)
+                except AssertionError:
+                    raise AssertionError(
+                        f"{what} within {timeout} s; progress seen on the job page "
+                        f"{sorted(set(seen['detail']))}, on the home page {sorted(set(seen['home']))}"
+                    ) from None
+
+            # Progress must move on its own, through at least three distinct values
+            # strictly between 0 and 100 (events arriving, not the final page state).
+            def moving():
+                sample()
+                mid = {v for v in seen["detail"] if 0 < v < 100}
+                return len(mid) >= 3
+
+            expect(moving, 60, "the job page's progress did not move")
+            expect(lambda: log.count() >= 2, 30, "no log lines appeared")
+            first_lines = log.all_text_contents()
+
+            # The home page row moves too (the job list websocket).
+            def home_moving():
+                sample()
+                mid = {v for v in seen["home"] if 0 < v < 100}
+                return len(mid) >= 2
+
+            expect(home_moving, 60, "the home page's job row did not move")
+
+            # Finally the job finishes: badge Done, bar full, final log line shown.
+            def done():
+                sample()
+                return badge.text_content().strip() == "Done"
+
+            expect(done, 90, "the job page's badge never showed Done")
+            home_badge = row.locator("[data-role=status]")
+            expect(
+                lambda: home_badge.text_content().strip() == "Done",
+                30,
+                "the home row never showed Done",
+            )
+            sample()
+            expect(
+                lambda: any("Mean throughput" in t for t in log.all_text_contents()), 30,
+                "the final log line did not appear",
+            )  # fmt: skip
+            seen["final_detail"] = progress_value(bar)
+            seen["final_width"] = page.locator("#job [data-role=progress]").evaluate(
+                "el => el.style.width"
+            )
+            seen["final_home"] = progress_value(home_bar)
+            seen["badge_class"] = badge.get_attribute("class")
+            seen["first_lines"] = first_lines
+            seen["log_lines"] = log.all_text_contents()
+            seen["no_reload"] = page.evaluate("window.__noReload === true") and home.evaluate(
+                "window.__noReload === true"
+            )
+        finally:
+            browser.close()
+    return seen
+
+
+def test_job_pages_update_live_in_a_real_browser(
+    transactional_db, django_user_model, start_worker, live_server_url
+):
+    user = django_user_model.objects.create_user("bella", password="browser-pw-1")
+    start_worker()
+    job = services.submit(
+        owner=user, kind="worker.check", name="browser check",
+        params={"queue": "default", "steps": STEPS, "step_seconds": STEP_SECONDS, "matrix_size": 32,
+                "use_tensorflow": False, "fail_at_step": None},
+    )  # fmt: skip
+
+    seen = run_in_thread(lambda: watch_job_live(live_server_url, job.pk, "bella", "browser-pw-1"))
+
+    print(
+        "progress seen:",
+        sorted(set(seen["detail"])),
+        sorted(set(seen["home"])),
+        len(seen["log_lines"]),
+    )
+    assert seen["no_reload"], "a page reloaded: the updates must come over the websocket"
+    detail = seen["detail"]
+    # Monotonic non-decreasing, and it really rose while we watched.
+    assert detail == sorted(detail), detail
+    assert len({v for v in detail if 0 < v < 100}) >= 3, detail
+    assert seen["final_detail"] == 100 and seen["final_width"] == "100%"
+    assert (
+        seen["home"] == sorted(seen["home"]) and len({v for v in seen["home"] if 0 < v < 100}) >= 2
+    ), seen["home"]
+    assert seen["final_home"] == 100
+    assert "bg-success" in seen["badge_class"]
+    assert any("CPUs" in line for line in seen["log_lines"]), seen["log_lines"]
+    assert len(seen["log_lines"]) > len(seen["first_lines"]) or any(
+        "Mean throughput" in line for line in seen["log_lines"]
+    )
+    assert not seen["console_errors"], (seen["console_errors"], seen["bad_responses"])
+    assert wait_until(lambda: Job.objects.filter(pk=job.pk, status="done").exists(), timeout=10)
+
+
+IDLE_SECONDS = 12
+
+
+def watch_idle_job(base_url: str, job_id: int, username: str, password: str, send_event) -> dict:
+    """Open a job page, stay idle, then let one event arrive; count the page's websockets."""
+    from playwright.sync_api import sync_playwright
+
+    seen: dict = {"sockets": [], "closed": []}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context()
+            context.set_default_timeout(45_000)
+            page = context.new_page()
+            log_in(page, base_url, username, password)
+
+            def on_socket(ws):
+                seen["sockets"].append(ws.url)
+                ws.on("close", lambda _ws: seen["closed"].append(time.monotonic()))
+
+            page.on("websocket", on_socket)
+            with page.expect_websocket():
+                page.goto(f"{base_url}/jobs/{job_id}/")
+            # Longer than any client or server timeout that idles a socket out. (Waiting
+            # through Playwright, not time.sleep, so that its events are dispatched.)
+            page.wait_for_timeout(IDLE_SECONDS * 1000)
+            send_event()
+            log = page.locator("#job [data-role=log] > div", has_text="hello after a quiet spell")
+            log.wait_for()
+            seen["badge"] = page.locator("#job [data-role=status]").first.text_content().strip()
+        finally:
+            browser.close()
+    return seen
+
+
+def test_an_idle_job_page_keeps_its_websocket(transactional_db, django_user_model, live_server_url):
+    """A job page left open on a quiet job keeps one websocket and still gets new events."""
+    from apps.jobs import events
+
+    user = django_user_model.objects.create_user("ivy", password="browser-pw-2")
+    # No worker: the job stays queued and its page quiet.
+    job = services.submit(
+        owner=user, kind="worker.check", name="quiet check",
+        params={"queue": "default", "steps": 1, "step_seconds": 0.0, "matrix_size": 8,
+                "use_tensorflow": False, "fail_at_step": None},
+    )  # fmt: skip
+
+    def append_event():
+        from django.db import connection
+
+        try:
+            message = "hello after a quiet spell"
+            events.append(
+                job.pk, [events.event("log", level="info", message=message, stream="system")]
+            )
+        finally:
+            connection.close()
+
+    def send_event():
+        # Called in the Playwright thread, where an event loop runs: the ORM needs another.
+        run_in_thread(append_event)
+
+    seen = run_in_thread(
+        lambda: watch_idle_job(live_server_url, job.pk, "ivy", "browser-pw-2", send_event)
+    )
+
+    assert seen["badge"] == "Queued"
+    assert not seen["closed"], (
+        f"the server closed the page's websocket {len(seen['closed'])} time(s)"
+    )
+    assert len(seen["sockets"]) == 1, seen["sockets"]
