@@ -1,13 +1,17 @@
-import pytest
-
 from apps.jobs import services
 from apps.jobs.models import Job
 from tests.conftest import wait_until
 
 
 def submit_check(user, **params):
-    defaults = {"queue": "default", "steps": 5, "step_seconds": 0.1, "matrix_size": 32,
-                "use_tensorflow": False, "fail_at_step": None}
+    defaults = {
+        "queue": "default",
+        "steps": 5,
+        "step_seconds": 0.1,
+        "matrix_size": 32,
+        "use_tensorflow": False,
+        "fail_at_step": None,
+    }
     return services.submit(owner=user, kind="worker.check", params={**defaults, **params})
 
 
