@@ -180,6 +180,13 @@ DIGITS_SERVER_DATA_ROOTS = [
     Path(p).resolve() for p in envlist("DIGITS_SERVER_DATA_ROOTS", str(DATA_DIR / "data"))
 ]
 
+# Limits on uploaded dataset archives (checked before anything is extracted).
+DIGITS_MAX_ARCHIVE_BYTES = envint("DIGITS_MAX_ARCHIVE_BYTES", 10 * 2**30)
+DIGITS_MAX_ARCHIVE_MEMBERS = envint("DIGITS_MAX_ARCHIVE_MEMBERS", 1_000_000)
+# Object-store prefixes that datasets may be imported from (the store holds every
+# user's artifacts: only these prefixes are open to imports).
+DIGITS_IMPORT_PREFIXES = envlist("DIGITS_IMPORT_PREFIXES", "imports/")
+
 # --- Broker (dramatiq) --------------------------------------------------------
 BROKER_URL = envsecret("DIGITS_BROKER_URL")
 DIGITS_EMBEDDED_WORKER = not BROKER_URL

@@ -1,0 +1,1 @@
+"""Image classification dataset type for digits: one folder of images per class."""

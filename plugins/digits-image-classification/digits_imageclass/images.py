@@ -1,0 +1,77 @@
+"""Reading one image file into an HWC uint8 array, safely.
+
+Pillow's decompression-bomb protection stays on: an image with more pixels than
+``PIL.Image.MAX_IMAGE_PIXELS`` (about 89 million by default) is refused — the
+``DecompressionBombWarning`` Pillow would merely print is turned into an error —
+before its pixels are decoded. Only the formats a dataset may hold are tried.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from apps.core.plugins import EntryError
+
+#: File name extensions of the images a class folder may hold (lower case).
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff"})
+#: Pillow format plugins tried when opening (PPM covers PGM and PBM).
+PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "PPM", "TIFF")
+GRAYSCALE, COLOR = "grayscale", "color"
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def is_image_name(name: str) -> bool:
+    """Whether ``name`` has one of the image extensions (case-insensitive)."""
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _to_array(image: Image.Image, image_type: str) -> np.ndarray:
+    if image.mode in SIXTEEN_BIT_MODES:
+        # 16-bit samples scaled to 8 bits over the full range: 65535 → 255.
+        wide = np.asarray(image).astype(np.float64)
+        gray = np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8)
+        if image_type == GRAYSCALE:
+            return gray[:, :, None]
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if image.mode == "F":
+        raise ValueError("floating-point images are not supported")
+    target = "L" if image_type == GRAYSCALE else "RGB"
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")  # Pillow asks for this before dropping the palette
+    array = np.asarray(image.convert(target))
+    return array[:, :, None] if array.ndim == 2 else array
+
+
+def load_image(source: str | Path | IO[bytes], name: str, image_type: str = COLOR) -> np.ndarray:
+    """The pixels of one image file: ``(H, W, 1)`` for grayscale, ``(H, W, 3)`` RGB; uint8.
+
+    ``source`` is a path or a seekable binary file; ``name`` is how error messages
+    call it. 16-bit images are scaled to 8 bits; of a multi-frame file the first
+    frame is read. Raises ``EntryError`` naming ``name`` for a file that is not an
+    image in one of the supported formats, is corrupt or truncated, or has more
+    pixels than the decompression-bomb limit allows.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(source, formats=PILLOW_FORMATS) as image:
+                image.load()
+                return _to_array(image, image_type)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise EntryError(
+                f"{name}: refused by the decompression-bomb protection "
+                f"(more than {Image.MAX_IMAGE_PIXELS} pixels; {exc})"
+            ) from None
+        except UnidentifiedImageError:
+            raise EntryError(
+                f"{name} is not an image in a supported format (png, jpg, bmp, ppm, pgm, tif)"
+            ) from None
+        except FileNotFoundError:
+            raise EntryError(f"{name}: no such file") from None
+        except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+            raise EntryError(f"{name} is corrupt or truncated ({exc})") from None
