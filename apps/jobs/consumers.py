@@ -69,7 +69,15 @@ class JobConsumer(_AuthenticatedConsumer):
         )
 
     async def on_accepted(self):
+        # Read again now that the group is joined: every event after this seq
+        # arrives live, every event up to it is in the REST backfill. (The value
+        # read in `authorize` predates the subscription: an event committed in
+        # between would be in neither.)
+        self.last_seq = await database_sync_to_async(self._last_seq)()
         await self.send_json({"type": "hello", "job": self.job_id, "last_seq": self.last_seq})
+
+    def _last_seq(self):
+        return Job.objects.filter(pk=self.job_id).values_list("last_seq", flat=True).first() or 0
 
     async def job_events(self, message):
         await self.send_json({"type": "events", "job": message["job"], "events": message["events"]})

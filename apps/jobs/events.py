@@ -20,7 +20,6 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.db.models import F
@@ -126,7 +125,7 @@ def _send(group: str, message: dict[str, Any]) -> None:
     except RuntimeError:
         running = None
     if running is loop:  # called from inside that loop: it cannot wait for itself
-        async_to_sync(layer.group_send)(group, message)
+        loop.create_task(layer.group_send(group, message))
         return
     # Wait for the send: fired and forgotten, two sends of one thread could
     # overtake each other (a job list showing "queued" after "aborted").

@@ -1,0 +1,25 @@
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """The ``people`` fixture makes six users; the default hasher costs seconds each on a busy CI."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def start_workers(start_process):
+    """Start ``count`` job workers on the default queue at once; return them when all consume."""
+
+    def start(count: int, **env):
+        workers = [
+            start_process(
+                "manage.py", "jobworker", "--queues", "default", env=env, name="worker-default"
+            )
+            for _ in range(count)
+        ]
+        for worker in workers:
+            worker.wait_for_log("Worker consuming")
+        return workers
+
+    return start

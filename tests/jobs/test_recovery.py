@@ -1,0 +1,168 @@
+"""Losing workers and messages never loses a job, and never runs one twice at once.
+
+Workers beat every second here; the test process plays the reaper, calling
+``reap()`` with a short stale threshold.
+"""
+
+import signal
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.jobs import reaper
+from apps.jobs.models import Job
+from tests.conftest import wait_until
+from tests.jobs.helpers import (
+    assert_gap_free,
+    gone,
+    messages,
+    row,
+    runs_on,
+    send_message,
+    statuses,
+    submit_check,
+    the_job_process,
+    wait_reporting,
+    wait_status,
+)
+
+HEARTBEAT = {"DIGITS_JOB_HEARTBEAT_SECONDS": 1}
+STALE_SECONDS = 3
+
+
+@pytest.fixture
+def fast_reaper(settings):
+    settings.DIGITS_JOB_STALE_SECONDS = STALE_SECONDS
+    return settings
+
+
+def reap_until(outcome: str, timeout: float = 20) -> dict:
+    """Run reaper passes until one reports ``outcome`` (retried, failed, resent)."""
+    return wait_until(
+        lambda: (counts := reaper.reap())[outcome] and counts, timeout=timeout, interval=0.2
+    )
+
+
+def kill_mid_job(job, worker):
+    """SIGKILL ``worker`` while it runs ``job``; return the job's process as it was."""
+    wait_reporting(job)
+    process = the_job_process(worker)
+    worker.kill(signal.SIGKILL)
+    return process
+
+
+def test_killed_worker_job_is_retried_by_the_reaper_on_another_worker(
+    people, start_workers, fast_reaper
+):
+    workers = start_workers(2, **HEARTBEAT)
+    job = submit_check(people.owner, steps=10, step_seconds=0.2)
+    wait_reporting(job)
+    first, second = sorted(workers, key=lambda w: not runs_on(job, w))
+    process = kill_mid_job(job, first)
+
+    wait_until(lambda: gone(process), timeout=10, message="job process outlived its worker")
+    # Nobody finishes the job for it: it stays running until the heartbeat is stale.
+    job = row(job)
+    assert job.status == "running" and job.attempts == 1
+    before_stale = job.heartbeat_at + timedelta(seconds=STALE_SECONDS) - timedelta(milliseconds=100)
+    assert reaper.reap(now=before_stale)["retried"] == 0
+    assert row(job).status == "running"
+
+    counts = reap_until("retried")
+    assert counts["retried"] == 1 and counts["failed"] == 0
+    assert any(
+        "stopped responding" in m and "Retrying (attempt 2 of 3)" in m for m in messages(job)
+    )
+
+    job = wait_status(job, "done", "error", "aborted")
+    assert job.status == "done", job.error
+    assert runs_on(job, second)
+    assert job.attempts == 2
+    assert statuses(job) == ["queued", "running", "queued", "running", "done"]
+    assert [a.name for a in job.artifacts.all()] == ["report.json"]
+    assert_gap_free(job)
+
+
+def test_killed_worker_job_fails_once_attempts_are_used_up(people, start_worker, fast_reaper):
+    fast_reaper.DIGITS_JOB_MAX_ATTEMPTS = 1
+    worker = start_worker(**HEARTBEAT)
+    job = submit_check(people.owner, steps=600, step_seconds=0.1)  # a minute of work
+    assert job.max_attempts == 1
+    process = kill_mid_job(job, worker)
+    # Long before it would have finished, the job process died with its worker (PDEATHSIG).
+    wait_until(lambda: gone(process), timeout=10, message="job process outlived its worker")
+
+    counts = reap_until("failed")
+
+    assert counts["retried"] == 0
+    job = row(job)
+    assert job.status == "error"
+    assert "stopped responding" in job.error
+    assert "Gave up after 1 of 1 attempts" in job.error
+    assert job.finished_at is not None
+    assert statuses(job) == ["queued", "running", "error"]
+    assert not job.artifacts.exists()
+    assert_gap_free(job)
+    # A later pass has nothing left to do: the job is final.
+    assert reaper.reap() == {"retried": 0, "failed": 0, "aborted": 0, "resent": 0}
+
+
+def test_worker_shutdown_hands_its_job_back_to_the_queue(people, start_workers):
+    workers = start_workers(2)
+    job = submit_check(people.owner, steps=10, step_seconds=0.2)
+    wait_reporting(job)
+    first, second = sorted(workers, key=lambda w: not runs_on(job, w))
+    assert runs_on(job, first)
+    process = the_job_process(first)
+
+    first.kill(signal.SIGTERM)  # returns once the worker process has exited
+
+    assert first.proc.returncode == 0, first.log()[-3000:]
+    assert gone(process)
+    assert "shut down" in " ".join(messages(job))
+    job = wait_status(job, "done", "error", "aborted")
+    assert job.status == "done", job.error
+    assert runs_on(job, second)
+    assert job.attempts == 1  # handing back is not a failed attempt
+    assert statuses(job) == ["queued", "running", "queued", "running", "done"]
+    assert_gap_free(job)
+
+
+def test_reaper_resends_a_lost_message(people, start_worker, settings):
+    worker = start_worker()
+    lost = submit_check(people.owner, send=False, steps=2)  # committed, message never sent
+    control = submit_check(people.owner, steps=1)
+    wait_status(control, "done")
+    assert row(lost).status == "queued"  # the worker had nothing to run it from
+
+    # Fresh enough: the message may still be on its way.
+    assert reaper.reap()["resent"] == 0
+    settings.DIGITS_JOB_REQUEUE_SECONDS = 5
+    long_ago = timezone.now() - timedelta(seconds=10)
+    Job.objects.filter(pk=lost.pk).update(enqueued_at=long_ago)
+
+    assert reaper.reap()["resent"] == 1
+    assert row(lost).enqueued_at > long_ago  # not resent again on the next pass
+    assert reaper.reap()["resent"] == 0
+
+    job = wait_status(lost, "done", "error", "aborted")
+    assert job.status == "done", job.error
+    assert runs_on(job, worker)
+    assert job.attempts == 1
+
+
+def test_duplicate_messages_run_the_job_once(people, start_workers):
+    workers = start_workers(2)
+    job = submit_check(people.owner, steps=6, step_seconds=0.2)
+    send_message(job)  # a second message for the same job, as a resend would make
+
+    job = wait_status(job, "done", "error", "aborted")
+    # Both messages were consumed; the second found the job taken.
+    wait_until(lambda: any("not claimable" in w.log() for w in workers), timeout=30)
+
+    assert job.status == "done", job.error
+    assert job.attempts == 1
+    assert statuses(job) == ["queued", "running", "done"]
+    assert job.artifacts.count() == 1
+    assert_gap_free(job)
