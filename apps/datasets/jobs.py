@@ -13,19 +13,25 @@ from __future__ import annotations
 import json
 import multiprocessing
 import time
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from itertools import islice
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from rest_framework import serializers
 
 from apps.core.plugins import STAGES, EntryError
 from apps.core.plugins.catalog import get_data_ingestion
 from apps.datasets.shards import (
+    IMAGE_CHANNELS,
     NPY_FORMAT,
     TFRECORD_FORMAT,
     StageWriter,
     encode_image,
+    encode_pil_image,
+    image_to_array,
     shard_size_for,
     to_npy_bytes,
 )
@@ -33,6 +39,9 @@ from apps.jobs.kinds import JobKind, register
 
 MAX_LOGGED_ERRORS = 50
 PROGRESS_SECONDS = 0.5
+#: Entries a pool process encodes per task, and tasks in flight per pool process.
+CHUNK_ENTRIES = 32
+CHUNKS_PER_PROCESS = 4
 
 _worker_ingestion = None
 
@@ -55,17 +64,43 @@ def _encode(task) -> tuple:
         return "error", str(entry), None, None, None
     try:
         features, label = _worker_ingestion.encode_entry(entry)
+        encoding = _worker_ingestion.get_encoding()
+        if isinstance(features, Image.Image):
+            # An 8-bit image decoded with Pillow: encoded as it is, without a round trip
+            # through an array (two copies, a large share of the cost of small images).
+            image = features
+            if image.mode not in IMAGE_CHANNELS:
+                raise EntryError(f"encode_entry returned a {image.mode} image; use L or RGB")
+            meta = ([image.height, image.width, IMAGE_CHANNELS[image.mode]], "uint8")
+            payload = encode_pil_image(image, encoding) if encoding else None
+            kept = image_to_array(image) if keep_array or payload is None else None
+            return "ok", kept, payload, label, meta
         if not isinstance(features, np.ndarray) or features.ndim != 3:
             shape = getattr(features, "shape", type(features).__name__)
             raise EntryError(f"encode_entry must return HWC features, got {shape}")
-        encoding = _worker_ingestion.get_encoding()
         payload = encode_image(features, encoding) if encoding else None
     except EntryError as exc:
         return "error", str(exc), None, None, None
     except Exception as exc:
         return "error", f"{type(exc).__name__}: {exc}", None, None, None
     kept = features if keep_array or payload is None else None
-    return "ok", kept, payload, label, (list(features.shape), str(features.dtype))
+    return "ok", kept, payload, label, (list(features.shape), _dtype_name(features.dtype))
+
+
+_DTYPE_NAMES: dict[np.dtype, str] = {}
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    """``str(dtype)``, remembered: NumPy builds the name in Python on every call."""
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype)
+    return name
+
+
+def _encode_chunk(tasks: list) -> list[tuple]:
+    """``_encode`` for a run of entries: one round trip to a pool process for all of them."""
+    return [_encode(task) for task in tasks]
 
 
 class BuildParams(serializers.Serializer):
@@ -137,14 +172,23 @@ class _Builder:
             return
         # fork: workers inherit the loaded plugin and settings without re-importing them.
         context = multiprocessing.get_context("fork")
-        window = self.processes * 64  # bounded memory: never more than this in flight
+        chunks = (tasks[i : i + CHUNK_ENTRIES] for i in range(0, len(tasks), CHUNK_ENTRIES))
         with ProcessPoolExecutor(
             self.processes, mp_context=context, initializer=_init_worker, initargs=(self.ingestion,)
         ) as pool:
-            for start in range(0, len(tasks), window):
-                chunk = tasks[start : start + window]
-                chunksize = max(1, len(chunk) // (self.processes * 4))
-                yield from pool.map(_encode, chunk, chunksize=chunksize)
+            # A sliding window of chunks, in order: bounded memory (never more than
+            # CHUNKS_PER_PROCESS chunks per process in flight), and no pause between
+            # windows — a chunk is submitted as soon as the oldest one has been taken.
+            window = self.processes * CHUNKS_PER_PROCESS
+            pending = deque(pool.submit(_encode_chunk, c) for c in islice(chunks, window))
+            try:
+                while pending:
+                    outcomes = pending.popleft().result()
+                    pending.extend(pool.submit(_encode_chunk, c) for c in islice(chunks, 1))
+                    yield from outcomes
+            finally:
+                for future in pending:  # stopped early (abort, failure): skip the rest
+                    future.cancel()
 
     def encode_stage(self, stage: str, items: list[Any]) -> None:
         self.ctx.status(f"Encoding {stage}")

@@ -27,7 +27,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from django.conf import settings
@@ -47,11 +47,23 @@ def to_npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+#: Channels of the Pillow image modes ``encode_entry`` may return instead of an array.
+IMAGE_CHANNELS = {"L": 1, "RGB": 3}
+
+
 def encode_image(features: np.ndarray, encoding: str) -> bytes:
     """HWC image → stored bytes (``png``, ``jpg`` or ``none`` = raw pixels)."""
     if encoding == "none":
         return np.ascontiguousarray(features).tobytes()
-    image = Image.fromarray(features[:, :, 0] if features.shape[2] == 1 else features)
+    return encode_pil_image(
+        Image.fromarray(features[:, :, 0] if features.shape[2] == 1 else features), encoding
+    )
+
+
+def encode_pil_image(image: Image.Image, encoding: str) -> bytes:
+    """``encode_image`` of a Pillow image in mode ``L`` or ``RGB``; the same bytes as its array's."""
+    if encoding == "none":
+        return image.tobytes()  # row by row, channels interleaved: the HWC array's bytes
     out = io.BytesIO()
     if encoding == "png":
         image.save(out, format="PNG")
@@ -60,6 +72,12 @@ def encode_image(features: np.ndarray, encoding: str) -> bytes:
     else:
         raise ValueError(f"unknown image encoding {encoding!r}")
     return out.getvalue()
+
+
+def image_to_array(image: Image.Image) -> np.ndarray:
+    """A Pillow image in mode ``L`` or ``RGB`` as an HWC uint8 array."""
+    array = np.asarray(image)
+    return array[:, :, None] if array.ndim == 2 else array
 
 
 def decode_image(data: bytes, encoding: str, shape: list[int], dtype: str) -> np.ndarray:
@@ -72,22 +90,38 @@ def decode_image(data: bytes, encoding: str, shape: list[int], dtype: str) -> np
 class StageWriter:
     """Accumulates encoded entries of one stage and writes full shards to the store.
 
-    ``add`` takes the decoded array (``npy``) or the encoded bytes (``tfrecord``).
+    ``add`` takes the decoded array (``npy``) or the encoded bytes (``tfrecord``). Records
+    of a TFRecord shard are framed as they arrive and go to a temporary file (hashed on
+    the way), so the job holds no shard in memory however large the shards are.
     """
 
     def __init__(self, store: ArtifactStore, prefix: str, stage: str, shard_size: int, encoding):
         self.store, self.prefix, self.stage = store, prefix, stage
         self.shard_size, self.encoding = shard_size, encoding
-        self.items: list[Any] = []
+        self.items: list[Any] = []  # npy: the decoded arrays of the shard being filled
         self.labels: list[Any] = []
         self.shards: list[dict[str, Any]] = []
         self.count = 0
+        # tfrecord: the shard being filled, its SHA-256 so far and each record's offset
+        self._records: IO[bytes] | None = None
+        self._records_hash = hashlib.sha256()
+        self._offsets: list[int] = []
+        self._position = 0
 
     def add(self, item: np.ndarray | bytes, label: Any) -> None:
-        self.items.append(item)
+        if self.encoding is None:
+            self.items.append(item)
+        else:
+            if self._records is None:
+                self._records = tempfile.TemporaryFile()  # noqa: SIM115 - closed in flush()
+            record = tfrecord.frame(item)
+            self._records.write(record)
+            self._records_hash.update(record)
+            self._offsets.append(self._position)
+            self._position += len(record)
         self.labels.append(label)
         self.count += 1
-        if len(self.items) >= self.shard_size:
+        if len(self.labels) >= self.shard_size:
             self.flush()
 
     def _put(self, shard: dict[str, Any], name: str, key: str, data: bytes) -> None:
@@ -96,29 +130,31 @@ class StageWriter:
         shard[f"{name}_sha256"] = hashlib.sha256(data).hexdigest()
 
     def flush(self) -> None:
-        if not self.items:
+        if not self.labels:
             return
         index = len(self.shards)
-        shard: dict[str, Any] = {"count": len(self.items)}
+        shard: dict[str, Any] = {"count": len(self.labels)}
         if self.encoding is None:
             features = to_npy_bytes(np.stack(self.items))
             self._put(shard, "features", f"{self.stage}/features-{index:05d}.npy", features)
         else:
-            offsets, records, position = [], [], 0
-            for data in self.items:
-                record = tfrecord.frame(data)
-                offsets.append(position)
-                records.append(record)
-                position += len(record)
-            self._put(
-                shard, "images", f"{self.stage}/images-{index:05d}.tfrecord", b"".join(records)
-            )
+            key = f"{self.stage}/images-{index:05d}.tfrecord"
+            with self._records as records:
+                records.seek(0)
+                self.store.put_stream(
+                    self.prefix + key, records, self._position,
+                    content_type="application/octet-stream",
+                )  # fmt: skip
+            shard["images"] = key
+            shard["images_sha256"] = self._records_hash.hexdigest()
             self._put(
                 shard,
                 "index",
                 f"{self.stage}/index-{index:05d}.npy",
-                to_npy_bytes(np.asarray(offsets, np.int64)),
+                to_npy_bytes(np.asarray(self._offsets, np.int64)),
             )
+            self._records, self._records_hash = None, hashlib.sha256()
+            self._offsets, self._position = [], 0
         labels = (
             np.stack(self.labels)
             if isinstance(self.labels[0], np.ndarray)

@@ -97,7 +97,12 @@ class DataIngestion:
         raise NotImplementedError
 
     def encode_entry(self, entry: Any) -> tuple[np.ndarray, int | np.ndarray]:
-        """Turn one entry into ``(features HWC, label)``; raise ``EntryError`` naming the file."""
+        """Turn one entry into ``(features HWC, label)``; raise ``EntryError`` naming the file.
+
+        An 8-bit image may be returned as a Pillow image in mode ``L`` or ``RGB`` instead
+        of an array: with a ``png``/``jpg``/``none`` encoding it is stored without an array
+        round trip.
+        """
         raise NotImplementedError
 
     # --- storage ------------------------------------------------------------------------

@@ -16,16 +16,17 @@ import shutil
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from django.core.exceptions import ValidationError
+from PIL import Image
 
-from apps.core.plugins import INFERENCE, DataIngestion, EntryError, confine
+from apps.core.plugins import INFERENCE, DataIngestion, EntryError, open_confined
 from apps.core.storage import ArtifactNotFound, get_store
-from digits_imageclass.images import COLOR, load_image
+from digits_imageclass.images import COLOR, open_image
 from digits_imageclass.plan import Plan, Planner
-from digits_imageclass.resize import SQUASH, resize_image
+from digits_imageclass.resize import NOISE_MODES, SQUASH, resize_image
 from digits_imageclass.sources import SERVER, STORE, Entry
 
 #: An image file larger than this is refused before it is read into memory.
@@ -76,30 +77,31 @@ class ImageClassification(DataIngestion):
             atexit.register(_remove_tree, self._workdir, os.getpid())
         return Path(self._workdir)
 
-    def encode_entry(self, entry: Entry) -> tuple[np.ndarray, int]:
-        """Read, convert and resize one image: ``((height, width, 1 or 3) uint8, label)``."""
+    def encode_entry(self, entry: Entry) -> tuple[Image.Image, int]:
+        """Read, convert and resize one image: ``(image, label)``, the image ``height`` ×
+        ``width`` in mode ``L`` (grayscale) or ``RGB`` (color).
+
+        A Pillow image, not an array: the job encodes it as it is (png, jpg) — the array
+        round trip cost more than the resize for small images.
+        """
         options = self.userdata
         image_type = options.get("image_type") or COLOR
         if entry.kind == STORE:
             image = _load_stored(entry, image_type)
+        elif entry.kind == SERVER:
+            with _open_server_file(entry) as source:
+                image = open_image(source, entry.name, image_type)
         else:
-            path = entry.location
-            if entry.kind == SERVER:
-                try:
-                    path = str(confine(path))
-                except ValidationError as exc:
-                    raise EntryError(f"{entry.name}: {' '.join(exc.messages)}") from None
-            image = load_image(path, entry.name, image_type)
-        # Noise borders are drawn per image from the seed: a rebuild gives the same bytes.
-        rng = np.random.default_rng(
-            [int(options.get("seed") or 0), zlib.crc32(entry.name.encode())]
-        )
+            image = open_image(entry.location, entry.name, image_type)
+        mode = options.get("resize_mode") or SQUASH
+        rng = None
+        if mode in NOISE_MODES:
+            # Noise borders are drawn per image from the seed: a rebuild gives the same bytes.
+            rng = np.random.default_rng(
+                [int(options.get("seed") or 0), zlib.crc32(entry.name.encode())]
+            )
         resized = resize_image(
-            image,
-            int(options.get("height") or 256),
-            int(options.get("width") or 256),
-            options.get("resize_mode") or SQUASH,
-            rng,
+            image, int(options.get("height") or 256), int(options.get("width") or 256), mode, rng
         )
         return resized, entry.label
 
@@ -116,7 +118,19 @@ class ImageClassification(DataIngestion):
         return list(self.userdata.get("labels") or []) or None
 
 
-def _load_stored(entry: Entry, image_type: str) -> np.ndarray:
+def _open_server_file(entry: Entry) -> BinaryIO:
+    """The server file of ``entry``, opened only if it lies inside the data roots."""
+    try:
+        return open_confined(entry.location)
+    except ValidationError as exc:
+        raise EntryError(f"{entry.name}: {' '.join(exc.messages)}") from None
+    except FileNotFoundError:
+        raise EntryError(f"{entry.name}: no such file") from None
+    except OSError as exc:
+        raise EntryError(f"{entry.name} cannot be opened ({exc.strerror or exc})") from None
+
+
+def _load_stored(entry: Entry, image_type: str) -> Image.Image:
     store = get_store()
     try:
         size = store.size(entry.location)
@@ -125,7 +139,7 @@ def _load_stored(entry: Entry, image_type: str) -> np.ndarray:
         data = store.get(entry.location)
     except ArtifactNotFound:
         raise EntryError(f"{entry.name}: no longer in the store") from None
-    return load_image(io.BytesIO(data), entry.name, image_type)
+    return open_image(io.BytesIO(data), entry.name, image_type)
 
 
 def _remove_tree(path: str, owner_pid: int) -> None:

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 from django.urls import NoReverseMatch, reverse
 
-from apps.core.plugins import ServerFolderField, confine
+from apps.core.plugins import ServerFileField, ServerFolderField
 from apps.core.storage import get_store
 from digits_imageclass import sources
 from digits_imageclass.archives import Limits, is_archive
@@ -65,19 +65,6 @@ class CheckboxDefaultOn(forms.CheckboxInput):
         if name not in data and not isinstance(data, QueryDict):
             return True
         return super().value_from_datadict(data, files, name)
-
-
-class ServerFileField(forms.CharField):
-    """A file on the server, inside the allowed data roots, that exists. Cleans to a str."""
-
-    def clean(self, value):
-        value = super().clean(value)
-        if not value:
-            return value
-        path = confine(value)
-        if not path.is_file():
-            raise ValidationError(f"File {value} does not exist on the server.", code="missing")
-        return str(path)
 
 
 class StorePrefixField(forms.CharField):

@@ -8,6 +8,7 @@ before its pixels are decoded. Only the formats a dataset may hold are tried.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import IO
@@ -27,23 +28,29 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 def is_image_name(name: str) -> bool:
     """Whether ``name`` has one of the image extensions (case-insensitive)."""
-    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _to_array(image: Image.Image, image_type: str) -> np.ndarray:
+def _to_8bit(image: Image.Image, image_type: str) -> Image.Image:
+    """``image`` in mode ``L`` (grayscale) or ``RGB`` (color)."""
+    target = "L" if image_type == GRAYSCALE else "RGB"
     if image.mode in SIXTEEN_BIT_MODES:
         # 16-bit samples scaled to 8 bits over the full range: 65535 → 255.
         wide = np.asarray(image).astype(np.float64)
-        gray = np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8)
-        if image_type == GRAYSCALE:
-            return gray[:, :, None]
-        return np.repeat(gray[:, :, None], 3, axis=2)
+        gray = Image.fromarray(np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8))
+        return gray if target == "L" else gray.convert("RGB")
     if image.mode == "F":
         raise ValueError("floating-point images are not supported")
-    target = "L" if image_type == GRAYSCALE else "RGB"
+    if image.mode == target:
+        return image
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")  # Pillow asks for this before dropping the palette
-    array = np.asarray(image.convert(target))
+    return image.convert(target)
+
+
+def to_array(image: Image.Image) -> np.ndarray:
+    """An ``L`` or ``RGB`` image as an HWC uint8 array (1 or 3 channels)."""
+    array = np.asarray(image)
     return array[:, :, None] if array.ndim == 2 else array
 
 
@@ -56,12 +63,21 @@ def load_image(source: str | Path | IO[bytes], name: str, image_type: str = COLO
     image in one of the supported formats, is corrupt or truncated, or has more
     pixels than the decompression-bomb limit allows.
     """
+    return to_array(open_image(source, name, image_type))
+
+
+def open_image(source: str | Path | IO[bytes], name: str, image_type: str = COLOR) -> Image.Image:
+    """``load_image``, as a decoded Pillow image in mode ``L`` or ``RGB``.
+
+    What the dataset job uses: resizing the Pillow image and converting to an array
+    once afterwards saves two array round trips per image.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(source, formats=PILLOW_FORMATS) as image:
                 image.load()
-                return _to_array(image, image_type)
+                return _to_8bit(image, image_type)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise EntryError(
                 f"{name}: refused by the decompression-bomb protection "

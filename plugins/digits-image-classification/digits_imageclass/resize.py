@@ -27,16 +27,35 @@ from PIL import Image
 
 SQUASH, CROP, FILL, HALF_CROP = "squash", "crop", "fill", "half_crop"
 RESIZE_MODES = (SQUASH, CROP, FILL, HALF_CROP)
+#: The modes that may fill borders with noise (and so use ``rng``).
+NOISE_MODES = (FILL, HALF_CROP)
 
 
 def _round(value: float) -> int:
     return int(math.floor(value + 0.5))
 
 
-def _scale(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of an HWC uint8 image (1 or 3 channels) to ``height`` × ``width``."""
-    if image.shape[0] == height and image.shape[1] == width:
+def _size(image: np.ndarray | Image.Image) -> tuple[int, int]:
+    """``(height, width)`` of an HWC array or a Pillow image."""
+    if isinstance(image, Image.Image):
+        return image.height, image.width
+    return image.shape[0], image.shape[1]
+
+
+def _array(image: np.ndarray | Image.Image) -> np.ndarray:
+    """An HWC uint8 array (1 or 3 channels) of an array or an ``L`` / ``RGB`` Pillow image."""
+    if isinstance(image, np.ndarray):
         return image
+    array = np.asarray(image)
+    return array[:, :, None] if array.ndim == 2 else array
+
+
+def _scale(image: np.ndarray | Image.Image, height: int, width: int) -> np.ndarray | Image.Image:
+    """Bilinear resize to ``height`` × ``width``; an array for an array, else a Pillow image."""
+    if _size(image) == (height, width):
+        return image
+    if isinstance(image, Image.Image):
+        return image.resize((width, height), Image.Resampling.BILINEAR)
     channels = image.shape[2]
     pil = Image.fromarray(image[:, :, 0] if channels == 1 else image)
     scaled = np.asarray(pil.resize((width, height), Image.Resampling.BILINEAR))
@@ -48,35 +67,52 @@ def _noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return rng.integers(0, 255, size=shape, dtype=np.uint8)
 
 
-def _centre_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
+def _centre_crop(
+    image: np.ndarray | Image.Image, height: int, width: int
+) -> np.ndarray | Image.Image:
     """Cut whatever exceeds ``height`` / ``width`` equally from both ends."""
-    if image.shape[1] > width:
-        start = _round((image.shape[1] - width) / 2.0)
-        image = image[:, start : start + width]
-    if image.shape[0] > height:
-        start = _round((image.shape[0] - height) / 2.0)
-        image = image[start : start + height, :]
-    return image
+    in_h, in_w = _size(image)
+    left = _round((in_w - width) / 2.0) if in_w > width else 0
+    top = _round((in_h - height) / 2.0) if in_h > height else 0
+    right, bottom = left + min(in_w, width), top + min(in_h, height)
+    if isinstance(image, Image.Image):
+        if (left, top, right, bottom) == (0, 0, in_w, in_h):
+            return image
+        return image.crop((left, top, right, bottom))
+    return image[top:bottom, left:right]
 
 
 def resize_image(
-    image: np.ndarray,
+    image: np.ndarray | Image.Image,
     height: int,
     width: int,
     mode: str = SQUASH,
     rng: np.random.Generator | None = None,
-) -> np.ndarray:
+) -> np.ndarray | Image.Image:
     """``image`` (HWC uint8, 1 or 3 channels) resized to ``(height, width, C)`` uint8.
 
-    ``mode`` is one of ``RESIZE_MODES``; ``rng`` draws the noise borders of ``fill``
-    and ``half_crop`` (a fresh unseeded generator if None). An image already of the
-    target size is returned unchanged.
+    ``image`` may also be a Pillow image in mode ``L`` or ``RGB``, and then the result
+    is one too (what the dataset job uses: no round trip through an array). ``mode`` is
+    one of ``RESIZE_MODES``; ``rng`` draws the noise borders of ``fill`` and
+    ``half_crop`` (a fresh unseeded generator if None). An image already of the target
+    size is returned unchanged.
     """
     if mode not in RESIZE_MODES:
         raise ValueError(f"unknown resize mode {mode!r}; choose one of {', '.join(RESIZE_MODES)}")
+    if isinstance(image, Image.Image):
+        if image.mode not in ("L", "RGB"):
+            raise ValueError(f"expected an L or RGB image, got mode {image.mode}")
+        result = _resize(image, height, width, mode, rng)
+        if isinstance(result, Image.Image):
+            return result
+        return Image.fromarray(result[:, :, 0] if result.shape[2] == 1 else result)
     if image.ndim != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an HWC uint8 image, got {image.shape} {image.dtype}")
-    in_h, in_w, channels = image.shape
+    return _resize(image, height, width, mode, rng)
+
+
+def _resize(image, height: int, width: int, mode: str, rng) -> np.ndarray | Image.Image:
+    in_h, in_w = _size(image)
     if (in_h, in_w) == (height, width):
         return image
     width_ratio, height_ratio = in_w / width, in_h / height
@@ -99,7 +135,7 @@ def resize_image(
             resize_h = height
             resize_w = max(1, _round(in_w / height_ratio))
             resize_w += (width - resize_w) % 2
-        scaled = _scale(image, resize_h, resize_w)
+        scaled = _array(_scale(image, resize_h, resize_w))
     else:  # HALF_CROP
         ratio = (width_ratio + height_ratio) / 2.0
         resize_w = max(1, _round(in_w / ratio))
@@ -110,8 +146,9 @@ def resize_image(
         else:
             resize_h = max(resize_h, height)
             resize_w = min(resize_w + (width - resize_w) % 2, width)
-        scaled = _centre_crop(_scale(image, resize_h, resize_w), height, width)
+        scaled = _array(_centre_crop(_scale(image, resize_h, resize_w), height, width))
 
+    channels = scaled.shape[2]
     rng = rng if rng is not None else np.random.default_rng()
     if wide:
         pad = (height - scaled.shape[0]) // 2

@@ -102,13 +102,14 @@ def scan_folder(root: Path, kind: str, display: str) -> dict[str, list[Entry]]:
             note(f"Class folder {child.name!r} {problem}; skipped")
             continue
         found = []
+        # Strings, not Path objects: this runs once per image (tens of µs each with pathlib).
         for dirpath, dirnames, filenames in os.walk(child):
             dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
+            shown = f"{display}/{Path(dirpath).relative_to(root).as_posix()}/"
             for filename in filenames:
                 if is_hidden(filename) or not is_image_name(filename):
                     continue
-                path = Path(dirpath, filename)
-                found.append(Entry(kind, str(path), f"{display}/{path.relative_to(root)}"))
+                found.append(Entry(kind, os.path.join(dirpath, filename), shown + filename))
         classes[child.name] = sorted(found, key=lambda e: e.name)
     if stray:
         note(f"{stray} file(s) directly in {display} belong to no class folder; ignored")

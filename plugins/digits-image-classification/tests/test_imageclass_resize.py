@@ -115,3 +115,14 @@ def test_unknown_modes_and_other_arrays_are_refused():
         resize_image(WIDE, 10, 10, "stretch")
     with pytest.raises(ValueError, match="HWC uint8"):
         resize_image(WIDE.astype(np.float32), 10, 10, "squash")
+
+
+@pytest.mark.parametrize("mode", RESIZE_MODES)
+@pytest.mark.parametrize("source", [WIDE, TALL, np.repeat(WIDE, 3, axis=2)])
+def test_a_pillow_image_is_resized_like_its_array(mode, source):
+    # What the dataset job does: a decoded Pillow image in, a Pillow image out, same pixels.
+    pil = Image.fromarray(source[:, :, 0] if source.shape[2] == 1 else source)
+    out = resize_image(pil, 10, 10, mode, rng())
+    assert isinstance(out, Image.Image) and out.mode == pil.mode and out.size == (10, 10)
+    expected = resize_image(source, 10, 10, mode, rng())
+    np.testing.assert_array_equal(np.asarray(out).reshape(expected.shape), expected)
