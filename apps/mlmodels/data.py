@@ -42,7 +42,13 @@ def _decoder(manifest):
 
 
 def stage_pipeline(
-    info: SimpleNamespace, stage: str, *, batch_size: int, training: bool, shuffle: bool, seed: int
+    info: SimpleNamespace,
+    stage: str,
+    *,
+    batch_size: int,
+    training: bool,
+    shuffle: bool,
+    seed: int | None,
 ) -> tf.data.Dataset:
     """Batches of ``(float32 HWC images, int64 labels)`` of one stage, cached after the first pass."""
     manifest = info.manifest
@@ -55,6 +61,11 @@ def stage_pipeline(
             _decoder(manifest), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )
         ds = tf.data.Dataset.zip((images, tf.data.Dataset.from_tensor_slices(labels)))
+        # A TFRecord file's length is unknown to tf.data. Keras then finds the end of each
+        # epoch by running out of data, and that failed step still advances the optimizer's
+        # iteration counter: the learning-rate schedule, progress and snapshots drift by one
+        # step per epoch. The manifest knows the count; say so.
+        ds = ds.apply(tf.data.experimental.assert_cardinality(len(labels)))
     ds = ds.cache()
     if training and shuffle:
         ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)

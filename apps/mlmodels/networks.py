@@ -8,6 +8,7 @@ float images already preprocessed (see ``apps.mlmodels.training``).
 
 from __future__ import annotations
 
+import linecache
 import traceback
 import types
 
@@ -113,6 +114,8 @@ def custom(code: str, input_shape, num_classes) -> keras.Model:
     """
     module = types.ModuleType("user_network")
     module.__file__ = CUSTOM_FILENAME
+    # Lets tracebacks show the text of the user's lines, not only their numbers.
+    linecache.cache[CUSTOM_FILENAME] = (len(code), None, code.splitlines(True), CUSTOM_FILENAME)
     try:
         exec(compile(code, CUSTOM_FILENAME, "exec"), module.__dict__)  # noqa: S102  job process only
         build = getattr(module, "build_model", None)

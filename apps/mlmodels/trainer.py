@@ -65,7 +65,7 @@ class Trainer:
             batch_size=batch,
             training=True,
             shuffle=self.solver["shuffle"],
-            seed=seed or 0,
+            seed=seed,
         )
         has_val = manifest["stages"].get("val", {}).get("count", 0) > 0
         val = (
@@ -97,14 +97,14 @@ class Trainer:
                     keras.metrics.SparseTopKCategoricalAccuracy(k=top_k, name="top5"),
                 ],
             )
-        initial_epoch = self.restore(model)
+        initial_epoch, history = self.restore(model)
         summary: list[str] = []
         model.summary(print_fn=lambda line, **kw: summary.append(line))
         self.ctx.log(
             f"Network: {model.name}, {model.count_params():,} parameters, input {self.input_shape}, {self.num_classes} classes"
         )
         self.ctx.metric("steps_per_epoch", self.steps_per_epoch, step=0)
-        reporter = MetricsReporter(self, epochs, initial_epoch)
+        reporter = MetricsReporter(self, epochs, initial_epoch, history)
         self.ctx.status(f"Training from epoch {initial_epoch + 1}" if initial_epoch else "Training")
         model.fit(
             train,
@@ -114,6 +114,7 @@ class Trainer:
             initial_epoch=initial_epoch,
             callbacks=[reporter],
             verbose=0,
+            shuffle=False,  # the pipeline shuffles (with the run's seed)
         )
         self.ctx.check_abort()
         best = _best_epoch(reporter.epochs)
@@ -214,7 +215,7 @@ class Trainer:
         from apps.mlmodels.schedule import DigitsSchedule
 
         s = self.solver
-        lr = DigitsSchedule(
+        lr = self.schedule = DigitsSchedule(
             policy=s["policy"], base_lr=s["base_lr"], max_iter=max_iter, gamma=s["gamma"],
             power=s["power"], step_size=s["step_size"], step_values=list(s["step_values"]),
         )  # fmt: skip
@@ -230,11 +231,14 @@ class Trainer:
         return cls(lr, weight_decay=decay)
 
     # --- snapshots -------------------------------------------------------------------------
-    def restore(self, model) -> int:
-        """Continue from the last snapshot on a retry or when resuming; return its epoch."""
+    def restore(self, model) -> tuple[int, list[dict[str, Any]]]:
+        """Continue from the last snapshot on a retry or when resuming.
+
+        Returns the snapshot's epoch and the per-epoch metrics of the run up to it.
+        """
         saved = snapshots.epochs(self.model_id)
         if not saved or not (self.params.get("resume") or self.ctx.attempt > 1):
-            return 0
+            return 0, []
         epoch = saved[-1]
         folder = self.workdir / "restore"
         state = snapshots.extract(self.model_id, epoch, folder)
@@ -250,9 +254,13 @@ class Trainer:
         self.ctx.log(
             f"Resumed from the snapshot of epoch {epoch} (iteration {state['iterations']})."
         )
-        return epoch
+        history = state.get("history") or [{**state.get("metrics", {}), "epoch": epoch}]
+        return epoch, [row for row in history if row.get("epoch", 0) <= epoch]
 
-    def snapshot(self, model, epoch: int, metrics: dict[str, float]) -> None:
+    def snapshot(
+        self, model, epoch: int, metrics: dict[str, Any], history: list[dict[str, Any]]
+    ) -> None:
+        """Save the model at ``epoch``; ``history`` is every epoch's metrics up to it."""
         folder = self.workdir / f"snapshot-{epoch}"
         folder.mkdir()
         model.save(folder / "model.keras")
@@ -263,6 +271,7 @@ class Trainer:
             "epoch": epoch,
             "iterations": int(model.optimizer.iterations.numpy()),
             "metrics": metrics,
+            "history": history,
         }
         (folder / "state.json").write_text(json.dumps(state))
         snapshots.save(self.model_id, epoch, folder)
@@ -281,7 +290,10 @@ def _best_epoch(epochs: list[dict[str, Any]]) -> int | None:
 class MetricsReporter(keras.callbacks.Callback):
     """Streams metrics, progress and resource use; takes snapshots; stops on abort."""
 
-    def __init__(self, trainer: Trainer, epochs: int, initial_epoch: int):
+    def __init__(
+        self, trainer: Trainer, epochs: int, initial_epoch: int,
+        history: list[dict[str, Any]] | None = None,
+    ):  # fmt: skip
         super().__init__()
         self.trainer, self.ctx = trainer, trainer.ctx
         self.total_epochs = epochs
@@ -289,7 +301,8 @@ class MetricsReporter(keras.callbacks.Callback):
         self.every = trainer.solver["metrics_every"]
         self.snapshot_interval = trainer.solver["snapshot_interval"]
         self.batch_size = trainer.solver["batch_size"]
-        self.epochs: list[dict[str, Any]] = []
+        # A resumed run's result lists the epochs before the snapshot it continued from too.
+        self.epochs: list[dict[str, Any]] = list(history or [])
         self.process = psutil.Process()
         self.window_start = time.perf_counter()
         self.window_steps = 0
@@ -298,22 +311,24 @@ class MetricsReporter(keras.callbacks.Callback):
     def _iteration(self) -> int:
         return int(self.model.optimizer.iterations.numpy())
 
+    def on_train_begin(self, logs=None):
+        # Counted here rather than read from the optimizer after every batch: reading the
+        # variable costs more than the rest of this callback when nothing is reported.
+        self.iteration = self._iteration()
+
     def on_train_batch_end(self, batch, logs=None):
+        self.iteration += 1
         self.window_steps += 1
         if self.ctx.stopping:
             self.model.stop_training = True
             return
-        iteration = self._iteration()
+        iteration = self.iteration
         if iteration % self.every:
             return
         now = time.perf_counter()
         speed = self.window_steps * self.batch_size / max(now - self.window_start, 1e-9)
         self.window_start, self.window_steps = now, 0
-        lr = (
-            float(self.model.optimizer.learning_rate.numpy())
-            if hasattr(self.model.optimizer.learning_rate, "numpy")
-            else float(self.model.optimizer.learning_rate)
-        )
+        lr = self.trainer.schedule.value(iteration)
         self.ctx.metric("train/loss", float(logs["loss"]), step=iteration)
         self.ctx.metric("train/accuracy", float(logs["accuracy"]), step=iteration)
         self.ctx.metric("lr", lr, step=iteration)
@@ -322,6 +337,7 @@ class MetricsReporter(keras.callbacks.Callback):
         self._progress(epochs_done)
 
     def _progress(self, epochs_done: float) -> None:
+        epochs_done = min(epochs_done, self.total_epochs)
         done = epochs_done - self.initial_epoch
         remaining = self.total_epochs - epochs_done
         elapsed = time.monotonic() - self.started
@@ -335,7 +351,12 @@ class MetricsReporter(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         number = epoch + 1
-        iteration = self._iteration()
+        self.iteration = iteration = self._iteration()
+        if iteration < number * self.trainer.steps_per_epoch:
+            # Keras ends the epoch early when the job is aborted: a partial epoch is
+            # neither recorded nor snapshotted (a resume would skip its missing steps).
+            self.model.stop_training = True
+            return
         row = {
             "epoch": number,
             "loss": float(logs.get("loss", np.nan)),
@@ -350,8 +371,8 @@ class MetricsReporter(keras.callbacks.Callback):
         self.ctx.metric("memory_mb", self.process.memory_info().rss / 2**20, step=iteration)
         _report_gpus(self.ctx, iteration)
         if number % self.snapshot_interval == 0 or number == self.total_epochs:
-            self.trainer.snapshot(self.model, number, row)
             row["snapshot"] = True
+            self.trainer.snapshot(self.model, number, row, [*self.epochs, row])
         self.epochs.append(row)
         described = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float))
         self.ctx.log(f"Epoch {number}: {described}")

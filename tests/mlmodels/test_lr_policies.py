@@ -55,5 +55,6 @@ def test_keras_schedule_matches_the_formulas():
             "multistep", min(i, 1000), base_lr=0.1, max_iter=1000, gamma=0.5, step_values=(30, 60)
         )
         assert float(schedule(i)) == pytest.approx(expected, rel=1e-6)
+        assert schedule.value(i) == float(schedule(i))  # what the metrics callback reports
     restored = DigitsSchedule.from_config(schedule.get_config())
     assert float(restored(650)) == pytest.approx(0.025)

@@ -1,0 +1,32 @@
+"""Fixtures of the training tests: a server data root and a worker that trains."""
+
+import pytest
+
+
+@pytest.fixture
+def data_root(tmp_path, settings):
+    """A folder datasets may be read from (``DIGITS_SERVER_DATA_ROOTS``), here and in the worker."""
+    root = (tmp_path / "data").resolve()
+    root.mkdir()
+    settings.DIGITS_SERVER_DATA_ROOTS = [root]
+    return root
+
+
+@pytest.fixture
+def worker(start_worker, data_root, tmp_path):
+    """A worker on the default (datasets, classification) and gpu (training) queues.
+
+    Its own data directory keeps the local shard cache out of the checkout's ``var``.
+    """
+    return start_worker(
+        queues=("default", "gpu"),
+        threads=2,
+        DIGITS_SERVER_DATA_ROOTS=str(data_root),
+        DIGITS_DATA_DIR=str(tmp_path / "worker-var"),
+    )
+
+
+@pytest.fixture
+def api(api_client, people):
+    """The REST client, authenticated as the model owner (a real API token)."""
+    return api_client.as_user(people.owner)
