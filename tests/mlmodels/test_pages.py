@@ -5,10 +5,12 @@ import html
 import re
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.jobs.models import Job
 from apps.mlmodels.lr_policies import POLICIES, learning_rate
 from apps.mlmodels.models import TrainedModel
+from tests.mlmodels.helpers import digits, png
 from tests.mlmodels.test_errors import ready_dataset
 
 NEW = "/models/new/"
@@ -141,3 +143,54 @@ def test_the_preview_refuses_bad_values_with_a_message(owner_client, db):
     reply = owner_client.get(PREVIEW, {"policy": "triangular"})
     assert reply.status_code == 400 and "triangular" in reply.json()["error"]
     assert owner_client.get(PREVIEW, {"base_lr": "fast"}).status_code == 400
+
+
+def test_model_page_actions_guard_the_job_state(owner_client, people, api_client):
+    from apps.jobs import services as jobs
+
+    dataset = ready_dataset(people.owner)
+    owner_client.post(NEW, form_data(dataset, name="guarded"))
+    model = TrainedModel.objects.get()
+    page = f"/models/{model.pk}/"
+    api = api_client.as_user(people.owner)
+
+    # While its job is queued or running, the model cannot be resumed or deleted.
+    reply = owner_client.post(page + "resume/", follow=True)
+    assert "still training" in reply.content.decode()
+    reply = owner_client.post(page + "delete/", follow=True)
+    assert "abort it first" in html.unescape(reply.content.decode())
+    assert api.delete(f"/api/v1/models/{model.pk}/").status_code == 409
+    # Nothing to download or classify with before the first snapshot.
+    assert owner_client.get(page + "download/").status_code == 404
+    assert api.get(f"/api/v1/models/{model.pk}/download/").status_code == 404
+    classify = owner_client.get(page + "classify/")
+    assert classify.status_code == 200 and 'name="image"' in classify.content.decode()
+    reply = owner_client.post(page + "classify/", {"index": ""})
+    assert "Upload an image or give the number" in reply.content.decode()
+    image = SimpleUploadedFile("digit.png", png(digits()[0][0]), content_type="image/png")
+    reply = owner_client.post(page + "classify/", {"image": image})
+    assert "no snapshot yet" in reply.content.decode()
+
+    # Aborted before it ran: no snapshot, so Resume explains that a clone starts again.
+    jobs.request_abort(model.job)
+    reply = api.post(f"/api/v1/models/{model.pk}/resume/")
+    assert reply.status_code == 409 and "no snapshot" in reply.json()["detail"]
+    reply = owner_client.post(page + "resume/", follow=True)
+    assert "clone it to start again" in reply.content.decode()
+    reply = owner_client.post(page + "clone/")
+    clone = TrainedModel.objects.exclude(pk=model.pk).get()
+    assert reply["Location"] == f"/models/{clone.pk}/" and clone.name == "guarded (clone)"
+    assert clone.solver == model.solver and clone.job.status == "queued"
+
+    # Another user sees neither the page nor the API object.
+    outsider = api_client.as_user(people.other)
+    assert outsider.get(f"/api/v1/models/{model.pk}/").status_code == 404
+    owner_client.force_login(people.other)
+    assert owner_client.get(page).status_code == 404
+    owner_client.force_login(people.owner)
+
+    job_id = model.job.pk
+    reply = owner_client.post(page + "delete/")
+    assert reply.status_code == 302 and reply["Location"] == "/"
+    assert not TrainedModel.objects.filter(pk=model.pk).exists()
+    assert not Job.objects.filter(pk=job_id).exists()
