@@ -61,7 +61,8 @@ class JobContext:
         if eta_seconds is None and fraction > 0:
             elapsed = time.monotonic() - self._started
             eta_seconds = elapsed * (1 - fraction) / fraction
-        eta = None if eta_seconds is None else round(eta_seconds)
+        # Job.eta_seconds is unsigned: a kind that overshoots its total must not fail the job.
+        eta = None if eta_seconds is None else max(0, round(eta_seconds))
         self._emit("progress", progress=fraction, eta_seconds=eta, text=text)
 
     def metric(self, series: str, value: float, step: int | None = None) -> None:
