@@ -232,6 +232,10 @@ def watch_idle_job(base_url: str, job_id: int, username: str, password: str, sen
             log_in(page, base_url, username, password)
 
             def on_socket(ws):
+                # The home page shown after logging in has a job-list socket of its own,
+                # whose opening and closing may be reported late: watch the job's only.
+                if not ws.url.endswith(f"/ws/jobs/{job_id}/"):
+                    return
                 seen["sockets"].append(ws.url)
                 ws.on("close", lambda _ws: seen["closed"].append(time.monotonic()))
 
