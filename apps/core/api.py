@@ -3,7 +3,7 @@
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import mixins, serializers, viewsets
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 
 from apps.core import permissions
 
@@ -66,3 +66,10 @@ class OwnedModelViewSet(
     def perform_create(self, serializer):
         with transaction.atomic():
             serializer.save(owner=self.request.user)
+
+
+class Conflict(exceptions.APIException):
+    """The object is not in a state that allows the request (409)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"

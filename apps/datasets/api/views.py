@@ -1,9 +1,9 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, status
+from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from apps.core.api import OwnedModelViewSet
+from apps.core.api import Conflict, OwnedModelViewSet
 from apps.core.plugins.catalog import data_ingestion_types
 from apps.datasets import services
 from apps.datasets.api.serializers import (
@@ -14,11 +14,6 @@ from apps.datasets.api.serializers import (
 )
 from apps.datasets.models import Dataset
 from apps.jobs.services import JobStateError, share_like
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
 
 
 class DatasetViewSet(OwnedModelViewSet):

@@ -1,12 +1,12 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers
 from rest_framework.decorators import action, api_view
 from rest_framework.response import Response
 
 from apps.core import permissions
-from apps.core.api import OwnedModelViewSet
+from apps.core.api import Conflict, OwnedModelViewSet
 from apps.core.downloads import artifact_response
 from apps.core.pagination import CreatedCursorPagination
 from apps.jobs import services
@@ -21,11 +21,6 @@ from apps.jobs.kinds import all_kinds
 from apps.jobs.models import Job
 
 MAX_EVENTS_PAGE = 1000
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
 
 
 class JobViewSet(OwnedModelViewSet):

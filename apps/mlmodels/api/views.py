@@ -1,10 +1,10 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.core import permissions
-from apps.core.api import OwnedModelViewSet
+from apps.core.api import Conflict, OwnedModelViewSet
 from apps.datasets import shards
 from apps.jobs.api.serializers import JobSerializer
 from apps.jobs.services import JobStateError, share_like
@@ -16,11 +16,6 @@ from apps.mlmodels.api.serializers import (
 )
 from apps.mlmodels.models import TrainedModel
 from apps.mlmodels.params import GpuParams
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
 
 
 class ClassifyRequest(serializers.Serializer):
