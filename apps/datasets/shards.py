@@ -113,7 +113,7 @@ class StageWriter:
             self.items.append(item)
         else:
             if self._records is None:
-                self._records = tempfile.TemporaryFile()  # noqa: SIM115 - closed in flush()
+                self._records = tempfile.TemporaryFile(buffering=2**20)  # noqa: SIM115 - closed in flush()
             record = tfrecord.frame(item)
             self._records.write(record)
             self._records_hash.update(record)

@@ -8,7 +8,6 @@ before its pixels are decoded. Only the formats a dataset may hold are tried.
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import IO
@@ -28,7 +27,8 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 def is_image_name(name: str) -> bool:
     """Whether ``name`` has one of the image extensions (case-insensitive)."""
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    stem, dot, extension = name.rpartition(".")
+    return bool(stem.lstrip(".")) and f".{extension.lower()}" in IMAGE_EXTENSIONS
 
 
 def _to_8bit(image: Image.Image, image_type: str) -> Image.Image:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,7 @@ class Planner:
         test_percent = self._percent(TEST, separate[TEST])
         for label, files in kept.items():
             _, n_val, n_test = split_counts(len(files), val_percent, test_percent)
-            labelled = [replace(e, label=label) for e in files]
+            labelled = [e.labelled(label) for e in files]
             stages[VAL] += labelled[:n_val]
             stages[TEST] += labelled[n_val : n_val + n_test]
             stages[TRAIN] += labelled[n_val + n_test :]
@@ -174,7 +174,7 @@ class Planner:
                 continue
             if not classes[name]:
                 note(f"Class folder {name!r} in {where} has no images; skipped")
-            entries += [replace(e, label=index[name]) for e in classes[name]]
+            entries += [e.labelled(index[name]) for e in classes[name]]
         return entries
 
     def _scan(self, kind: str, stage: str, value: Any) -> tuple[dict[str, list[Entry]], str]:

@@ -11,10 +11,11 @@ file (one class name per line, line 1 naming class 0).
 
 from __future__ import annotations
 
+import operator
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from django.conf import settings
 
@@ -32,9 +33,12 @@ _LIST_LINE = re.compile(r"^(?P<path>.+?)\s+(?P<label>[-+]?\d+)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One image of the dataset: where it is, how messages name it, its class index."""
+class Entry(NamedTuple):
+    """One image of the dataset: where it is, how messages name it, its class index.
+
+    A named tuple, not a dataclass: one is made, labelled and sent to a pool process
+    per image, and a tuple is the cheapest to build and to pickle.
+    """
 
     kind: str
     location: str
@@ -44,10 +48,16 @@ class Entry:
     def __str__(self) -> str:
         return self.name
 
+    def labelled(self, label: int) -> Entry:
+        return Entry(self.kind, self.location, self.name, label)
+
 
 def note(message: str) -> None:
     """A line for the job log (the job process's stdout is logged line by line)."""
     print(message, flush=True)
+
+
+_by_name = operator.attrgetter("name")
 
 
 def is_hidden(name: str) -> bool:
@@ -106,11 +116,13 @@ def scan_folder(root: Path, kind: str, display: str) -> dict[str, list[Entry]]:
         for dirpath, dirnames, filenames in os.walk(child):
             dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
             shown = f"{display}/{Path(dirpath).relative_to(root).as_posix()}/"
-            for filename in filenames:
-                if is_hidden(filename) or not is_image_name(filename):
-                    continue
-                found.append(Entry(kind, os.path.join(dirpath, filename), shown + filename))
-        classes[child.name] = sorted(found, key=lambda e: e.name)
+            folder = dirpath + os.sep
+            found += [
+                Entry(kind, folder + filename, shown + filename)
+                for filename in filenames
+                if not is_hidden(filename) and is_image_name(filename)
+            ]
+        classes[child.name] = sorted(found, key=_by_name)
     if stray:
         note(f"{stray} file(s) directly in {display} belong to no class folder; ignored")
     return classes
