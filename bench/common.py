@@ -1,11 +1,17 @@
-"""Helpers shared by the benchmarks: a throw-away database, Django setup, percentiles."""
+"""Helpers shared by the benchmarks: a throw-away database, Django setup, percentiles, and a
+stand-in job context for running a job kind without a worker."""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 import warnings
+from importlib.metadata import entry_points
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def require_postgres() -> str:
@@ -50,3 +56,50 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+def setup_django_without_services(tmp: Path, plugin: str, folder: str, module: str) -> None:
+    """Set Django up with no database or store server: data under ``tmp/var``, server
+    folders under ``tmp/data``, and the plugin ``plugin`` — if it is not pip-installed,
+    the in-repo package ``plugins/<folder>`` from the source tree, hooks in
+    ``<module>.hooks``."""
+    os.environ["DIGITS_DATA_DIR"] = str(tmp / "var")
+    os.environ["DIGITS_SERVER_DATA_ROOTS"] = str(tmp / "data")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digits_site.settings")
+    if not entry_points(group="digits.plugins", name=plugin):
+        sys.path.insert(0, str(ROOT / "plugins" / folder))
+        extra = os.environ.get("DIGITS_EXTRA_PLUGINS", "")
+        os.environ["DIGITS_EXTRA_PLUGINS"] = ",".join(
+            filter(None, [extra, f"{plugin}={module}.hooks"])
+        )
+    import django
+
+    django.setup()
+
+
+class BenchContext:
+    """What ``JobKind.run`` uses of a ``JobContext``: parameters, a store, reporting.
+
+    Status lines are remembered with the time they were first set (``marks``), log
+    lines in ``logs``; progress, metrics and abort checks do nothing.
+    """
+
+    def __init__(self, params: dict, store, staging_prefix: str):
+        self.params, self.store, self.staging_prefix = params, store, staging_prefix
+        self.marks: dict[str, float] = {}
+        self.logs: list[str] = []
+
+    def status(self, text: str) -> None:
+        self.marks.setdefault(text, time.perf_counter())
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.logs.append(f"{level}: {message}")
+
+    def progress(self, fraction: float, eta_seconds: float | None = None, text: str = "") -> None:
+        pass
+
+    def metric(self, series: str, value: float, step: int | None = None) -> None:
+        pass
+
+    def check_abort(self) -> None:
+        pass

@@ -50,30 +50,22 @@ import sys
 import tempfile
 import threading
 import time
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import BenchContext, setup_django_without_services  # noqa: E402
+
 MB = 2**20
 
 
 def setup_django(tmp: Path) -> None:
-    os.environ["DIGITS_DATA_DIR"] = str(tmp / "var")
-    os.environ["DIGITS_SERVER_DATA_ROOTS"] = str(tmp / "data")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digits_site.settings")
-    if not entry_points(group="digits.plugins", name="image-classification"):
-        # Not pip-installed (yet): load the plugin from the source tree.
-        sys.path.insert(0, str(ROOT / "plugins" / "digits-image-classification"))
-        extra = os.environ.get("DIGITS_EXTRA_PLUGINS", "")
-        os.environ["DIGITS_EXTRA_PLUGINS"] = ",".join(
-            filter(None, [extra, "image-classification=digits_imageclass.hooks"])
-        )
-    import django
-
-    django.setup()
+    setup_django_without_services(
+        tmp, "image-classification", "digits-image-classification", "digits_imageclass"
+    )
 
 
 # --- the images ---------------------------------------------------------------------------
@@ -108,28 +100,6 @@ def link_subset(source: Path, target: Path, count: int, classes: int) -> None:
 
 
 # --- the two ways -------------------------------------------------------------------------
-class BenchContext:
-    """What ``JobKind.run`` uses of a ``JobContext``: parameters, a store, reporting."""
-
-    def __init__(self, params: dict, store, staging_prefix: str):
-        self.params, self.store, self.staging_prefix = params, store, staging_prefix
-        self.marks: dict[str, float] = {}
-        self.logs: list[str] = []
-
-    def status(self, text: str) -> None:
-        self.marks.setdefault(text, time.perf_counter())
-
-    def log(self, message: str, level: str = "info") -> None:
-        self.logs.append(f"{level}: {message}")
-
-    def progress(self, fraction: float, eta_seconds: float | None = None, text: str = "") -> None:
-        pass
-
-    def metric(self, series: str, value: float, step: int | None = None) -> None:
-        pass
-
-    def check_abort(self) -> None:
-        pass
 
 
 def platform_options(folder: Path, out: int, mean_image: bool) -> dict:

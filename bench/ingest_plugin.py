@@ -26,51 +26,16 @@ import resource
 import sys
 import tempfile
 import time
-from importlib.metadata import entry_points
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import BenchContext, setup_django_without_services  # noqa: E402
+
 
 def setup_django(tmp: Path) -> None:
-    os.environ["DIGITS_DATA_DIR"] = str(tmp / "var")
-    os.environ["DIGITS_SERVER_DATA_ROOTS"] = str(tmp / "data")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digits_site.settings")
-    if not entry_points(group="digits.plugins", name="sunnybrook"):
-        # Not pip-installed (yet): load the plugin from the source tree.
-        sys.path.insert(0, str(ROOT / "plugins" / "digits-sunnybrook"))
-        extra = os.environ.get("DIGITS_EXTRA_PLUGINS", "")
-        os.environ["DIGITS_EXTRA_PLUGINS"] = ",".join(
-            filter(None, [extra, "sunnybrook=digits_sunnybrook.hooks"])
-        )
-    import django
-
-    django.setup()
-
-
-class BenchContext:
-    """What ``JobKind.run`` uses of a ``JobContext``: parameters, a store, reporting."""
-
-    def __init__(self, params: dict, store, staging_prefix: str):
-        self.params, self.store, self.staging_prefix = params, store, staging_prefix
-        self.marks: dict[str, float] = {}
-        self.logs: list[str] = []
-
-    def status(self, text: str) -> None:
-        self.marks.setdefault(text, time.perf_counter())
-
-    def log(self, message: str, level: str = "info") -> None:
-        self.logs.append(f"{level}: {message}")
-
-    def progress(self, fraction: float, eta_seconds: float | None = None, text: str = "") -> None:
-        pass
-
-    def metric(self, series: str, value: float, step: int | None = None) -> None:
-        pass
-
-    def check_abort(self) -> None:
-        pass
+    setup_django_without_services(tmp, "sunnybrook", "digits-sunnybrook", "digits_sunnybrook")
 
 
 def build(tree, store, processes: int) -> dict:
