@@ -150,8 +150,11 @@ class BuildDataset(JobKind):
 
     def on_failed(self, job):
         from apps.datasets.models import Dataset
+        from apps.jobs.models import JobStatus
 
-        Dataset.objects.filter(job=job).update(status=Dataset.Status.ERROR)
+        aborted = job.status == JobStatus.ABORTED
+        status = Dataset.Status.ABORTED if aborted else Dataset.Status.ERROR
+        Dataset.objects.filter(job=job).update(status=status)
         self._discard_uploads(job)
 
     def _discard_uploads(self, job):

@@ -14,6 +14,7 @@ class Dataset(OwnedModel):
         BUILDING = "building", "Building"
         READY = "ready", "Ready"
         ERROR = "error", "Error"
+        ABORTED = "aborted", "Aborted"
 
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)

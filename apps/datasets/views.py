@@ -1,33 +1,23 @@
-import io
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from apps.core import permissions
-from apps.core.downloads import artifact_response
-from apps.core.plugins import STAGES, DataIngestion
+from apps.core.plugins import STAGES
 from apps.core.plugins.catalog import data_ingestion_types, get_data_ingestion
-from apps.datasets import queries, services, shards
+from apps.datasets import files, queries, services
 from apps.datasets.forms import DatasetForm
 from apps.datasets.models import Dataset
 from apps.jobs.services import JobStateError
 
 GALLERY_PAGE = 24
 SAMPLES_PER_CLASS = 6
-#: Files of a built dataset that its page offers for download.
-DOWNLOADS = {
-    "manifest.json": "application/json",
-    "labels.txt": "text/plain; charset=utf-8",
-    "errors.json": "application/json",
-    "mean.png": "image/png",
-    "mean.npy": "application/octet-stream",
-}
 
 
 def _dataset(request, pk, action=permissions.VIEW):
@@ -101,7 +91,7 @@ def dataset_detail(request, pk):
             "can_delete": permissions.can(request.user, permissions.DELETE, dataset),
             "class_distribution": queries.class_distribution(dataset) if ready else None,
             "samples": _samples(dataset) if ready else None,
-            "downloads": _downloads(dataset) if ready else [],
+            "downloads": files.downloads(dataset) if ready else [],
         },
     )
 
@@ -125,16 +115,6 @@ def _samples(dataset):
         for label, indices in sorted(per_class.items())
     ]
     return {"stage": stage, "rows": rows}
-
-
-def _downloads(dataset):
-    names = ["manifest.json", "errors.json"]
-    if dataset.manifest.get("label_names"):
-        names.insert(1, "labels.txt")
-    mean = dataset.manifest.get("mean")
-    if mean:
-        names += [mean["png"], mean["npy"]]
-    return [n for n in names if n in DOWNLOADS]
 
 
 def _type_title(type_id):
@@ -203,46 +183,19 @@ def _class_filter(request) -> int | None:
 
 @login_required
 def dataset_entry_image(request, pk, stage, index):
-    dataset = _ready_dataset(request, pk)
-    try:
-        features, label = shards.read_entry(dataset, stage, index)
-    except IndexError:
-        raise Http404(f"{stage} has no entry {index}.") from None
-    try:
-        ingestion = get_data_ingestion(dataset.type)(**dataset.options)
-    except LookupError:  # plugin uninstalled: the platform's own picture of the entry
-        ingestion = DataIngestion(**dataset.options)
-    image = ingestion.render_entry(features, label)
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    response = HttpResponse(out.getvalue(), content_type="image/png")
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return files.entry_response(_ready_dataset(request, pk), stage, index)
 
 
 @login_required
 def dataset_mean_image(request, pk):
     """The mean image of the train stage, shown inline on the dataset page."""
-    dataset = _ready_dataset(request, pk)
-    mean = dataset.manifest.get("mean")
-    if not mean:
-        raise Http404("This dataset has no mean image.")
-    response = artifact_response(dataset.data_prefix + mean["png"], "mean.png")
-    response["Content-Type"] = "image/png"
-    response["Content-Disposition"] = 'inline; filename="mean.png"'
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return files.mean_response(_ready_dataset(request, pk))
 
 
 @login_required
 def dataset_file(request, pk, name):
-    """One of the dataset's own files (``DOWNLOADS``), as a download."""
-    dataset = _ready_dataset(request, pk)
-    if name not in DOWNLOADS:
-        raise Http404(f"Datasets have no file {name!r} to download.")
-    response = artifact_response(dataset.data_prefix + name, name)
-    response["Content-Type"] = DOWNLOADS[name]
-    return response
+    """One of the dataset's own files (``files.DOWNLOADS``), as a download."""
+    return files.file_response(_ready_dataset(request, pk), name)
 
 
 @login_required

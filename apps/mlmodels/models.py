@@ -10,6 +10,7 @@ class TrainedModel(OwnedModel):
         TRAINING = "training", "Training"
         READY = "ready", "Ready"
         ERROR = "error", "Error"
+        ABORTED = "aborted", "Aborted"
 
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)

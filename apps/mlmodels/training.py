@@ -52,6 +52,9 @@ class TrainModel(JobKind):
         )
 
     def on_failed(self, job):
+        from apps.jobs.models import JobStatus
         from apps.mlmodels.models import TrainedModel
 
-        TrainedModel.objects.filter(job=job).update(status=TrainedModel.Status.ERROR)
+        aborted = job.status == JobStatus.ABORTED
+        status = TrainedModel.Status.ABORTED if aborted else TrainedModel.Status.ERROR
+        TrainedModel.objects.filter(job=job).update(status=status)

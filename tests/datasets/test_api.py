@@ -1,8 +1,11 @@
 """The datasets REST API: list, retrieve, change, delete, create (JSON and multipart), types."""
 
+import io
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from apps.datasets.models import Dataset
 from apps.mlmodels.models import TrainedModel
@@ -12,10 +15,7 @@ URL = "/api/v1/datasets/"
 OPTIONS = {"count": 10, "size": 8, "encoding": "png", "mean_image": True}
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache(settings, tmp_path):
-    """Local copies of shards are cached by dataset id; ids repeat between test databases."""
-    settings.DATA_DIR = tmp_path
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 def make(owner, name, visibility="private", team=None, **extra):
@@ -244,3 +244,74 @@ def test_dataset_types_list_the_test_plugin_with_its_options(api_client, people)
     }  # fmt: skip
     assert options["encoding"]["choices"] == ["", "png", "jpg", "none"]
     assert options["include_bad"]["required"] is False
+
+
+# --- a built dataset's entries, images and files -----------------------------------------
+def test_entries_are_paged_filtered_by_class_and_link_their_images(api_client, people, squares):
+    client = api_client.as_user(people.owner)
+    url = f"{URL}{squares.pk}/entries/"
+    page = client.get(url, {"stage": "train", "label": 1, "page_size": 3, "page": 2}).json()
+    assert page["count"] == 8
+    assert [e["index"] for e in page["results"]] == [7, 9, 11]
+    assert {(e["label"], e["label_name"]) for e in page["results"]} == {(1, "odd")}
+    assert "page=3" in page["next"] and "page=" not in page["previous"].replace("page_size=", "")
+    assert all(
+        "label=1" in link and "stage=train" in link for link in (page["next"], page["previous"])
+    )
+
+    everything = client.get(url).json()  # train, every class, 100 per page
+    assert everything["count"] == 16 and everything["next"] is None
+    assert [e["label"] for e in everything["results"][:3]] == [0, 1, 0]
+    val = client.get(url, {"stage": "val", "label": 0}).json()
+    assert [e["index"] for e in val["results"]] == [0, 2]
+    assert client.get(url, {"label": 7}).json()["count"] == 0
+
+    # Each entry's image: the PNG the explore page shows, through the API's authentication.
+    image_url = everything["results"][5]["image"]
+    assert image_url.endswith(f"/api/v1/datasets/{squares.pk}/entries/train/5/image/")
+    reply = client.get(image_url)
+    assert reply.status_code == 200 and reply["Content-Type"] == "image/png"
+    pixels = np.asarray(Image.open(io.BytesIO(reply.content)).convert("L"))
+    assert pixels.shape == (16, 16)
+    assert pixels[:6, :6].min() == 255 and pixels[6:, 6:].max() == 0  # side 1 + 5 % 8
+    assert client.get(f"{URL}{squares.pk}/entries/train/16/image/").status_code == 404
+
+
+def test_entry_queries_name_the_bad_parameter(api_client, people, squares, masks):
+    client = api_client.as_user(people.owner)
+    url = f"{URL}{squares.pk}/entries/"
+    assert "stage" in client.get(url, {"stage": "bogus"}).json()
+    assert "label" in client.get(url, {"label": "odd"}).json()
+    assert client.get(url, {"page": 99}).status_code == 404
+    reply = client.get(f"{URL}{masks.pk}/entries/", {"label": 1})
+    assert reply.status_code == 400 and "masks" in reply.json()["label"][0]
+    assert client.get(f"{URL}{masks.pk}/entries/").json()["results"][0]["label"] is None
+
+
+def test_dataset_files_download_through_the_api(api_client, people, squares, masks):
+    client = api_client.as_user(people.owner)
+    reply = client.get(f"{URL}{squares.pk}/files/labels.txt/")
+    assert reply.status_code == 200
+    assert b"".join(reply.streaming_content).decode().split() == ["even", "odd"]
+    manifest = json.loads(b"".join(client.get(f"{URL}{squares.pk}/files/manifest.json/")))
+    assert manifest == Dataset.objects.get(pk=squares.pk).manifest
+    mean = client.get(f"{URL}{squares.pk}/files/mean.png/")
+    assert mean["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(b"".join(mean.streaming_content))).size == (16, 16)
+    assert client.get(f"{URL}{masks.pk}/files/mean.png/").status_code == 404  # it has none
+    assert client.get(f"{URL}{squares.pk}/files/settings.py/").status_code == 404
+
+
+def test_entries_of_others_private_and_unbuilt_datasets(api_client, people, squares):
+    urls = [
+        f"{URL}{squares.pk}/entries/",
+        f"{URL}{squares.pk}/entries/train/0/image/",
+        f"{URL}{squares.pk}/files/manifest.json/",
+    ]
+    for user in (people.other, people.team_viewer):
+        client = api_client.as_user(user)
+        assert [client.get(u).status_code for u in urls] == [404, 404, 404], user
+    building = make(people.owner, "building", status="building")
+    client = api_client.as_user(people.owner)
+    reply = client.get(f"{URL}{building.pk}/entries/")
+    assert reply.status_code == 409 and "not built" in reply.json()["detail"]

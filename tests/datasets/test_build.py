@@ -53,6 +53,20 @@ def test_too_many_bad_entries_fail_the_build_and_publish_nothing(people, start_w
     assert list(get_store().list(dataset.data_prefix)) == []
 
 
+def test_an_aborted_build_leaves_an_aborted_dataset_not_a_failed_one(people, client):
+    from apps.jobs.services import request_abort
+
+    dataset = services.create(
+        owner=people.owner, type_id="test-squares", name="stopped", options={"count": 4, "size": 8}
+    )
+    request_abort(dataset.job)  # still queued (no worker): it stops at once
+    dataset.refresh_from_db()
+    assert (dataset.status, dataset.job.status) == ("aborted", "aborted")
+    client.force_login(people.owner)
+    assert b"Aborted" in client.get(f"/datasets/{dataset.pk}/").content
+    assert list(get_store().list(dataset.data_prefix)) == []
+
+
 @pytest.mark.parametrize("encoding", ["png", "none"])
 def test_image_datasets_are_tfrecord_shards_tensorflow_reads(people, start_worker, encoding):
     import tensorflow as tf

@@ -173,6 +173,8 @@ def test_model_page_actions_guard_the_job_state(owner_client, people, api_client
 
     # Aborted before it ran: no snapshot, so Resume explains that a clone starts again.
     jobs.request_abort(model.job)
+    model.refresh_from_db()
+    assert model.status == "aborted" and "Aborted" in owner_client.get(page).content.decode()
     reply = api.post(f"/api/v1/models/{model.pk}/resume/")
     assert reply.status_code == 409 and "no snapshot" in reply.json()["detail"]
     reply = owner_client.post(page + "resume/", follow=True)

@@ -104,7 +104,7 @@ def test_an_aborted_run_is_resumed_by_the_user(api, data_root, worker):
     assert reply.status_code == 200, reply.content
     model = finished(model_id, timeout=60)
     aborted = model.job
-    assert aborted.status == "aborted"
+    assert (aborted.status, model.status) == ("aborted", "aborted")
     done_before = epoch_lines(log_lines(aborted))
     saved = snapshots.epochs(model_id)
     assert saved and saved[-1] < EPOCHS, "the run finished before it could be aborted"

@@ -29,6 +29,13 @@ class DatasetDetailSerializer(DatasetSerializer):
         fields = [*DatasetSerializer.Meta.fields, "manifest"]
 
 
+class DatasetEntrySerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Position in its stage, from 0.")
+    label = serializers.IntegerField(allow_null=True, help_text="Class index (null for masks).")
+    label_name = serializers.CharField(allow_null=True)
+    image = serializers.URLField(help_text="The entry as a PNG.")
+
+
 class DatasetCreateSerializer(OwnedSerializerMixin, serializers.Serializer):
     """Create a dataset of ``type``; ``options`` are validated by the type's own form."""
 

@@ -1,14 +1,19 @@
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
-from rest_framework.decorators import api_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import action, api_view
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 
 from apps.core.api import Conflict, OwnedModelViewSet
+from apps.core.plugins import STAGES
 from apps.core.plugins.catalog import data_ingestion_types
-from apps.datasets import services
+from apps.datasets import files, queries, services
 from apps.datasets.api.serializers import (
     DatasetCreateSerializer,
     DatasetDetailSerializer,
+    DatasetEntrySerializer,
     DatasetSerializer,
     DatasetTypeSerializer,
 )
@@ -16,8 +21,15 @@ from apps.datasets.models import Dataset
 from apps.jobs.services import JobStateError, share_like
 
 
+class EntryPages(PageNumberPagination):
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
 class DatasetViewSet(OwnedModelViewSet):
-    """Datasets: list, create from any installed dataset type, inspect, change sharing, delete."""
+    """Datasets: list, create from any installed dataset type, inspect, change sharing, delete;
+    a built dataset's entries, their images and its files."""
 
     queryset = Dataset.objects.select_related("owner", "team")
     filterset_fields = ["type", "status", "visibility"]
@@ -53,6 +65,83 @@ class DatasetViewSet(OwnedModelViewSet):
             services.delete(instance)
         except (services.DatasetInUse, JobStateError) as exc:
             raise Conflict(str(exc)) from None
+
+    def _ready_object(self) -> Dataset:
+        dataset = self.get_object()
+        if dataset.status != Dataset.Status.READY:
+            raise Conflict(f"The dataset is not built (its status is {dataset.status}).")
+        return dataset
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("stage", str, enum=list(STAGES), description="Default train."),
+            OpenApiParameter("label", int, description="Only entries of this class index."),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int, description="At most 500; default 100."),
+        ],
+        responses=DatasetEntrySerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], pagination_class=EntryPages)
+    def entries(self, request, pk=None):
+        """The entries of one stage, in order, paged; with ``label``, those of one class.
+
+        What the explore page shows: each entry's index, class and the URL of its image.
+        """
+        dataset = self._ready_object()
+        stage = request.query_params.get("stage", "train")
+        if stage not in STAGES:
+            raise serializers.ValidationError({"stage": [f"Choose one of {', '.join(STAGES)}."]})
+        by_class = queries.has_class_labels(dataset)
+        label = request.query_params.get("label", "")
+        if label != "":
+            try:
+                label = int(label)
+            except ValueError:
+                raise serializers.ValidationError({"label": ["A class index."]}) from None
+            if not by_class:
+                raise serializers.ValidationError(
+                    {"label": ["This dataset's labels are masks, not classes."]}
+                )
+            indices = queries.entries_of_class(dataset, stage, label)
+        else:
+            indices = range(dataset.stage_count(stage))
+        paginator = self.paginator
+        page = [int(i) for i in paginator.paginate_queryset(indices, request, view=self)]
+        labels = queries.labels_of(dataset, stage, page) if by_class else [None] * len(page)
+        results = [
+            {
+                "index": index,
+                "label": entry_label,
+                "label_name": None
+                if entry_label is None
+                else queries.class_name(dataset, entry_label),
+                "image": reverse(
+                    "dataset-entry-image",
+                    kwargs={"pk": dataset.pk, "stage": stage, "index": index},
+                    request=request,
+                ),
+            }
+            for index, entry_label in zip(page, labels, strict=True)
+        ]
+        return paginator.get_paginated_response(DatasetEntrySerializer(results, many=True).data)
+
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"entries/(?P<stage>train|val|test)/(?P<index>[0-9]+)/image",
+        url_name="entry-image",
+    )
+    def entry_image(self, request, pk=None, stage=None, index=None):
+        """One entry as a PNG, pictured by its dataset type (the explore page's images)."""
+        return files.entry_response(self._ready_object(), stage, int(index))
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"], url_path=r"files/(?P<name>[A-Za-z0-9_.]+)")
+    def file(self, request, pk=None, name=None):
+        """A file of the built dataset: manifest.json, labels.txt, errors.json, mean.png,
+        mean.npy (those it has)."""
+        return files.file_response(self._ready_object(), name)
 
 
 def _describe_form(form_class) -> dict:
