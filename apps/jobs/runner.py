@@ -5,6 +5,13 @@ The worker thread that holds the dramatiq message starts the job process
 batches, keeps the heartbeat fresh, polls for abort requests and records the
 outcome. User code therefore never runs in the worker itself, and an abort can
 always end the job by killing its process.
+
+A database that goes away for a while (a restart, a fail-over, a dropped
+connection) does not end the job: the relay keeps reading, holds the events in
+memory and stores them, in order, once a new connection works. Only when the
+database has been unreachable for ``DIGITS_JOB_STALE_SECONDS`` — by then the
+reaper may have handed the job to another worker — does the relay stop the job
+process and leave the job to the reaper.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from apps.jobs import events, services
@@ -78,6 +85,7 @@ class JobRun:
         self.handed_back = False
         self.lost = False
         self.buffers: dict[int, bytes] = {}
+        self.database_down_since: float | None = None
 
     # --- process ---------------------------------------------------------------
     def _start(self) -> tuple[subprocess.Popen, int]:
@@ -133,14 +141,16 @@ class JobRun:
                         selector.unregister(key.fd)
                 now = time.monotonic()
                 if now >= next_flush or len(self.pending) >= MAX_BATCH:
-                    self._flush()
+                    self._with_database(self._flush)
                     next_flush = now + FLUSH_SECONDS
                 if now >= next_heartbeat:
-                    self._heartbeat()
+                    self._with_database(self._heartbeat)
                     next_heartbeat = now + settings.DIGITS_JOB_HEARTBEAT_SECONDS
                 if now >= next_poll:
-                    self._poll_abort(proc)
+                    self._with_database(self._poll_abort, proc)
                     next_poll = now + ABORT_POLL_SECONDS
+                if self.lost and proc.poll() is None:
+                    proc.kill()  # given away (or gone): stop the work at once
                 if (
                     self.abort_sent_at
                     and now - self.abort_sent_at > settings.DIGITS_JOB_KILL_GRACE_SECONDS
@@ -154,8 +164,40 @@ class JobRun:
             if proc.poll() is None:
                 proc.kill()
             returncode = proc.wait()
-        self._flush()
-        self._record_outcome(returncode)
+        # The last events and the outcome: retried while the database is away, until the
+        # job counts as lost (then the reaper decides, as for a worker that died).
+        while not self.lost:
+            if self._with_database(self._flush) and self._with_database(
+                self._record_outcome, returncode
+            ):
+                return
+            time.sleep(ABORT_POLL_SECONDS)
+
+    def _with_database(self, operation, *args) -> bool:
+        """Run one of the relay's database operations; False if the database failed it.
+
+        The broken connection is closed (the next operation opens a new one) and the
+        failure logged once per outage. After ``DIGITS_JOB_STALE_SECONDS`` without the
+        database the job counts as lost: its heartbeat is stale, so the reaper may
+        already have queued it again.
+        """
+        try:
+            operation(*args)
+        except DatabaseError as exc:
+            now = time.monotonic()
+            if self.database_down_since is None:
+                self.database_down_since = now
+                log.warning("job %s: the database failed (%s); retrying", self.job.pk, exc)
+            with contextlib.suppress(DatabaseError):
+                connection.close()
+            if now - self.database_down_since > settings.DIGITS_JOB_STALE_SECONDS:
+                log.error("job %s: no database for too long; leaving it to the reaper", self.job.pk)
+                self._lose()
+            return False
+        if self.database_down_since is not None:
+            log.info("job %s: the database is back", self.job.pk)
+            self.database_down_since = None
+        return True
 
     # --- reading ---------------------------------------------------------------
     def _feed(self, fd: int, stream: str, chunk: bytes, eof: bool = False) -> None:
@@ -210,7 +252,13 @@ class JobRun:
             return
         batch, self.pending = self.pending, []
         fields, self.fields = self.fields, {}
-        events.append(self.job.pk, batch, **fields)
+        try:
+            events.append(self.job.pk, batch, **fields)
+        except DatabaseError:
+            # Not stored (one transaction): kept, before anything that arrived since.
+            self.pending[:0] = batch
+            self.fields = {**fields, **self.fields}
+            raise
 
     def _owned(self):
         return Job.objects.filter(pk=self.job.pk, status=JobStatus.RUNNING, worker=self.worker)
@@ -248,6 +296,8 @@ class JobRun:
         if self.lost:
             return
         job = Job.objects.get(pk=self.job.pk)
+        if job.status != JobStatus.RUNNING or job.worker != self.worker:
+            return  # recorded by an earlier try whose answer the database lost, or reaped
         if self.handed_back:
             with transaction.atomic():
                 job = Job.objects.select_for_update().get(pk=job.pk)
@@ -259,6 +309,8 @@ class JobRun:
         elif returncode == EXIT_DONE and self.result is not None:
             try:
                 services.complete(job, self.result)
+            except DatabaseError:
+                raise  # the database, not the artifacts: tried again (see run)
             except Exception as exc:
                 log.exception("publishing the artifacts of job %s failed", job.pk)
                 services.fail(job, f"Could not publish the job's artifacts: {exc}")

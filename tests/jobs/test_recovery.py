@@ -5,9 +5,12 @@ Workers beat every second here; the test process plays the reaper, calling
 """
 
 import signal
+import time
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from apps.jobs import reaper
@@ -165,4 +168,70 @@ def test_duplicate_messages_run_the_job_once(people, start_workers):
     assert job.attempts == 1
     assert statuses(job) == ["queued", "running", "done"]
     assert job.artifacts.count() == 1
+    assert_gap_free(job)
+
+
+def terminate_other_connections() -> int:
+    """Cut every connection to the test database but this one, as a database restart
+    or fail-over would; the number cut."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_database_outage_mid_job_loses_no_events_and_no_attempt(people, start_workers):
+    (worker,) = start_workers(1, **HEARTBEAT)
+    job = submit_check(people.owner, steps=16, step_seconds=0.25)
+    wait_reporting(job)
+    for _ in range(2):  # twice: the relay's new connection is cut too
+        assert terminate_other_connections() >= 1
+        time.sleep(0.8)  # a few flushes, heartbeats and abort polls fail meanwhile
+    job = wait_status(job, "done", "error", "aborted", timeout=60)
+
+    assert job.status == "done", job.error
+    assert job.attempts == 1  # the job went on; the reaper had nothing to do
+    assert statuses(job) == ["queued", "running", "done"]
+    assert_gap_free(job)
+    steps = [d["step"] for d in job.events.filter(type="metric").values_list("data", flat=True)]
+    assert sorted(steps) == sorted(list(range(1, 17)) * 2)  # gflops and cpu_percent, each once
+    assert "the database failed" in worker.log() and "the database is back" in worker.log()
+
+
+@contextmanager
+def closed_to_new_connections():
+    """Inside: the test database refuses new connections (this test's own stays open)."""
+    import psycopg
+
+    settings = connection.settings_dict
+    admin = psycopg.connect(
+        dbname="postgres", host=settings["HOST"], port=settings["PORT"] or 5432,
+        user=settings["USER"], password=settings["PASSWORD"], autocommit=True,
+    )  # fmt: skip
+    name = connection.ops.quote_name(settings["NAME"])
+    try:
+        admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        yield
+    finally:
+        admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        admin.close()
+
+
+def test_a_long_database_outage_stops_the_job_for_the_reaper(people, start_workers, fast_reaper):
+    # The worker gives up after 2 s without the database (DIGITS_JOB_STALE_SECONDS).
+    (worker,) = start_workers(1, **HEARTBEAT, DIGITS_JOB_STALE_SECONDS="2")
+    job = submit_check(people.owner, steps=40, step_seconds=0.25)
+    wait_reporting(job)
+    process = the_job_process(worker)
+    with closed_to_new_connections():
+        terminate_other_connections()
+        wait_until(lambda: gone(process), timeout=20, message="the job process kept running")
+        assert row(job).status == "running"  # nobody could say otherwise: the reaper decides
+    assert "no database for too long" in worker.log()
+
+    reap_until("retried")
+    job = wait_status(job, "done", "error", timeout=60)
+    assert (job.status, job.attempts) == ("done", 2), job.error
     assert_gap_free(job)
