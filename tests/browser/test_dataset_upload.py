@@ -20,9 +20,8 @@ from PIL import Image
 
 from apps.core.storage import get_store
 from apps.datasets.models import Dataset
-from tests.browser.test_live_job import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+from tests.browser.helpers import (
+    launch,
     log_in,
     progress_value,
     record_console_error,
@@ -62,7 +61,7 @@ def create_and_watch(base_url: str, archive: str, username: str, password: str) 
         "progress": [], "texts": [], "console_errors": [], "bad_responses": [],
     }  # fmt: skip
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch(p)
         try:
             context = browser.new_context()
             context.set_default_timeout(45_000)  # a loaded 2-core CI box is slow

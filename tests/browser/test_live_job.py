@@ -7,74 +7,29 @@ channels-redis) and a job worker (dramatiq, Redis broker).
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 from apps.jobs import services
 from apps.jobs.models import Job
+from tests.browser.helpers import (
+    launch,
+    log_in,
+    progress_value,
+    record_console_error,
+    run_in_thread,
+)
 from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
-]  # fmt: skip
 STEPS = 25
 STEP_SECONDS = 0.4
 
 
-def run_in_thread(fn):
-    """Run ``fn`` in a thread of its own.
-
-    Playwright's sync API refuses to run while an asyncio loop is running in the
-    calling thread (pytest-asyncio in auto mode may leave one); a fresh thread
-    has none. Exceptions, assertion errors included, are re-raised here.
-    """
-    outcome = {}
-
-    def target():
-        try:
-            outcome["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, name="playwright", daemon=True)
-    thread.start()
-    thread.join(timeout=220)
-    if thread.is_alive():
-        raise AssertionError("the browser session did not finish in time")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
-
-
 # The predicates given to wait_until below call Playwright: its events (console
 # messages, websockets) are only dispatched while a Playwright call runs.
-
-
-def progress_value(locator) -> int:
-    """The bar's value as the page shows it: aria-valuenow of the .progress element."""
-    return int(float(locator.get_attribute("aria-valuenow") or 0))
-
-
-def record_console_error(seen: dict, message) -> None:
-    url = message.location.get("url") or ""
-    # The site has no favicon; Chromium's automatic /favicon.ico 404 is not a page error.
-    if message.type == "error" and not url.endswith("/favicon.ico"):
-        seen["console_errors"].append(f"{message.text} ({url})")
-
-
-def log_in(page, base_url: str, username: str, password: str) -> None:
-    page.goto(base_url + "/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    with page.expect_navigation():
-        page.click("form button[type=submit]")
-    assert "/accounts/login/" not in page.url, "login failed: " + page.content()[:2000]
 
 
 def watch_job_live(base_url: str, job_id: int, username: str, password: str) -> dict:
@@ -82,7 +37,7 @@ def watch_job_live(base_url: str, job_id: int, username: str, password: str) -> 
 
     seen: dict = {"detail": [], "home": [], "console_errors": [], "bad_responses": []}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch(p)
         try:
             context = browser.new_context()
             context.set_default_timeout(45_000)  # a loaded 2-core CI box is slow
@@ -224,7 +179,7 @@ def watch_idle_job(base_url: str, job_id: int, username: str, password: str, sen
 
     seen: dict = {"sockets": [], "closed": []}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch(p)
         try:
             context = browser.new_context()
             context.set_default_timeout(45_000)

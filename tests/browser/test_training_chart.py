@@ -9,25 +9,15 @@ stream; ``#job[data-chart-points]`` counts the points they drew.
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 from apps.jobs import services as jobs
 from apps.jobs.models import Job
+from tests.browser.helpers import launch, log_in, run_in_thread
 from tests.conftest import wait_until
 from tests.mlmodels.helpers import build_dataset, create_model
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
-
-# Launched like tests/browser/test_live_job.py does (Debian's Chromium, headless); kept
-# here so that this test does not depend on that module's internals.
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
-]  # fmt: skip
 
 CHART_STATE = """() => {
     const series = {};
@@ -44,53 +34,12 @@ CHART_STATE = """() => {
 }"""
 
 
-def poll(fn, timeout: float, interval: float = 0.2, message: str = ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(message or f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
-def log_in(page, base_url: str, username: str, password: str) -> None:
-    page.goto(base_url + "/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    with page.expect_navigation():
-        page.click("form button[type=submit]")
-    assert "/accounts/login/" not in page.url, "login failed: " + page.content()[:2000]
-
-
-def in_a_thread(fn, timeout: float):
-    """Run ``fn`` in a fresh thread (Playwright's sync API refuses a running asyncio loop,
-    which pytest-asyncio may leave in this one); re-raise what it raised."""
-    outcome = {}
-
-    def target():
-        try:
-            outcome["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, name="playwright", daemon=True)
-    thread.start()
-    thread.join(timeout=timeout)
-    if thread.is_alive():
-        raise AssertionError("the browser session did not finish in time")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 def watch_chart(base_url: str, model_id: int, username: str, password: str) -> dict:
     from playwright.sync_api import sync_playwright
 
     seen: dict = {"samples": [], "console_errors": []}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch(p)
         try:
             context = browser.new_context()
             context.set_default_timeout(60_000)
@@ -117,10 +66,10 @@ def watch_chart(base_url: str, model_id: int, username: str, password: str) -> d
                 return state
 
             # Wait for the first points (the job process imports TensorFlow first) ...
-            first = poll(lambda: sample()["points"] > 0 and seen["samples"][-1], timeout=240,
+            first = wait_until(lambda: sample()["points"] > 0 and seen["samples"][-1], timeout=240,
                          interval=0.5, message="the chart never got a point")  # fmt: skip
             # ... then for more to arrive over the websocket, with the job still training.
-            later = poll(
+            later = wait_until(
                 lambda: sample()["points"] >= first["points"] + 12 and seen["samples"][-1],
                 timeout=120, interval=0.5,
                 message=f"the chart stopped growing: {seen['samples'][-3:]}",
@@ -148,7 +97,7 @@ def test_the_loss_chart_grows_while_the_model_trains(
     created = create_model(api, dataset, "charted", epochs=20, batch_size=8, base_lr=0.01,
                            optimizer="momentum", metrics_every=2)  # fmt: skip
 
-    seen = in_a_thread(
+    seen = run_in_thread(
         lambda: watch_chart(live_server_url, created["id"], "chartie", "browser-pw-3"),
         timeout=520,
     )

@@ -1,0 +1,62 @@
+"""What the real-browser tests share: launching Debian's Chromium, running Playwright's
+sync API in a thread of its own, logging in, and reading what a page shows."""
+
+from __future__ import annotations
+
+import threading
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package: browser downloads are blocked
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]  # fmt: skip
+
+
+def launch(playwright):
+    """A headless Chromium of this machine, from ``sync_playwright()``'s object."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+def run_in_thread(fn, timeout: float = 220):
+    """Run ``fn`` in a thread of its own; return its value, re-raise what it raised.
+
+    Playwright's sync API refuses to run while an asyncio loop is running in the
+    calling thread (pytest-asyncio in auto mode may leave one); a fresh thread has none.
+    """
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="playwright", daemon=True)
+    thread.start()
+    thread.join(timeout=timeout)
+    if thread.is_alive():
+        raise AssertionError("the browser session did not finish in time")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def log_in(page, base_url: str, username: str, password: str) -> None:
+    page.goto(base_url + "/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    with page.expect_navigation():
+        page.click("form button[type=submit]")
+    assert "/accounts/login/" not in page.url, "login failed: " + page.content()[:2000]
+
+
+def progress_value(locator) -> int:
+    """The bar's value as the page shows it: aria-valuenow of the .progress element."""
+    return int(float(locator.get_attribute("aria-valuenow") or 0))
+
+
+def record_console_error(seen: dict, message) -> None:
+    url = message.location.get("url") or ""
+    # The site has no favicon; Chromium's automatic /favicon.ico 404 is not a page error.
+    if message.type == "error" and not url.endswith("/favicon.ico"):
+        seen["console_errors"].append(f"{message.text} ({url})")
