@@ -13,6 +13,7 @@ folder names match when equal or when they differ only by the zero padding of nu
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import random
@@ -26,13 +27,15 @@ import pydicom
 from django.core.exceptions import ValidationError
 from PIL import Image, ImageDraw
 
-from apps.core.plugins import TRAIN, VAL, DataIngestion, EntryError, confine
+from apps.core.plugins import TRAIN, VAL, ConfinedReader, DataIngestion, EntryError, confine
 
 CONTOUR_NAME = re.compile(r"^IM-0001-(\d+)-icontour-manual\.txt$")
 IMAGE_NAME = re.compile(r"^IM-(\d+)-(\d+)\.dcm$", re.IGNORECASE)
 CONTOUR_DIRS = ("contours-manual", "IRCCI-expert")
 #: A contour file is a few hundred short lines; anything far larger is not one.
 MAX_CONTOUR_BYTES = 1 << 20
+#: A DICOM file larger than this is refused before it is read into memory.
+MAX_DICOM_BYTES = 512 * 2**20
 
 GRAYSCALE, RGB = "L", "RGB"
 LABEL_NAMES = ["background", "left ventricle"]
@@ -121,8 +124,17 @@ def read_contour(path: str | os.PathLike, name: str) -> np.ndarray:
     try:
         if os.path.getsize(path) > MAX_CONTOUR_BYTES:
             raise EntryError(f"{name} is larger than {MAX_CONTOUR_BYTES} bytes; not a contour")
-        text = Path(path).read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise EntryError(f"{name} cannot be read ({exc})") from None
+    return parse_contour(data, name)
+
+
+def parse_contour(data: bytes, name: str) -> np.ndarray:
+    """``read_contour`` of a contour file's bytes."""
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError as exc:
         raise EntryError(f"{name} cannot be read ({exc})") from None
     points = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -192,6 +204,19 @@ def _confined(path: Path, name: str) -> EntryError | None:
     return None
 
 
+def _read(reader: ConfinedReader, path: Path, name: str) -> bytes:
+    """The bytes of ``path`` through ``reader``; an ``EntryError`` naming ``name`` otherwise."""
+    try:
+        return reader.read(path)
+    except ValidationError as exc:
+        message = " ".join(exc.messages)
+        if exc.code == "outside_roots":
+            message = "leads outside the folders this server may read from"
+        raise EntryError(f"{name}: {message}") from None
+    except OSError as exc:
+        raise EntryError(f"{name} cannot be read ({exc.strerror or exc})") from None
+
+
 def _find_contours(root: Path) -> list[tuple[str, str, int]]:
     """``(path relative to root, case, slice number)`` of every inner-contour file, sorted."""
     found = []
@@ -258,6 +283,7 @@ class SunnybrookData(DataIngestion):
     def __init__(self, is_inference_db: bool = False, **kwargs: Any):
         super().__init__(is_inference_db=is_inference_db, **kwargs)
         self._split: dict[str, list[Slice | EntryError]] | None = None
+        self._readers: tuple[int, ConfinedReader, ConfinedReader] | None = None
 
     @classmethod
     def get_id(cls) -> str:
@@ -351,7 +377,17 @@ class SunnybrookData(DataIngestion):
 
     # --- encoding ------------------------------------------------------------------------
     def encode_entry(self, entry: Slice) -> tuple[np.ndarray, np.ndarray]:
-        image = read_dicom_image(Path(self.userdata["image_folder"]) / entry.image, entry.image)
+        # Read through confined readers (one pair per process; the pool's processes are
+        # forked): the files checked when the entries were listed may since have been
+        # swapped for links out of the data roots, or for FIFOs that would block a read.
+        if self._readers is None or self._readers[0] != os.getpid():
+            self._readers = (
+                os.getpid(), ConfinedReader(MAX_DICOM_BYTES), ConfinedReader(MAX_CONTOUR_BYTES)
+            )  # fmt: skip
+        _, images, contours = self._readers
+        data = _read(images, Path(self.userdata["image_folder"]) / entry.image, entry.image)
+        image = read_dicom_image(io.BytesIO(data), entry.image)
         features = convert_channels(image, self.userdata.get("channel_conversion") or GRAYSCALE)
-        points = read_contour(Path(self.userdata["contour_folder"]) / entry.contour, entry.contour)
+        data = _read(contours, Path(self.userdata["contour_folder"]) / entry.contour, entry.contour)
+        points = parse_contour(data, entry.contour)
         return features, rasterise_contour(points, image.shape[:2], entry.contour)

@@ -1,5 +1,6 @@
 """Itemizing and encoding Sunnybrook entries, in-process (no worker, no database)."""
 
+import os
 import shutil
 
 import numpy as np
@@ -280,3 +281,24 @@ def test_files_and_folders_outside_the_data_roots_are_refused(data_root, tmp_pat
         SunnybrookData(**options(outside)).itemize_entries(TRAIN)
     with pytest.raises(ValueError, match="does not exist on the server"):
         SunnybrookData(**options(tree, image_folder=str(data_root / "nope"))).itemize_entries(VAL)
+
+
+def test_files_swapped_after_listing_are_checked_when_read(data_root, tmp_path):
+    tree = make_tree(data_root, cases=["SC-N-2"], slices=3)
+    outside = make_tree(tmp_path / "elsewhere", cases=["SC-N-2"], slices=1)
+    data = SunnybrookData(**options(tree, val_percent=0))
+    entries = data.itemize_entries(TRAIN)  # every file inside the roots when listed
+    assert all(isinstance(e, Slice) for e in entries)
+    # Then one image becomes a link out of the roots, one contour a FIFO.
+    image = image_path(tree.images, "SC-N-2", 4, 20)
+    image.unlink()
+    image.symlink_to(image_path(outside.images, "SC-N-2", 4, 20))
+    contour = contour_path(tree.contours, "SC-N-02", 21)
+    contour.unlink()
+    os.mkfifo(contour)
+    with pytest.raises(EntryError, match=r"IM-0004-0020.dcm: leads outside the folders"):
+        data.encode_entry(entries[0])
+    with pytest.raises(EntryError, match=r"IM-0001-0021-icontour-manual.txt: .* not a regular"):
+        data.encode_entry(entries[1])  # refused at once: a FIFO never blocks the read
+    features, mask = data.encode_entry(entries[2])
+    assert features.shape[:2] == mask.shape and mask.any()
