@@ -5,6 +5,8 @@ from apps.mlmodels import views
 app_name = "mlmodels"
 
 urlpatterns = [
+    path("", views.model_list, name="list"),
+    path("compare/", views.model_compare, name="compare"),
     path("new/", views.model_new, name="new"),
     path("lr-preview/", views.lr_preview, name="lr-preview"),
     path("<int:pk>/", views.model_detail, name="detail"),

@@ -2,15 +2,16 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.core import permissions
 from apps.datasets import shards
+from apps.datasets.models import Dataset
 from apps.datasets.services import store_upload
 from apps.jobs.services import JobStateError
-from apps.mlmodels import export, services, snapshots
+from apps.mlmodels import compare, export, services, snapshots
 from apps.mlmodels.forms import ModelForm
 from apps.mlmodels.models import TrainedModel
 
@@ -21,6 +22,99 @@ def _model(request, pk, action=permissions.VIEW):
         TrainedModel.objects.select_related("owner", "team", "job", "dataset"),
         action,
         pk=pk,
+    )
+
+
+#: Models the list page shows at most (the newest, before sorting).
+LIST_LIMIT = 500
+
+
+@login_required
+def model_list(request):
+    """Every model the user may see, with its best epoch's figures: sort, filter, pick some
+    to compare."""
+    models = permissions.visible(
+        TrainedModel.objects.select_related("owner", "dataset"), request.user
+    )
+    dataset = _int_param(request, "dataset")
+    if dataset is not None:
+        models = models.filter(dataset_id=dataset)
+    if sweep := request.GET.get("sweep", ""):
+        models = models.filter(sweep=sweep)
+    if status := request.GET.get("status", ""):
+        models = models.filter(status=status)
+    sort = request.GET.get("sort", "created")
+    if sort not in compare.SORTS:
+        sort = "created"
+    rows = compare.ranked(models[:LIST_LIMIT], sort)
+    best = compare.best_of(rows)
+    return render(
+        request,
+        "mlmodels/list.html",
+        {
+            "rows": rows,
+            "best": best["model"].pk if best else None,
+            "sort": sort,
+            "sorts": [(key, label) for key, (label, _, _) in compare.SORTS.items()],
+            "datasets": permissions.visible(Dataset.objects.all(), request.user),
+            "dataset": dataset,
+            "sweep": sweep,
+            "status": status,
+            "statuses": TrainedModel.Status.choices,
+            "limit": LIST_LIMIT,
+            "min_compared": compare.MIN_COMPARED,
+            "max_compared": compare.MAX_COMPARED,
+        },
+    )
+
+
+def _int_param(request, name: str) -> int | None:
+    value = request.GET.get(name, "")
+    if value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise Http404(f"{name} must be a number.") from None
+
+
+@login_required
+def model_compare(request):
+    """The chosen models side by side: best epochs, differing options, curves per epoch."""
+    try:
+        ids = list(dict.fromkeys(int(v) for v in request.GET.getlist("id")))
+    except ValueError:
+        raise Http404("Model ids are numbers.") from None
+    if not compare.MIN_COMPARED <= len(ids) <= compare.MAX_COMPARED:
+        messages.error(
+            request,
+            f"Choose between {compare.MIN_COMPARED} and {compare.MAX_COMPARED} models to compare.",
+        )
+        return redirect("mlmodels:list")
+    found = {
+        m.pk: m
+        for m in permissions.visible(
+            TrainedModel.objects.select_related("owner", "dataset"), request.user
+        ).filter(pk__in=ids)
+    }
+    if len(found) != len(ids):  # another user's private model is as unknown as a missing one
+        raise Http404("No such model.")
+    models = [found[pk] for pk in ids]
+    rows = [compare.summary(m) for m in models]
+    best = compare.best_of(rows)
+    differing = compare.differing_solver_keys(rows)
+    for row in rows:
+        row["differing"] = [row["solver"][key] for key in differing]
+    return render(
+        request,
+        "mlmodels/compare.html",
+        {
+            "rows": rows,
+            "best": best["model"].pk if best else None,
+            "differing": differing,
+            "same_dataset": len({m.dataset_id for m in models}) == 1,
+            "curves": compare.curves(models),
+        },
     )
 
 

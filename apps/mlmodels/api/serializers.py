@@ -12,17 +12,31 @@ class TrainedModelSerializer(OwnedSerializerMixin, serializers.ModelSerializer):
     team = serializers.SlugRelatedField(
         slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True
     )
+    best = serializers.SerializerMethodField(
+        help_text="The best epoch's figures (the last epoch's without validation): epoch, "
+        "val_accuracy, val_loss, loss, accuracy; null fields where there are none."
+    )
 
     class Meta:
         model = TrainedModel
         fields = [
             "id", "name", "description", "dataset", "owner", "team", "visibility", "status",
-            "network", "solver", "gpus", "best_epoch", "sweep", "job", "created_at", "updated_at",
+            "network", "solver", "gpus", "best_epoch", "best", "sweep", "job", "created_at",
+            "updated_at",
         ]  # fmt: skip
         read_only_fields = [
             "dataset", "status", "network", "solver", "gpus", "best_epoch", "sweep", "job",
             "created_at", "updated_at",
         ]  # fmt: skip
+
+    def get_best(self, model) -> dict[str, float | int | None]:
+        from apps.mlmodels.compare import summary
+
+        row = summary(model)
+        return {
+            "epoch": row["best_epoch"],
+            **{key: row[key] for key in ("val_accuracy", "val_loss", "loss", "accuracy")},
+        }
 
 
 class TrainedModelDetailSerializer(TrainedModelSerializer):

@@ -1,0 +1,119 @@
+"""Comparing trained models: each one's best epoch at a glance, and their curves side by side.
+
+A model's figures come from its training result (``TrainedModel.result["epochs"]``,
+one row per finished epoch: ``loss``, ``accuracy`` and, on validated epochs,
+``val_loss``, ``val_accuracy``, ``val_top5``). Its *best* epoch is the one training
+chose (``best_epoch``: highest validation accuracy, then lowest validation loss),
+else its last. Models without a result (still training, failed before the end) show
+no figures and sort last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.urls import reverse
+
+from apps.mlmodels.models import TrainedModel
+
+#: What the model list sorts by: query value → (label, key of ``summary``, higher is better).
+SORTS: dict[str, tuple[str, str, bool]] = {
+    "created": ("Newest", "created", True),
+    "val_accuracy": ("Best validation accuracy", "val_accuracy", True),
+    "val_loss": ("Lowest validation loss", "val_loss", False),
+    "loss": ("Lowest training loss", "loss", False),
+    "name": ("Name", "name", False),
+}
+#: The curves the compare page draws: result key → title.
+CURVES = {
+    "val_accuracy": "Validation accuracy",
+    "val_loss": "Validation loss",
+    "loss": "Training loss",
+    "accuracy": "Training accuracy",
+}
+#: Solver options shown in the comparison (the rest differ rarely and are in each model's page).
+SOLVER_KEYS = (
+    "epochs", "batch_size", "base_lr", "policy", "optimizer", "momentum", "weight_decay",
+    "seed", "mean_subtraction",
+)  # fmt: skip
+#: Fewest and most models one comparison takes.
+MIN_COMPARED, MAX_COMPARED = 2, 12
+
+
+def network_name(model: TrainedModel) -> str:
+    network = model.network or {}
+    source = network.get("source", "standard")
+    if source == "standard":
+        return network.get("name", "lenet")
+    if source == "previous":
+        return f"fine-tuned from model #{network.get('previous_model')}"
+    return {"custom": "custom code", "upload": "uploaded model"}.get(source, source)
+
+
+def summary(model: TrainedModel) -> dict[str, Any]:
+    """The figures of ``model``'s best epoch (None where it has none), and what it ran with."""
+    epochs = (model.result or {}).get("epochs") or []
+    best = next((e for e in epochs if e.get("epoch") == model.best_epoch), None)
+    if best is None and epochs:
+        best = epochs[-1]
+    best = best or {}
+    return {
+        "model": model,
+        "name": model.name,
+        "created": model.created_at,
+        "network": network_name(model),
+        "solver": {key: (model.solver or {}).get(key) for key in SOLVER_KEYS},
+        "epochs_done": len(epochs),
+        "best_epoch": best.get("epoch"),
+        "val_accuracy": best.get("val_accuracy"),
+        "val_loss": best.get("val_loss"),
+        "loss": best.get("loss"),
+        "accuracy": best.get("accuracy"),
+    }
+
+
+def ranked(models: Iterable[TrainedModel], sort: str) -> list[dict[str, Any]]:
+    """``summary`` of each model, ordered by ``sort`` (a ``SORTS`` key); missing figures last."""
+    _, key, higher_is_better = SORTS[sort]
+    rows = [summary(m) for m in models]
+    present = [r for r in rows if r[key] is not None]
+    missing = [r for r in rows if r[key] is None]
+    if key == "name":
+        present.sort(key=lambda r: r["name"].casefold())
+    else:
+        present.sort(key=lambda r: r[key], reverse=higher_is_better)
+    return present + missing
+
+
+def best_of(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row with the highest validation accuracy (lowest validation loss on a tie)."""
+    scored = [r for r in rows if r["val_accuracy"] is not None]
+    if not scored:
+        return None
+    return max(scored, key=lambda r: (r["val_accuracy"], -(r["val_loss"] or 0.0)))
+
+
+def differing_solver_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """The solver options whose values are not the same for every compared model."""
+    return [key for key in SOLVER_KEYS if len({repr(r["solver"][key]) for r in rows}) > 1]
+
+
+def curves(models: Iterable[TrainedModel]) -> dict[str, Any]:
+    """Per-epoch series for the compare charts: ``{"curves": {key: title}, "models": [{"id",
+    "name", "url", "series": {key: [[epoch, value], ...]}}]}`` (JSON for the page's script)."""
+    out = []
+    for model in models:
+        epochs = (model.result or {}).get("epochs") or []
+        series = {
+            key: [[e["epoch"], e[key]] for e in epochs if e.get(key) is not None] for key in CURVES
+        }
+        out.append(
+            {
+                "id": model.pk,
+                "name": model.name,
+                "url": reverse("mlmodels:detail", args=[model.pk]),
+                "series": series,
+            }
+        )
+    return {"curves": CURVES, "models": out}

@@ -1,0 +1,58 @@
+"""A real browser compares two trained models: one line per model in every chart."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.mlmodels.models import TrainedModel
+from tests.browser.helpers import launch, log_in, record_console_error, run_in_thread
+from tests.mlmodels.test_compare import trained
+from tests.mlmodels.test_errors import ready_dataset
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+
+CHARTS = """() => Object.fromEntries([...document.querySelectorAll("canvas[data-curve]")].map(
+    c => [c.dataset.curve, Chart.getChart(c).data.datasets.map(d => [d.label, d.data.length])]))"""
+
+
+def compare_in_browser(base_url: str, username: str, password: str) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    seen: dict = {"console_errors": []}
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_context().new_page()
+            page.on("console", lambda m: record_console_error(seen, m))
+            log_in(page, base_url, username, password)
+            page.goto(base_url + "/models/?sort=val_accuracy")
+            for checkbox in page.locator("#model-table input[name=id]").all():
+                checkbox.check()
+            with page.expect_navigation():
+                page.click("#compare-form button[type=submit]")
+            page.locator("#compare-charts[data-ready=true]").wait_for()
+            seen["url"] = page.url
+            seen["best"] = page.locator("#compare-table tr.table-success a").first.text_content()
+            seen["charts"] = page.evaluate(CHARTS)
+        finally:
+            browser.close()
+    return seen
+
+
+def test_two_models_compared_in_a_real_browser(
+    transactional_db, django_user_model, live_server_url
+):
+    user = django_user_model.objects.create_user("cora", password="browser-pw-4")
+    dataset = ready_dataset(user, "digits")
+    trained(user, dataset, "slow", [(2.0, 0.3, 2.1, 0.30), (1.5, 0.5, 1.6, 0.52)], best=2)
+    trained(user, dataset, "fast", [(1.0, 0.6, 1.1, 0.61), (0.4, 0.9, 0.5, 0.88)], best=2)
+    assert TrainedModel.objects.count() == 2
+
+    seen = run_in_thread(lambda: compare_in_browser(live_server_url, "cora", "browser-pw-4"))
+
+    assert "/models/compare/?id=" in seen["url"]
+    assert seen["best"] == "fast"
+    assert seen["charts"] == {
+        key: [["fast", 2], ["slow", 2]] for key in ("val_accuracy", "val_loss", "loss", "accuracy")
+    }
+    assert seen["console_errors"] == []
