@@ -3,37 +3,15 @@
 Headless Debian Chromium driven by Playwright, against the platform served by uvicorn.
 """
 
-import threading
-
 import numpy as np
 import pytest
 from imageclass_helpers import png_bytes
 
+from tests.browser.helpers import launch, log_in, run_in_thread
+
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 SAMPLE = np.tile((np.arange(20) * 12).astype(np.uint8), (10, 1))  # 20 wide × 10 high
-
-
-def in_thread(fn):
-    """Run ``fn`` in a fresh thread (Playwright's sync API refuses a running asyncio loop)."""
-    outcome = {}
-
-    def target():
-        try:
-            outcome["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout=220)
-    if thread.is_alive():
-        raise AssertionError("the browser session did not finish in time")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def use_the_form(base_url: str, sample_path: str) -> dict:
@@ -41,16 +19,12 @@ def use_the_form(base_url: str, sample_path: str) -> dict:
 
     seen: dict = {"errors": []}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch(p)
         try:
             page = browser.new_page()
             page.set_default_timeout(45_000)
             page.on("pageerror", lambda e: seen["errors"].append(str(e)))
-            page.goto(base_url + "/accounts/login/")
-            page.fill("#id_username", "iris")
-            page.fill("#id_password", "browser-pw-1")
-            with page.expect_navigation():
-                page.click("form button[type=submit]")
+            log_in(page, base_url, "iris", "browser-pw-1")
             page.goto(base_url + "/datasets/new/image-classification/")
 
             visible = "[data-imageclass-source]:not([hidden])"
@@ -92,7 +66,7 @@ def test_the_form_switches_sources_and_previews_a_sample(
     django_user_model.objects.create_user("iris", password="browser-pw-1")
     sample = tmp_path / "sample.png"
     sample.write_bytes(png_bytes(SAMPLE))
-    seen = in_thread(lambda: use_the_form(live_server_url, str(sample)))
+    seen = run_in_thread(lambda: use_the_form(live_server_url, str(sample)))
     assert seen["errors"] == []
     assert seen["sources"] == ["folder", "archive"]
     assert seen["size"] == [14, 10]
