@@ -5,6 +5,7 @@ from apps.datasets import views
 app_name = "datasets"
 
 urlpatterns = [
+    path("", views.dataset_list, name="list"),
     path("new/", views.dataset_new_menu, name="new"),
     path("new/<str:type_id>/", views.dataset_new, name="new-type"),
     path("<int:pk>/", views.dataset_detail, name="detail"),

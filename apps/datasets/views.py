@@ -17,6 +17,7 @@ from apps.datasets.models import Dataset
 from apps.jobs.services import JobStateError
 
 GALLERY_PAGE = 24
+LIST_PAGE = 50
 SAMPLES_PER_CLASS = 6
 
 
@@ -39,6 +40,45 @@ def _ingestion_class(type_id):
         return get_data_ingestion(type_id)
     except LookupError:
         raise Http404(f"No installed plugin provides the dataset type {type_id!r}.") from None
+
+
+@login_required
+def dataset_list(request):
+    """Every dataset the user may see, newest first, by type and status."""
+    datasets = permissions.visible(Dataset.objects.select_related("owner"), request.user)
+    type_id = request.GET.get("type", "")
+    if type_id:
+        datasets = datasets.filter(type=type_id)
+    status = request.GET.get("status", "")
+    if status:
+        datasets = datasets.filter(status=status)
+    page = Paginator(datasets, LIST_PAGE).get_page(request.GET.get("page"))
+    rows = [
+        {
+            "dataset": d,
+            "type_title": _type_title(d.type),
+            "counts": [d.stage_count(stage) for stage in STAGES],
+            "classes": len(d.manifest.get("label_names") or []) or None,
+        }
+        for d in page.object_list
+    ]
+    return render(
+        request,
+        "datasets/list.html",
+        {
+            "page": page,
+            "rows": rows,
+            "type": type_id,
+            "status": status,
+            "types": sorted(
+                (type_id, cls.get_title()) for type_id, cls in data_ingestion_types().items()
+            ),
+            "statuses": Dataset.Status.choices,
+            "page_query": urlencode(
+                {k: v for k, v in (("type", type_id), ("status", status)) if v}
+            ),
+        },
+    )
 
 
 @login_required

@@ -5,6 +5,7 @@ from apps.jobs import views
 app_name = "jobs"
 
 urlpatterns = [
+    path("", views.job_list, name="list"),
     path("worker-check/new/", views.worker_check_new, name="worker-check-new"),
     path("<int:pk>/", views.job_detail, name="detail"),
     path("<int:pk>/log.txt", views.job_log, name="log"),

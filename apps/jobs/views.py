@@ -1,5 +1,8 @@
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -9,13 +12,44 @@ from apps.core import permissions
 from apps.core.downloads import artifact_response
 from apps.jobs import services
 from apps.jobs.forms import WorkerCheckForm
-from apps.jobs.kinds import get_kind
-from apps.jobs.models import Job
+from apps.jobs.kinds import all_kinds, get_kind
+from apps.jobs.models import Job, JobStatus
+
+LIST_PAGE = 50
 
 
 def _job(request, pk, action=permissions.VIEW):
     return permissions.get_object_for(
         request.user, Job.objects.select_related("owner", "team"), action, pk=pk
+    )
+
+
+@login_required
+def job_list(request):
+    """Every job the user may see, newest first, by status and kind; live like the home page."""
+    jobs = permissions.visible(Job.objects.select_related("owner", "team"), request.user)
+    status = request.GET.get("status", "")
+    if status:
+        jobs = jobs.filter(status=status)
+    kind = request.GET.get("kind", "")
+    if kind:
+        jobs = jobs.filter(kind=kind)
+    page = Paginator(jobs, LIST_PAGE).get_page(request.GET.get("page"))
+    query = urlencode({k: v for k, v in (("status", status), ("kind", kind)) if v})
+    return render(
+        request,
+        "jobs/job_list.html",
+        {
+            "page": page,
+            "jobs": page.object_list,
+            "status": status,
+            "kind": kind,
+            "statuses": JobStatus.choices,
+            "kinds": sorted(k.name for k in all_kinds()),
+            "page_query": query,
+            # New jobs appear on the first page of the unfiltered list only.
+            "prepend": page.number == 1 and not query,
+        },
     )
 
 

@@ -145,6 +145,7 @@
       if (msg.type !== "job") return;
       const job = msg.job;
       let row = table.querySelector('tr[data-job="' + job.id + '"]');
+      if (!row && table.dataset.prepend === "false") return;  // a filtered or later page
       if (!row) {
         const empty = table.querySelector("tr.empty");
         if (empty) empty.remove();

@@ -326,3 +326,35 @@ def test_only_those_who_may_delete_see_the_button(client, people, masks):
     assert client.post(f"/datasets/{masks.pk}/delete/").status_code == 403
     client.force_login(people.team_admin)
     assert f"/datasets/{masks.pk}/delete/" in client.get(f"/datasets/{masks.pk}/").content.decode()
+
+
+# --- the list ---------------------------------------------------------------------------
+def test_the_dataset_list_pages_and_filters_what_the_user_may_see(client, people, monkeypatch):
+    def make(owner, name, **fields):
+        return Dataset.objects.create(owner=owner, name=name, type="test-squares", **fields)
+
+    manifest = {"stages": {"train": {"count": 1200}, "val": {"count": 300}},
+                "label_names": ["even", "odd"]}  # fmt: skip
+    make(people.owner, "built", status="ready", manifest=manifest)
+    make(people.owner, "broken", status="error")
+    make(people.owner, "stopped", status="aborted")
+    make(people.other, "theirs", status="ready")
+    make(people.other, "shared", status="ready", visibility="public")
+    client.force_login(people.owner)
+
+    def names(**query):
+        page = client.get("/datasets/", query).content.decode()
+        table = page.split('id="dataset-table"', 1)[1].split("</table>", 1)[0]
+        return re.findall(r'<a href="/datasets/\d+/">([^<]+)</a>', table), page
+
+    found, page = names()
+    assert found == ["shared", "stopped", "broken", "built"]  # newest first; not "theirs"
+    row = page.split(">built</a>", 1)[1].split("</tr>", 1)[0]
+    assert re.findall(r'<td class="text-end">([^<]*)</td>', row) == ["1,200", "300", "0", "2"]
+    assert names(status="error")[0] == ["broken"]
+    assert names(type="images")[0] == []
+    monkeypatch.setattr(views, "LIST_PAGE", 3)
+    found, page = names(status="", page=2)
+    assert found == ["built"] and "Page 2 of 2" in page
+    found, page = names(type="test-squares")
+    assert len(found) == 3 and 'href="?type=test-squares&amp;page=2"' in page
