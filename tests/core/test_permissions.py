@@ -248,6 +248,18 @@ def test_permission_matrix(people, channel, visibility):
 
 
 # --- websocket -----------------------------------------------------------------------------
+@pytest.fixture
+def memory_layer(settings):
+    """The in-memory channel layer for the websocket permission tests.
+
+    What they check — who may open which socket — does not depend on the layer, and each
+    ``async_to_sync`` call runs in an event loop of its own: channels-redis keeps state per
+    loop and may leave a cancelled read pending when one closes, which once hung a test
+    at loop shutdown. tests/jobs/test_events.py covers the Redis layer, one loop per test.
+    """
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
 async def ws_connect(path: str, headers: list[tuple[bytes, bytes]], hello: bool = True):
     """Connect to ``path``; ("accept", first message) or (close code, None)."""
     from channels.testing import WebsocketCommunicator
@@ -274,7 +286,7 @@ WS_CODE = {"ok": "accept", "404": 4404, "anon": 4401}
 
 
 @pytest.mark.parametrize("visibility", VISIBILITIES)
-def test_websocket_follows_view_permission(transactional_db, people, visibility):
+def test_websocket_follows_view_permission(transactional_db, memory_layer, people, visibility):
     # Rows made directly: a submitted job would leave a broker message behind.
     job = Job.objects.create(
         owner=people.owner, team=people.team, visibility=visibility, name="ws",
@@ -292,18 +304,18 @@ def test_websocket_follows_view_permission(transactional_db, people, visibility)
     assert outcomes == expected
 
 
-def test_websocket_unknown_job_is_4404(transactional_db, people):
+def test_websocket_unknown_job_is_4404(transactional_db, memory_layer, people):
     code, _ = async_to_sync(ws_connect)("/ws/jobs/987654/", ws_headers(people.staff))
     assert code == 4404
 
 
-def test_websocket_job_list_needs_a_user(transactional_db, people):
+def test_websocket_job_list_needs_a_user(transactional_db, memory_layer, people):
     connect = async_to_sync(ws_connect)
     assert connect("/ws/jobs/", ws_headers(None), hello=False)[0] == 4401
     assert connect("/ws/jobs/", ws_headers(people.other), hello=False)[0] == "accept"
 
 
-def test_websocket_token_in_query_string(transactional_db, people):
+def test_websocket_token_in_query_string(transactional_db, memory_layer, people):
     job = Job.objects.create(
         owner=people.owner, name="ws", kind="worker.check", params=default_params()
     )
@@ -323,7 +335,7 @@ ORIGINS = {  # Origin header -> accepted?
 }
 
 
-def test_websocket_origin_validation(transactional_db, people):
+def test_websocket_origin_validation(transactional_db, memory_layer, people):
     """A page on another site must not open sockets with the user's cookies or token."""
     job = Job.objects.create(
         owner=people.owner, name="ws", kind="worker.check", params=default_params()
