@@ -60,3 +60,19 @@ def record_console_error(seen: dict, message) -> None:
     # The site has no favicon; Chromium's automatic /favicon.ico 404 is not a page error.
     if message.type == "error" and not url.endswith("/favicon.ico"):
         seen["console_errors"].append(f"{message.text} ({url})")
+
+
+def watched_page(browser, seen: dict, base_url: str, username: str, password: str):
+    """A logged-in page whose console errors, page errors and HTTP responses of 400 or more
+    are recorded in ``seen["console_errors"]`` and ``seen["bad_responses"]``."""
+    context = browser.new_context()
+    context.set_default_timeout(45_000)  # a loaded 2-core CI box is slow
+    page = context.new_page()
+    page.on("console", lambda m: record_console_error(seen, m))
+    page.on("pageerror", lambda e: seen["console_errors"].append(str(e)))
+    context.on(
+        "response",
+        lambda r: r.status >= 400 and seen["bad_responses"].append(f"{r.status} {r.url}"),
+    )
+    log_in(page, base_url, username, password)
+    return page

@@ -22,10 +22,9 @@ from apps.core.storage import get_store
 from apps.datasets.models import Dataset
 from tests.browser.helpers import (
     launch,
-    log_in,
     progress_value,
-    record_console_error,
     run_in_thread,
+    watched_page,
 )
 from tests.conftest import wait_until
 
@@ -63,16 +62,7 @@ def create_and_watch(base_url: str, archive: str, username: str, password: str) 
     with sync_playwright() as p:
         browser = launch(p)
         try:
-            context = browser.new_context()
-            context.set_default_timeout(45_000)  # a loaded 2-core CI box is slow
-            page = context.new_page()
-            page.on("console", lambda m: record_console_error(seen, m))
-            page.on("pageerror", lambda e: seen["console_errors"].append(str(e)))
-            context.on(
-                "response",
-                lambda r: r.status >= 400 and seen["bad_responses"].append(f"{r.status} {r.url}"),
-            )
-            log_in(page, base_url, username, password)
+            page = watched_page(browser, seen, base_url, username, password)
 
             # --- the form: archive source, the zip through the file input ------------
             page.goto(base_url + "/datasets/new/image-classification/")

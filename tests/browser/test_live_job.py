@@ -17,8 +17,8 @@ from tests.browser.helpers import (
     launch,
     log_in,
     progress_value,
-    record_console_error,
     run_in_thread,
+    watched_page,
 )
 from tests.conftest import wait_until
 
@@ -39,19 +39,10 @@ def watch_job_live(base_url: str, job_id: int, username: str, password: str) -> 
     with sync_playwright() as p:
         browser = launch(p)
         try:
-            context = browser.new_context()
-            context.set_default_timeout(45_000)  # a loaded 2-core CI box is slow
-            page = context.new_page()
-            page.on("console", lambda m: record_console_error(seen, m))
-            page.on("pageerror", lambda e: seen["console_errors"].append(str(e)))
-            context.on(
-                "response",
-                lambda r: r.status >= 400 and seen["bad_responses"].append(f"{r.status} {r.url}"),
-            )
-            log_in(page, base_url, username, password)
+            page = watched_page(browser, seen, base_url, username, password)
 
             # --- the home page: the job's row follows the job ---------------------
-            home = context.new_page()
+            home = page.context.new_page()
             home.on("pageerror", lambda e: seen["console_errors"].append(str(e)))
             home.goto(base_url + "/")
             row = home.locator(f'#job-list tr[data-job="{job_id}"]')
