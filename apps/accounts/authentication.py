@@ -1,7 +1,5 @@
 """API token authentication for REST (``Authorization: Token <key>``) and websockets."""
 
-from urllib.parse import parse_qs
-
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
@@ -9,6 +7,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from apps.accounts.models import ApiToken
+from apps.core.websockets import TOKEN_SUBPROTOCOL_PREFIX
 
 KEYWORDS = (b"token", b"bearer")
 
@@ -55,22 +54,29 @@ class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
 class WebsocketTokenAuthMiddleware(BaseMiddleware):
     """Authenticate a websocket by API token when the session did not.
 
-    The token comes from the ``Authorization`` header (scripts) or the
-    ``token`` query parameter (clients that cannot set headers).
+    The token comes from the ``Authorization`` header (scripts) or, for clients
+    that cannot set headers (browsers), from the offered subprotocols
+    ``["digits", "digits.token.<key>"]``. Never from the query string: URLs end
+    up in access logs. A bad token leaves the socket anonymous (closed 4401).
     """
 
     async def __call__(self, scope, receive, send):
         user = scope.get("user")
         if user is None or not user.is_authenticated:
-            key = None
-            for name, value in scope.get("headers", []):
-                if name == b"authorization":
-                    key = key_from_header(value)
-            if key is None:
-                key = (parse_qs(scope.get("query_string", b"").decode()).get("token") or [None])[0]
+            key = _websocket_key(scope)
             if key:
                 scope = {**scope, "user": await _user_for(key) or AnonymousUser()}
         return await super().__call__(scope, receive, send)
+
+
+def _websocket_key(scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            return key_from_header(value)
+    for protocol in scope.get("subprotocols", ()):
+        if protocol.startswith(TOKEN_SUBPROTOCOL_PREFIX):
+            return protocol.removeprefix(TOKEN_SUBPROTOCOL_PREFIX)
+    return None
 
 
 @database_sync_to_async

@@ -1,8 +1,9 @@
 """Websockets: ``/ws/jobs/<id>/`` streams one job's events, ``/ws/jobs/`` the job list.
 
 Both authenticate (session or API token), check object permission on connect
-through ``apps.core.permissions`` and close with 4401 (anonymous) or 4404
-(unknown or not visible) otherwise. After connecting, a client backfills from
+through ``apps.core.permissions``, and otherwise accept and close at once with
+4401 (anonymous) or 4404 (unknown or not visible; the codes are in
+``apps.core.websockets``). After connecting, a client backfills from
 ``GET /api/v1/jobs/<id>/events/?after=<seq>``, so nothing is lost between
 page load and subscription or across reconnects.
 """
@@ -13,11 +14,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.core import permissions
+from apps.core.websockets import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, selected_subprotocol
 from apps.jobs import events
 from apps.jobs.models import Job
-
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_NOT_FOUND = 4404
 
 
 class _AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
@@ -27,14 +26,19 @@ class _AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
         events.bind_server_loop(asyncio.get_running_loop())
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.refuse(CLOSE_UNAUTHENTICATED)
             return
         if not await self.authorize(user):
-            await self.close(code=CLOSE_NOT_FOUND)
+            await self.refuse(CLOSE_NOT_FOUND)
             return
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
+        await self.accept(selected_subprotocol(self.scope))
         await self.on_accepted()
+
+    async def refuse(self, code: int):
+        # Accept first: a close during the handshake reaches the page as 1006.
+        await self.accept(selected_subprotocol(self.scope))
+        await self.close(code=code)
 
     async def disconnect(self, code):
         if getattr(self, "group", None):

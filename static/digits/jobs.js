@@ -21,7 +21,9 @@
       socket.onopen = function () { delay = 500; if (onOpen) onOpen(); };
       socket.onmessage = function (msg) { onMessage(JSON.parse(msg.data)); };
       socket.onclose = function (ev) {
-        if (ev.code === 4401 || ev.code === 4404) return; // not allowed: do not retry
+        // 4401 not logged in, 4403 foreign origin, 4404 no such job (or not yours):
+        // asking again will not change the answer.
+        if (ev.code >= 4400 && ev.code < 4500) return;
         setTimeout(open, delay);
         delay = Math.min(delay * 2, 10000);
       };

@@ -20,6 +20,7 @@ from apps.jobs.models import Job
 from digits_site.asgi import application
 from tests.jobs.helpers import no_messages, row, send_message, submit_check
 
+HOST = (b"host", b"localhost")
 ORIGIN = (b"origin", b"http://localhost")
 IDLE_SECONDS = 8  # more than channels-redis's 5 s blocking read (BZPOPMIN) of a quiet socket
 db = sync_to_async  # every ORM call from async code goes through here
@@ -37,13 +38,18 @@ async def ws(transactional_db):
     opened: list[WebsocketCommunicator] = []
 
     async def open_socket(path: str, key: str | None, origin=ORIGIN):
-        headers = [origin]
+        """(socket, connected, close code): a refused socket is accepted, then closed."""
+        headers = [HOST, origin]
         if key:
             headers.append((b"authorization", f"Token {key}".encode()))
         socket = WebsocketCommunicator(application, path, headers=headers)
         opened.append(socket)
-        connected, code = await socket.connect(timeout=10)
-        return socket, connected, code
+        connected, _ = await socket.connect(timeout=10)
+        assert connected
+        first = await peek(socket, timeout=10 if path.rstrip("/")[-1].isdigit() else 0.5)
+        if first is not None and first["type"] == "websocket.close":
+            return socket, False, first["code"]
+        return socket, True, None
 
     yield open_socket
     for socket in opened:
@@ -52,6 +58,17 @@ async def ws(transactional_db):
     channel_layers.backends.pop("default", None)
     # The ORM calls of async code ran in asgiref's thread: close its connections.
     await sync_to_async(connections.close_all)()
+
+
+async def peek(socket: WebsocketCommunicator, timeout: float) -> dict | None:
+    """The socket's first output without taking it (None if nothing came in time)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while socket.output_queue.empty():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        return None
+    return socket.output_queue._queue[0]
 
 
 def token_for(user) -> str:
@@ -214,10 +231,10 @@ async def test_job_socket_refuses_strangers_anonymous_and_foreign_origins(ws, pe
     assert (connected, code) == (False, 4404)
     _, connected, code = await ws(f"/ws/jobs/{job.pk}/", None)
     assert (connected, code) == (False, 4401)
-    _, connected, _ = await ws(
+    _, connected, code = await ws(
         f"/ws/jobs/{job.pk}/", owner, origin=(b"origin", b"http://evil.example")
     )
-    assert not connected
+    assert (connected, code) == (False, 4403)
 
 
 def test_events_endpoint_pages_by_seq_and_filters_by_type(people, api_client):
