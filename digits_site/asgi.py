@@ -9,12 +9,14 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from apps.accounts.authentication import WebsocketTokenAuthMiddleware  # noqa: E402
+from apps.core.body_limits import RequestBodyGuard  # noqa: E402
 from apps.core.websockets import OriginValidator  # noqa: E402
 from digits_site.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Body limits and upload authentication before Django reads the body.
+        "http": RequestBodyGuard(django_asgi_app),
         # A foreign Origin closes with 4403 before authentication; the consumers
         # close with 4401 / 4404 (apps.core.websockets).
         "websocket": OriginValidator(

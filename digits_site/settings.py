@@ -140,6 +140,8 @@ if HTTPS:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# Enforced twice: by digits_site.asgi (before the body is read, see
+# apps.core.body_limits) and by apps.core.middleware for other entry points.
 MAX_UPLOAD_BYTES = envint("DIGITS_MAX_UPLOAD_MB", 2048) * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

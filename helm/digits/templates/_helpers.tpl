@@ -103,6 +103,9 @@ evaluation mode is given external services it would silently ignore.
 {{- fail "digits: production mode (evaluation.enabled=false) needs objectStore.existingSecret or both objectStore.accessKey and objectStore.secretKey" }}
 {{- end }}
 {{- end }}
+{{- if hasKey $v.config.extraEnv "DIGITS_MAX_UPLOAD_MB" }}
+{{- fail "digits: set config.maxUploadMB, not config.extraEnv.DIGITS_MAX_UPLOAD_MB: the Ingress body limit follows config.maxUploadMB" }}
+{{- end }}
 {{- range $name := keys (include "digits.secretRefs" . | fromYaml) }}
 {{- if hasKey $v.config.extraEnv $name }}
 {{- fail (printf "digits: config.extraEnv.%s would put a secret into the ConfigMap; use the chart's secret settings (existingSecret) instead" $name) }}
@@ -144,6 +147,7 @@ revision's ConfigMap exists).
   "DIGITS_JOB_STALE_SECONDS" (toString $v.config.jobStaleSeconds)
   "DIGITS_JOB_MAX_ATTEMPTS" (toString $v.config.jobMaxAttempts)
   "DIGITS_REAPER_INTERVAL" (toString $v.config.reaperInterval)
+  "DIGITS_MAX_UPLOAD_MB" (toString (int $v.config.maxUploadMB))
 -}}
 {{- if $v.evaluation.enabled }}
 {{- $_ := set $config "DIGITS_S3_ENDPOINT" (printf "%s-minio:9000" $fullname) }}
