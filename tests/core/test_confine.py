@@ -137,3 +137,32 @@ def test_confined_reader_keeps_at_most_max_folders_open(tree, reader):
     assert len(os.listdir("/proc/self/fd")) <= before + 2
     reader.close()
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+def test_paths_outside_the_roots_are_refused_before_any_system_call(tree, way, monkeypatch):
+    """Whether a path outside the roots exists must not change the answer (no oracle): it
+    is refused as written, before anything stats, resolves or opens it. A text list's
+    lines are read through ``ConfinedReader``."""
+    touched = []
+
+    def spy(name):
+        real = getattr(os, name)
+
+        def call(path, *args, **kwargs):
+            touched.append((name, os.fspath(path)))
+            return real(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, name, call)
+
+    for name in ("open", "stat", "lstat", "readlink"):
+        spy(name)
+    outside = tree.parent / "secret.png"  # exists
+    for path in (outside, tree.parent / "absent" / "x.png", f"{tree}/../secret.png"):
+        messages = set()
+        for read in (confine, open_confined, ConfinedReader(2**20).read):
+            with pytest.raises(ValidationError) as refused:
+                read(path)
+            messages.add(refused.value.messages[0])
+        assert messages == {f"{path} is outside the folders this server may read from "
+                            f"({tree}; see DIGITS_SERVER_DATA_ROOTS)."}  # fmt: skip
+    assert touched == []

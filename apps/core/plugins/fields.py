@@ -46,6 +46,16 @@ def _inside_roots(resolved: str) -> bool:
     return False
 
 
+def _check_lexically_inside(path, name: str) -> None:
+    """Refuse ``name`` as written, before any system call touches it, if it lies outside
+    the roots: whether such a path exists must not change the answer (no oracle).
+
+    Where it leads (links) is checked again once the kernel has resolved it.
+    """
+    if not _inside_roots(os.path.abspath(name)):
+        raise _outside(path)
+
+
 def _outside(path) -> ValidationError:
     roots = ", ".join(str(r) for r in settings.DIGITS_SERVER_DATA_ROOTS)
     return ValidationError(
@@ -59,7 +69,9 @@ def confine(path: str | Path) -> Path:
     """Resolve ``path`` and require it to lie under one of ``DIGITS_SERVER_DATA_ROOTS``."""
     # os.path and str, not Path.resolve / is_relative_to: pathlib's parsing cost as much
     # as the resolution itself.
-    resolved = os.path.realpath(os.path.expanduser(os.fspath(path)))
+    name = os.path.expanduser(os.fspath(path))
+    _check_lexically_inside(path, name)
+    resolved = os.path.realpath(name)
     if _inside_roots(resolved):
         return Path(resolved)
     raise _outside(path)
@@ -77,6 +89,7 @@ def open_confined(path: str | Path) -> BinaryIO:
     ``OSError`` (missing, unreadable).
     """
     name = os.path.expanduser(os.fspath(path))
+    _check_lexically_inside(path, name)
     if not _KERNEL_RESOLVES:
         confined = confine(name)
         if not confined.is_file():
@@ -126,6 +139,7 @@ class ConfinedReader:
 
     def read(self, path: str | Path) -> bytes:
         name = os.path.expanduser(os.fspath(path))
+        _check_lexically_inside(path, name)
         if not _KERNEL_RESOLVES:
             return self._read_slowly(path, name)
         folder, filename = os.path.split(name)
