@@ -8,6 +8,7 @@ README has the full table.
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -53,6 +54,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "django_dramatiq",
+    "axes",  # login throttling; see "Login throttling" below
     "apps.core",
     "apps.accounts",
     "apps.jobs",
@@ -78,6 +80,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "digits_site.urls"
@@ -121,6 +125,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -145,6 +154,21 @@ X_FRAME_OPTIONS = "DENY"
 MAX_UPLOAD_BYTES = envint("DIGITS_MAX_UPLOAD_MB", 2048) * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# --- Login throttling (django-axes) -------------------------------------------
+# A username is locked for one client address after this many failures in a
+# row; a successful login clears the count. Staff unlock in the admin
+# ("Access attempts") or with `manage.py axes_reset_username <name>`.
+AXES_FAILURE_LIMIT = envint("DIGITS_LOGIN_FAILURE_LIMIT", 5)
+# 0: locked until someone unlocks it.
+AXES_COOLOFF_TIME = timedelta(minutes=envint("DIGITS_LOGIN_COOLOFF_MINUTES", 15)) or None
+# Username and address together: one attacker cannot lock a user out for the
+# whole office, and a shared (NAT) address does not lock out everyone behind it.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "apps.accounts.views.locked_out"
+# Never record passwords, even failed ones.
+AXES_SENSITIVE_PARAMETERS = ["password"]
 
 # --- I18N / static ------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -35,3 +37,22 @@ def revoke_token(request, pk):
     token.delete()
     messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("accounts:account")
+
+
+def locked_out(request, original_response=None, credentials=None):
+    """django-axes' lockout answer (``AXES_LOCKOUT_CALLABLE``): the login page, saying why.
+
+    Used for the portal's and the admin's login alike; 429 like axes' own answer.
+    """
+    cooloff = settings.AXES_COOLOFF_TIME
+    return render(
+        request,
+        "accounts/login.html",
+        {
+            "form": AuthenticationForm(request),
+            "next": request.POST.get("next", request.GET.get("next", "")),
+            "locked_out": True,
+            "locked_out_minutes": int(cooloff.total_seconds() // 60) if cooloff else None,
+        },
+        status=429,
+    )
