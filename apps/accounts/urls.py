@@ -15,5 +15,6 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.account, name="account"),
+    path("password/", views.PasswordChangeView.as_view(), name="password-change"),
     path("tokens/<int:pk>/revoke/", views.revoke_token, name="revoke-token"),
 ]

@@ -1,8 +1,10 @@
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
 from apps.accounts.forms import ApiTokenForm
@@ -37,6 +39,18 @@ def revoke_token(request, pk):
     token.delete()
     messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("accounts:account")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Any logged-in user changes their own password (old one, new one twice, validators)."""
+
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("accounts:account")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)  # keeps this session logged in
+        messages.success(self.request, "Your password has been changed.")
+        return response
 
 
 def locked_out(request, original_response=None, credentials=None):

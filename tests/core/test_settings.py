@@ -169,9 +169,9 @@ def test_embedded_default_runs_with_nothing_configured(tmp_path):
     said = re.search(r"Log in at (\S+) as “admin” with password “([^”]+)”", admin.stdout)
     assert said, admin.stdout
     password = said.group(2)
-    assert (data_dir / "initial_admin_password").read_text().strip() == password
-    again = manage("ensure_admin", env=env)  # idempotent, still says how to log in
-    assert "Created" not in again.stdout and password in again.stdout
+    assert not (data_dir / "initial_admin_password").exists()  # printed once, kept nowhere
+    again = manage("ensure_admin", env=env)  # idempotent; the password is not shown again
+    assert "Created" not in again.stdout and password not in again.stdout
 
     token = manage(
         "shell", "-c",
