@@ -8,6 +8,7 @@ README has the full table.
 """
 
 import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,9 +19,13 @@ from apps.core.plugins import manager as plugin_manager
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(envstr("DIGITS_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+# A job process (digits_site.job_settings): no secret, no database, no service URL.
+JOB_SANDBOX = envbool("DIGITS_JOB_PROCESS", False)
 
 
 def _secret_key() -> str:
+    if JOB_SANDBOX:
+        return secrets.token_urlsafe(50)  # signs nothing anyone else checks
     key = envsecret("DIGITS_SECRET_KEY")
     if key:
         return key
@@ -104,7 +109,9 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------
 DATABASE_URL = envsecret("DATABASE_URL")
-if DATABASE_URL:
+if JOB_SANDBOX:
+    DATABASES = {}  # any query raises ImproperlyConfigured: a job reports through its worker
+elif DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -269,6 +276,16 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Jobs ---------------------------------------------------------------------
+# The job sandbox (apps.jobs.sandbox, docs/decisions/0007-job-sandbox.md): "auto" picks
+# namespaces when the worker is root, else Landlock, else none (logged).
+DIGITS_JOB_SANDBOX = envstr("DIGITS_JOB_SANDBOX", "auto")
+DIGITS_JOB_WORK_ROOT = envstr(
+    "DIGITS_JOB_WORK_ROOT", str(Path(tempfile.gettempdir()) / "digits-jobs")
+)
+DIGITS_JOB_UID_BASE = envint("DIGITS_JOB_UID_BASE", 200000)
+DIGITS_JOB_UID_COUNT = envint("DIGITS_JOB_UID_COUNT", 100000)
+DIGITS_JOB_ENV_ALLOW = envlist("DIGITS_JOB_ENV_ALLOW")
+DIGITS_JOB_HIDDEN_PATHS = envlist("DIGITS_JOB_HIDDEN_PATHS")
 DIGITS_JOB_HEARTBEAT_SECONDS = envint("DIGITS_JOB_HEARTBEAT_SECONDS", 5)
 DIGITS_JOB_STALE_SECONDS = envint("DIGITS_JOB_STALE_SECONDS", 60)
 DIGITS_JOB_MAX_ATTEMPTS = envint("DIGITS_JOB_MAX_ATTEMPTS", 3)

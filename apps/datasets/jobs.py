@@ -36,7 +36,7 @@ from apps.datasets.shards import (
     shard_size_for,
     to_npy_bytes,
 )
-from apps.jobs.kinds import JobKind, register
+from apps.jobs.kinds import Input, JobKind, register
 
 MAX_LOGGED_ERRORS = 50
 PROGRESS_SECONDS = 0.5
@@ -50,6 +50,14 @@ _worker_ingestion = None
 def _init_worker(ingestion) -> None:
     global _worker_ingestion
     _worker_ingestion = ingestion
+
+
+def _init_pool_process(ingestion) -> None:
+    """A pool process dies with the job process (a killed job leaves no encoder running)."""
+    from apps.jobs.confine import die_with_parent
+
+    die_with_parent()
+    _init_worker(ingestion)
 
 
 def _encode(task) -> tuple:
@@ -117,6 +125,18 @@ class BuildDataset(JobKind):
     name = "dataset.build"
     title = "Build dataset"
     params_serializer = BuildParams
+
+    def inputs(self, params):
+        """The uploads named in the options, and the object-store prefixes open to imports."""
+        from django.conf import settings
+
+        from apps.core.uploads import upload_refs
+
+        uploads = [Input(ref["upload_key"]) for ref in upload_refs(params.get("options", {}))]
+        imports = [
+            Input(p.rstrip("/") + "/") for p in settings.DIGITS_IMPORT_PREFIXES if p.strip("/")
+        ]
+        return [*uploads, *imports]
 
     def run(self, ctx):
         params = ctx.params
@@ -215,7 +235,7 @@ class _Builder:
         self._pool = ProcessPoolExecutor(
             self.processes,
             mp_context=multiprocessing.get_context("fork"),
-            initializer=_init_worker,
+            initializer=_init_pool_process,
             initargs=(self.ingestion,),
         )
         return self._pool

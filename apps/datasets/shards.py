@@ -180,18 +180,26 @@ def _cache_dir(dataset) -> Path:
     manifest = json.dumps(dataset.manifest, sort_keys=True).encode()
     name = f"{dataset.pk}-{hashlib.sha256(manifest).hexdigest()[:16]}"
     path = settings.DATA_DIR / "cache" / "datasets" / name
-    path.mkdir(parents=True, exist_ok=True)
+    # Job processes may open these files by name but not list the folders (apps.jobs.sandbox).
+    path.mkdir(mode=0o711, parents=True, exist_ok=True)
     return path
 
 
 def local_copy(dataset, key: str) -> Path:
-    """A local copy of a dataset file (downloaded once), for memory-mapping and seeking."""
+    """A local copy of a dataset file (downloaded once), for memory-mapping and seeking.
+
+    In a job process the worker keeps the copy (the job may not write the node's cache).
+    """
+    store = get_store()
+    if hasattr(store, "cached_path"):
+        return Path(store.cached_path(dataset.data_prefix + key))
     target = _cache_dir(dataset) / key.replace("/", "__")
     if not target.exists():
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
         with os.fdopen(fd, "wb") as out:
-            for chunk in get_store().stream(dataset.data_prefix + key):
+            for chunk in store.stream(dataset.data_prefix + key):
                 out.write(chunk)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     return target
 

@@ -1,7 +1,9 @@
 """Entry point of a job process: ``python -m apps.jobs.child <events-fd>``.
 
 The worker writes the job spec as JSON on stdin; the job reports on the file
-descriptor given as argument (see ``apps.jobs.context``). stdout and stderr are
+descriptor given as argument (see ``apps.jobs.context``). Before anything of the
+job runs, the process confines itself as the spec says (``apps.jobs.confine``)
+and then sets Django up with ``digits_site.job_settings``: no database, no secret. stdout and stderr are
 captured by the worker as log lines, so a user's ``print`` still shows up.
 Exit status: 0 done, 1 failed (a ``failure`` message says why), 3 aborted.
 """
@@ -18,7 +20,19 @@ def main(argv: list[str]) -> int:
     channel = os.fdopen(int(argv[1]), "w", buffering=1, encoding="utf-8")
     spec = json.load(sys.stdin)
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digits_site.settings")
+    def report(type_: str, **data) -> None:
+        channel.write(json.dumps({"type": type_, "data": data}) + "\n")
+        channel.flush()
+
+    from apps.jobs.confine import Confinement, ConfinementError, enter
+
+    try:
+        enter(Confinement(**spec["sandbox"]))
+    except (ConfinementError, OSError) as exc:
+        report("failure", error=f"The job could not be sandboxed: {exc}", traceback="")
+        return EXIT_FAILED
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digits_site.job_settings")
     import django
 
     django.setup()
@@ -35,10 +49,6 @@ def main(argv: list[str]) -> int:
         channel=channel,
     )
     ctx.install_signal_handlers()
-
-    def report(type_: str, **data) -> None:
-        channel.write(json.dumps({"type": type_, "data": data}) + "\n")
-        channel.flush()
 
     try:
         result = get_kind(spec["kind"]).run(ctx)

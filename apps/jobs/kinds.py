@@ -7,6 +7,7 @@ done in the job process, and what happens in the database when it finishes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rest_framework import serializers
@@ -16,6 +17,18 @@ if TYPE_CHECKING:
     from apps.jobs.models import Job
 
 QUEUES = ("default", "gpu")
+
+
+@dataclass(frozen=True)
+class Input:
+    """Artifacts a job may read: one key, or every key below a folder (ending in ``/``).
+
+    ``cache`` marks a built dataset's files as ``(dataset id, manifest)``: they are
+    immutable, so the worker keeps one copy per node for every job that reads them.
+    """
+
+    prefix: str
+    cache: tuple[int, dict[str, Any]] | None = None
 
 
 class JobKind:
@@ -50,6 +63,22 @@ class JobKind:
     def queue_for(self, params: dict[str, Any]) -> str:
         """The queue a job with these (validated) parameters goes to."""
         return self.queue
+
+    def inputs(self, params: dict[str, Any]) -> list[Input]:
+        """What the job process may read from the store besides its own staging folder.
+
+        Runs in the worker, on the job's stored (validated) parameters; the job process
+        can read nothing else (``apps.jobs.artifacts``).
+        """
+        return []
+
+    def publish_artifact(self, job: Job, name: str) -> str | None:
+        """Where the staged artifact ``name`` goes when the running job publishes it.
+
+        Runs in the worker. None (the default) refuses: outputs are published with the
+        job when it succeeds. Training publishes each snapshot as soon as it is saved.
+        """
+        return None
 
     def run(self, ctx: JobContext) -> dict[str, Any] | None:
         """Do the work in the job process; return a JSON-able summary stored in ``Job.result``."""

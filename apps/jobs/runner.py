@@ -34,8 +34,11 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from apps.jobs import events, services
+from apps.jobs import events, sandbox, services
+from apps.jobs.artifacts import ArtifactGate
 from apps.jobs.child import EXIT_ABORTED, EXIT_DONE, EXIT_FAILED
+from apps.jobs.confine import make_undumpable
+from apps.jobs.kinds import hooks_for
 from apps.jobs.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -89,25 +92,33 @@ class JobRun:
 
     # --- process ---------------------------------------------------------------
     def _start(self) -> tuple[subprocess.Popen, int]:
+        """Start the job process in its sandbox (see ``apps.jobs.sandbox``)."""
+        if sandbox.mode() != "namespaces":
+            make_undumpable()  # same user as the job: keep our /proc (environment) from it
+        self.workspace = sandbox.create_workspace(self.job.pk, self.job.attempts)
+        self.gate = ArtifactGate(
+            self.job, hooks_for(self.job.kind), str(self.workspace.path), self.workspace.owner
+        )
         read_fd, write_fd = os.pipe()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
             [sys.executable, "-m", "apps.jobs.child", str(write_fd)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             pass_fds=(write_fd,),
-            cwd=settings.BASE_DIR,
-            env=env,
+            cwd=self.workspace.path,
+            env=sandbox.environment(self.workspace.path, self.gate.path),
             preexec_fn=_die_with_parent,
         )
         os.close(write_fd)
+        self.gate.start(process_group=proc.pid)
         spec = {
             "job_id": self.job.pk,
             "kind": self.job.kind,
             "params": self.job.params,
             "attempt": self.job.attempts,
             "staging_prefix": self.job.staging_prefix,
+            "sandbox": sandbox.confinement(self.workspace).to_json(),
         }
         try:
             proc.stdin.write(json.dumps(spec).encode())
@@ -117,7 +128,22 @@ class JobRun:
         return proc, read_fd
 
     def run(self) -> None:
-        proc, events_fd = self._start()
+        self.workspace = self.gate = None
+        try:
+            self._run()
+        finally:
+            if self.gate is not None:
+                self.gate.close()
+            if self.workspace is not None:
+                self.workspace.remove()
+
+    def _run(self) -> None:
+        try:
+            proc, events_fd = self._start()
+        except Exception as exc:  # no process: the job cannot run here (sandbox, disk)
+            log.exception("job %s: could not start the job process", self.job.pk)
+            self._with_database(services.fail, self.job, f"Could not start the job process: {exc}")
+            return
         streams = {
             events_fd: "events",
             proc.stdout.fileno(): "stdout",

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from rest_framework import serializers
 
-from apps.jobs.kinds import JobKind, register
+from apps.jobs.kinds import Input, JobKind, register
 
 TOP_K = 5
 
@@ -41,6 +41,18 @@ class ClassifyImage(JobKind):
     name = "model.infer"
     title = "Classify image"
     params_serializer = InferParams
+
+    def inputs(self, params):
+        from apps.mlmodels import snapshots
+        from apps.mlmodels.training import train_inputs
+
+        dataset = params["train_params"]["dataset"]
+        return [
+            Input(snapshots.key(params["model_id"], params["epoch"])),
+            Input(params["image_key"]),
+            Input(dataset["prefix"], cache=(dataset["id"], dataset["manifest"])),
+            *train_inputs(params["train_params"])[2:],  # the network's source, if any
+        ]
 
     def run(self, ctx):
         from apps.core.storage import get_store

@@ -37,15 +37,30 @@ def epochs(model_id: int) -> list[int]:
     return sorted(found)
 
 
-def save(model_id: int, epoch: int, folder: Path) -> str:
-    """Pack the files of ``folder`` into the epoch's snapshot object."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
+def save(model_id: int, epoch: int, folder: Path, staging_prefix: str) -> str:
+    """Pack the files of ``folder`` into the epoch's snapshot object; return its key.
+
+    The job writes it below its staging prefix and asks its worker to publish it
+    (``TrainModel.publish_artifact``): a job can write nothing else, and a killed job
+    still leaves every snapshot it finished.
+    """
+    store = get_store()
+    staged = f"{staging_prefix}snapshots/epoch-{epoch:04d}.tar"
+    with (
+        store.staged(staged, content_type="application/x-tar") as out,
+        tarfile.open(fileobj=out, mode="w") as tar,
+    ):
         for path in sorted(folder.iterdir()):
             tar.add(path, arcname=path.name)
-    k = key(model_id, epoch)
-    get_store().put(k, buffer.getvalue(), content_type="application/x-tar")
-    return k
+    publish = getattr(store, "publish", None)
+    if publish is not None:
+        return publish(staged)
+    # Outside a job process (benchmarks): the store is the real one.
+    final = key(model_id, epoch)
+    with store.open(staged) as fh:
+        store.put_stream(final, fh, store.size(staged), content_type="application/x-tar")
+    store.delete(staged)
+    return final
 
 
 def extract(model_id: int, epoch: int, folder: Path) -> dict:

@@ -24,6 +24,7 @@ class Trainer:
         self.params = params or ctx.params
         self.solver = self.params["solver"]
         self.model_id = self.params["model_id"]
+        # Below TMPDIR, the job's private folder: removed with it, even after a kill.
         self.workdir = Path(tempfile.mkdtemp(prefix=f"train-{self.model_id}-"))
 
     def _dataset(self):
@@ -274,7 +275,7 @@ class Trainer:
             "history": history,
         }
         (folder / "state.json").write_text(json.dumps(state))
-        snapshots.save(self.model_id, epoch, folder)
+        snapshots.save(self.model_id, epoch, folder, self.ctx.staging_prefix)
         for path in folder.iterdir():
             path.unlink()
         folder.rmdir()

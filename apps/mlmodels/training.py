@@ -9,10 +9,29 @@ or a resumed one continues from the last snapshot instead of starting over.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
-from apps.jobs.kinds import JobKind, register
+from apps.jobs.kinds import Input, JobKind, register
+from apps.mlmodels import snapshots
 from apps.mlmodels.params import TrainParams
+
+_SNAPSHOT = re.compile(r"snapshots/epoch-(\d{4,})\.tar")
+
+
+def train_inputs(params: dict[str, Any]) -> list[Input]:
+    """What a job training (or running) a model with ``params`` may read."""
+    ds = params["dataset"]
+    inputs = [
+        Input(ds["prefix"], cache=(ds["id"], ds["manifest"])),
+        Input(snapshots.prefix(params["model_id"])),  # resuming, retrying
+    ]
+    network = params.get("network", {})
+    if network.get("source") == "upload" and network.get("upload_key"):
+        inputs.append(Input(network["upload_key"]))
+    if network.get("source") == "previous" and network.get("previous_model"):
+        inputs.append(Input(snapshots.prefix(network["previous_model"])))
+    return inputs
 
 
 def _select_gpus(gpus: dict[str, Any]) -> None:
@@ -35,6 +54,19 @@ class TrainModel(JobKind):
     title = "Train model"
     queue = "gpu"
     params_serializer = TrainParams
+
+    def inputs(self, params):
+        return train_inputs(params)
+
+    def publish_artifact(self, job, name):
+        """A snapshot is published as soon as it is saved, by the model's own training job."""
+        from apps.mlmodels.models import TrainedModel
+
+        match = _SNAPSHOT.fullmatch(name)
+        model_id = job.params.get("model_id")
+        if match is None or not TrainedModel.objects.filter(pk=model_id, job_id=job.pk).exists():
+            return None
+        return snapshots.key(model_id, int(match.group(1)))
 
     def run(self, ctx):
         _select_gpus(ctx.params.get("gpus", {}))

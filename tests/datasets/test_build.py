@@ -89,3 +89,34 @@ def test_image_datasets_are_tfrecord_shards_tensorflow_reads(people, start_worke
     mean = np.load(shards.local_copy(dataset, "mean.npy"))
     train = [shards.read_entry(dataset, "train", i)[0] for i in range(16)]
     assert np.allclose(mean, np.mean(train, axis=0), atol=1e-4)
+
+
+def test_a_killed_build_leaves_no_encoding_process_and_no_working_folder(people, start_worker):
+    """The pool dies with its job process; the attempt's private folder is removed."""
+    import os
+    import signal
+    from pathlib import Path
+
+    import psutil
+    from django.conf import settings
+
+    worker = start_worker()
+    build(people.owner, processes=2, count=10_000, size=256, encoding="png")
+
+    def pool():
+        for proc in psutil.Process(worker.pid).children(recursive=True):
+            try:
+                if "apps.jobs.child" in proc.cmdline() and len(proc.children()) >= 2:
+                    return proc, proc.children()
+            except psutil.NoSuchProcess:
+                pass
+        return None
+
+    job_process, encoders = wait_until(pool, timeout=60, interval=0.05)
+    folder = Path(job_process.cwd()) if os.geteuid() == 0 else None
+    os.kill(job_process.pid, signal.SIGKILL)
+    _, alive = psutil.wait_procs(encoders, timeout=10)
+    assert alive == [], alive
+    if folder is not None:  # the worker removes the attempt's folder once the process is gone
+        assert folder.is_relative_to(settings.DIGITS_JOB_WORK_ROOT) or "digits-jobs" in str(folder)
+        wait_until(lambda: not folder.exists(), timeout=10)

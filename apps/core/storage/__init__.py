@@ -5,7 +5,8 @@ Call ``get_store()``; it builds one store from the settings on first use (never 
 - ``DIGITS_S3["endpoint"]`` set: an ``S3Store`` on that bucket (keys ``endpoint``,
   ``access_key``, ``secret_key``, ``bucket``, ``secure``, ``region``, optional
   ``public_endpoint``);
-- otherwise a ``LocalStore`` below ``DIGITS_ARTIFACT_ROOT``.
+- otherwise a ``LocalStore`` below ``DIGITS_ARTIFACT_ROOT``;
+- in a job process (``DIGITS_JOB_ARTIFACT_SOCKET``), a ``GateStore`` that asks the worker.
 """
 
 import os
@@ -58,6 +59,11 @@ def reset_store() -> None:
 def _build_store() -> ArtifactStore:
     from django.conf import settings
 
+    gate = getattr(settings, "DIGITS_JOB_ARTIFACT_SOCKET", "")
+    if gate:  # a job process: no credential, every request checked by its worker
+        from .gate import GateStore
+
+        return GateStore(gate)
     s3 = getattr(settings, "DIGITS_S3", None) or {}
     if s3.get("endpoint"):
         return S3Store(

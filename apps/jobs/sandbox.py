@@ -1,0 +1,201 @@
+"""The job sandbox as the worker prepares it: environment, working folder, confinement.
+
+A job process starts from an allow-listed environment (no credential, no service
+URL), with settings that open no database and hold no secret
+(``digits_site.job_settings``), in a private working folder, confined by
+``apps.jobs.confine`` and reaching the artifact store only through its worker
+(``apps.jobs.artifacts``). docs/decisions/0007-job-sandbox.md has the threat model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from apps.jobs.confine import Confinement
+
+log = logging.getLogger(__name__)
+
+#: Environment variables a job process inherits (names, or prefixes ending in ``*``).
+ENV_ALLOWED = (
+    "PATH", "LANG", "LANGUAGE", "LC_*", "TZ", "TERM", "PYTHONPATH", "PYTHONHASHSEED",
+    "PYTHONWARNINGS", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_*",
+    "NVIDIA_*", "TF_*", "KERAS_*", "XLA_FLAGS", "OMP_*", "MKL_*", "OPENBLAS_*",
+    "DIGITS_SERVER_DATA_ROOTS", "DIGITS_IMPORT_PREFIXES", "DIGITS_MAX_ARCHIVE_BYTES",
+    "DIGITS_MAX_ARCHIVE_MEMBERS", "DIGITS_MAX_UPLOAD_MB", "DIGITS_DISABLED_PLUGINS",
+    "DIGITS_EXTRA_PLUGINS", "DIGITS_LOG_LEVEL", "DIGITS_TIME_ZONE", "DIGITS_DATA_DIR",
+)  # fmt: skip
+#: Never passed on, whatever the allow-list says (a ``*_FILE`` names a secret's file).
+ENV_NEVER = ("DATABASE_URL", "DIGITS_SECRET_KEY", "DIGITS_S3_ACCESS_KEY", "DIGITS_S3_SECRET_KEY",
+             "DIGITS_BROKER_URL", "DIGITS_CHANNEL_LAYER_URL", "DIGITS_ADMIN_PASSWORD")  # fmt: skip
+
+#: Folders a namespaced job sees empty (credentials, other users' files, sockets).
+HIDDEN = ("/root", "/home", "/run", "/var/run", "/tmp", "/var/tmp", "/var/lib", "/var/log",
+          "/var/spool", "/var/mail", "/var/backups", "/mnt", "/media", "/srv", "/boot")  # fmt: skip
+
+
+def _allowed(name: str) -> bool:
+    if name in ENV_NEVER or name.endswith("_FILE"):
+        return False
+    patterns = (*ENV_ALLOWED, *settings.DIGITS_JOB_ENV_ALLOW)
+    return any(name == p or (p.endswith("*") and name.startswith(p[:-1])) for p in patterns)
+
+
+def environment(workdir: Path, socket_path: str) -> dict[str, str]:
+    """The whole environment of a job process."""
+    env = {name: value for name, value in os.environ.items() if _allowed(name)}
+    code = str(settings.BASE_DIR)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (code, env.get("PYTHONPATH")) if p)
+    tmp = workdir / "tmp"
+    env.update(
+        HOME=str(workdir), TMPDIR=str(tmp), PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1",
+        DJANGO_SETTINGS_MODULE="digits_site.job_settings", DIGITS_JOB_ARTIFACT_SOCKET=socket_path,
+        MPLCONFIGDIR=str(tmp),
+    )  # fmt: skip
+    return env
+
+
+@functools.cache
+def mode() -> str:
+    """How this worker confines job processes: ``namespaces``, ``landlock`` or ``none``."""
+    wanted = settings.DIGITS_JOB_SANDBOX
+    if wanted in ("none", "landlock", "namespaces"):
+        return wanted
+    if os.geteuid() == 0:
+        probe = subprocess.run(
+            [sys.executable, "-m", "apps.jobs.confine"], cwd=settings.BASE_DIR,
+            capture_output=True, check=False, timeout=60,
+        )  # fmt: skip
+        if probe.returncode == 0:
+            return "namespaces"
+    from apps.jobs.confine import landlock_abi
+
+    if landlock_abi() >= 1:
+        return "landlock"
+    log.warning(
+        "job processes are NOT confined (not root with namespaces, no Landlock): only their "
+        "environment and settings keep credentials from them. Grant 'run custom code' sparingly."
+    )
+    return "none"
+
+
+def _secret_folders() -> list[str]:
+    folders = []
+    for name, value in os.environ.items():
+        if name.endswith("_FILE") and value:
+            folders.append(str(Path(value).resolve().parent))
+    return folders
+
+
+def _code_paths() -> list[str]:
+    paths = [str(settings.BASE_DIR), sys.prefix, sys.base_prefix, sys.exec_prefix]
+    paths.append(str(Path(os.path.realpath(sys.executable)).parent.parent))
+    paths += [p for p in sys.path if p and os.path.isdir(p)]
+    paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return paths
+
+
+def dataset_cache_root() -> Path:
+    return settings.DATA_DIR / "cache" / "datasets"
+
+
+def jobs_root() -> Path:
+    root = Path(settings.DIGITS_JOB_WORK_ROOT)
+    root.mkdir(mode=0o711, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        root.chmod(0o711)  # jobs may enter their own folder, not list the others
+    return root
+
+
+@dataclass
+class Workspace:
+    """A job attempt's private working folder, locked while the attempt runs."""
+
+    path: Path
+    lock_fd: int
+    owner: tuple[int, int] | None
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        (self.path.parent / f".{self.path.name}.lock").unlink(missing_ok=True)
+        os.close(self.lock_fd)
+
+
+def _job_ids(job_pk: int) -> tuple[int, int] | None:
+    if mode() != "namespaces":
+        return None
+    uid = settings.DIGITS_JOB_UID_BASE + job_pk % settings.DIGITS_JOB_UID_COUNT
+    return uid, uid
+
+
+def create_workspace(job_pk: int, attempt: int) -> Workspace:
+    """A new working folder for the attempt (its owner is the job's own user, when root)."""
+    root = jobs_root()
+    remove_stale_workspaces(root)
+    name = f"job-{job_pk}-{attempt}-{secrets.token_hex(6)}"
+    # Locked before the folder exists: a cleaner only removes folders whose lock is free.
+    lock_fd = os.open(
+        root / f".{name}.lock", os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o600
+    )
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    path = root / name
+    path.mkdir(mode=0o700)
+    (path / "tmp").mkdir()
+    owner = _job_ids(job_pk)
+    if owner is not None:
+        for folder in (path, path / "tmp"):
+            os.chown(folder, *owner)
+    path.chmod(0o700)
+    return Workspace(path, lock_fd, owner)
+
+
+def remove_stale_workspaces(root: Path | None = None) -> int:
+    """Remove the folders of attempts whose worker died (their lock is free); return how many."""
+    root = root or jobs_root()
+    removed = 0
+    for lock in root.glob(".job-*.lock"):
+        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # a running attempt, of this worker or another on the node
+        try:
+            shutil.rmtree(root / lock.name[1 : -len(".lock")], ignore_errors=True)
+            lock.unlink(missing_ok=True)
+            removed += 1
+        finally:
+            os.close(fd)
+    return removed
+
+
+def confinement(workspace: Workspace) -> Confinement:
+    """What the job process may see, for ``apps.jobs.confine.enter``."""
+    cache = dataset_cache_root()
+    cache.mkdir(mode=0o711, parents=True, exist_ok=True)
+    for folder in (cache.parent, cache):
+        with contextlib.suppress(OSError):
+            folder.chmod(0o711)
+    hidden = [
+        *HIDDEN,
+        str(settings.DATA_DIR),
+        *_secret_folders(),
+        *settings.DIGITS_JOB_HIDDEN_PATHS,
+    ]
+    uid, gid = workspace.owner or (-1, -1)
+    return Confinement(
+        mode=mode(), workdir=str(workspace.path), uid=uid, gid=gid,
+        read=[*_code_paths(), *(str(p) for p in settings.DIGITS_SERVER_DATA_ROOTS)],
+        open_only=[str(cache)], hidden=hidden,
+    )  # fmt: skip
