@@ -623,3 +623,22 @@ def test_reaper_is_a_single_recreated_replica() -> None:
         "manage.py",
         "reaper",
     ]
+
+
+def test_workers_run_as_non_root_without_the_secret_key() -> None:
+    """Job processes run user code: their worker holds only what running jobs needs."""
+    docs = render(PRODUCTION)
+    for pool in ("default", "gpu"):
+        spec = worker(docs, pool)["spec"]["template"]["spec"]
+        (container,) = [c for c in containers(spec) if c["name"] == "worker"]
+        env = env_of(container)
+        assert "DIGITS_SECRET_KEY_FILE" not in env and "DIGITS_SECRET_KEY" not in env
+        assert env["DATABASE_URL_FILE"] == "/etc/digits/secrets/DATABASE_URL"
+        (volume,) = [v for v in spec["volumes"] if v["name"] == "secrets"]
+        paths = {i["path"] for s in volume["projected"]["sources"] for i in s["secret"]["items"]}
+        assert "DIGITS_SECRET_KEY" not in paths and "DATABASE_URL" in paths
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert spec["automountServiceAccountToken"] is False
+    web = find(docs, "Deployment", f"{RELEASE}-web")["spec"]["template"]["spec"]
+    assert env_of(web["containers"][0])["DIGITS_SECRET_KEY_FILE"]

@@ -269,6 +269,13 @@ healthchecks-style <NAME>_FILE convention): they do not show in the pod spec
 and a job child's environment never carries them.
 */}}
 {{- define "digits.env" -}}
+{{- /* Call with the root context, or (dict "root" $ "omit" (list <secret env names>)). */ -}}
+{{- $root := . -}}
+{{- $omit := list -}}
+{{- if hasKey . "omit" }}
+{{- $root = .root }}
+{{- $omit = .omit }}
+{{- end }}
 - name: DIGITS_DATA_DIR
   value: /var/lib/digits
 - name: TMPDIR
@@ -276,9 +283,11 @@ and a job child's environment never carries them.
 # Keras, matplotlib and friends write caches under $HOME.
 - name: HOME
   value: /tmp
-{{- range $env, $_ := include "digits.secretRefs" . | fromYaml }}
+{{- range $env, $_ := include "digits.secretRefs" $root | fromYaml }}
+{{- if not (has $env $omit) }}
 - name: {{ $env }}_FILE
   value: /etc/digits/secrets/{{ $env }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -305,7 +314,8 @@ and a job child's environment never carries them.
 {{/*
 Volumes of every digits pod; call with
 (dict "root" $ "secret" <name of the chart's Secret to project> "scratch" <sizeLimit> "shm" <sizeLimit>);
-a "scratch" limit applies to DIGITS_DATA_DIR and TMPDIR each.
+a "scratch" limit applies to DIGITS_DATA_DIR and TMPDIR each; an optional "omit"
+lists secret settings the pod does not get.
 */}}
 {{- define "digits.volumes" -}}
 - name: secrets
@@ -316,9 +326,11 @@ a "scratch" limit applies to DIGITS_DATA_DIR and TMPDIR each.
       {{- /* One source per Secret, each listing the keys taken from it. */}}
       {{- $bySecret := dict }}
       {{- range $env, $ref := include "digits.secretRefs" .root | fromYaml }}
+      {{- if not (has $env ($.omit | default list)) }}
       {{- $name := eq $ref.secret $own | ternary $.secret $ref.secret }}
       {{- $item := dict "key" $ref.key "path" $env }}
       {{- $_ := set $bySecret $name (append (get $bySecret $name | default list) $item) }}
+      {{- end }}
       {{- end }}
       {{- range $name, $items := $bySecret }}
       - secret:
