@@ -210,6 +210,25 @@ def test_unknown_api_paths_and_tokens_are_404(people, api_client):
     assert client.get("/api/v1/teams/no-such-team/").status_code == 404
 
 
+# --- listing jobs --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "query, status",
+    [
+        # PostgreSQL takes offsets up to ±15:59 only; this one was a server error.
+        ({"created_after": "0521-12-19T19:43:12+21:58"}, 200),
+        ({"created_before": "2026-01-01T00:00:00-23:59"}, 200),
+        ({"created_before": "0001-01-01T00:00:00+01:00"}, 400),  # before the first UTC time
+        ({"created_after": "yesterday"}, 400),
+    ],
+)
+def test_job_time_filters_take_any_offset(people, api_client, query, status):
+    make_job(people.owner)
+    response = api_client.as_user(people.owner).get(JOBS, query)
+    assert response.status_code == status, response.content
+    if status == 400:
+        assert list(response.json()) == list(query)
+
+
 # --- events --------------------------------------------------------------------------------
 @pytest.fixture
 def job_with_events(people):
