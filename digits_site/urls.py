@@ -37,5 +37,7 @@ urlpatterns = [
     path("healthz/ready", health.ready, name="health-ready"),
 ]
 
+handler404 = "apps.core.api.not_found"
+
 admin.site.site_header = "digits administration"
 admin.site.site_title = "digits admin"

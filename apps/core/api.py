@@ -1,8 +1,16 @@
-"""Shared REST pieces: the permission-aware serializer and viewset bases."""
+"""Shared REST pieces: the permission-aware serializer and viewset bases, and the error
+answers every operation documents in the schema."""
 
 from django.db import transaction
+from django.http import JsonResponse
+from django.views import defaults
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 
 from apps.core import permissions
@@ -37,6 +45,61 @@ class OwnedSerializerMixin(serializers.Serializer):
         return attrs
 
 
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+#: The error statuses of this API and what each means, as the schema documents them.
+ERRORS = {
+    400: OpenApiResponse(
+        OpenApiTypes.OBJECT,
+        description="Invalid request: the messages by field name (nested like the request), "
+        "under `non_field_errors` for the request as a whole, or a `detail` for a body that "
+        "could not be parsed.",
+    ),
+    401: OpenApiResponse(
+        ErrorSerializer, description="No, an invalid, an expired or a revoked API token."
+    ),
+    403: OpenApiResponse(
+        ErrorSerializer, description="You may see the object but not do this to it."
+    ),
+    404: OpenApiResponse(
+        ErrorSerializer,
+        description="No such object, or one you may not see (other users' private objects "
+        "answer the same), or a page past the last.",
+    ),
+    409: OpenApiResponse(
+        ErrorSerializer, description="The object's state does not allow this now."
+    ),
+    413: OpenApiResponse(
+        ErrorSerializer, description="The request body is larger than the limit it names."
+    ),
+}
+
+
+def answers(ok: dict, *errors: int) -> dict:
+    """``responses`` for ``extend_schema``: the success answers ``ok`` (``{status: body}``)
+    and the error ``errors``, with 401 (every operation needs authentication)."""
+    return {**ok, **{code: ERRORS[code] for code in sorted({401, *errors})}}
+
+
+def owned_viewset_answers(serializer, detail_serializer=None):
+    """The documented answers of the actions ``OwnedModelViewSet`` provides.
+
+    ``serializer`` is what list and update answer with, ``detail_serializer`` what retrieve
+    does (the same by default). A subclass's own ``create`` and extra actions document
+    themselves with ``answers``.
+    """
+    change = answers({200: serializer}, 400, 403, 404, 413)
+    return extend_schema_view(
+        list=extend_schema(responses=answers({200: serializer(many=True)}, 400, 404)),
+        retrieve=extend_schema(responses=answers({200: detail_serializer or serializer}, 404)),
+        update=extend_schema(responses=change),
+        partial_update=extend_schema(responses=change),
+        destroy=extend_schema(responses=answers({204: None}, 403, 404, 409)),
+    )
+
+
 class OwnedModelViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -66,6 +129,14 @@ class OwnedModelViewSet(
     def perform_create(self, serializer):
         with transaction.atomic():
             serializer.save(owner=self.request.user)
+
+
+def not_found(request, exception):
+    """``handler404``: a URL no route takes (``/api/v1/jobs/1.5/``) answers under ``/api/`` as
+    the API's own 404s do, in JSON; elsewhere with the page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
 
 
 class Conflict(exceptions.APIException):

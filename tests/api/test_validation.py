@@ -210,6 +210,22 @@ def test_unknown_api_paths_and_tokens_are_404(people, api_client):
     assert client.get("/api/v1/teams/no-such-team/").status_code == 404
 
 
+@pytest.mark.parametrize(
+    "url", ["/api/v1/nothing-here/", "/api/v1/jobs/1.5/", "/api/v1/models/0.5/classify/"]
+)
+def test_api_urls_no_route_takes_answer_json_404(people, api_client, url):
+    # Not Django's HTML page: the schema promises JSON errors under /api/.
+    response = api_client.as_user(people.owner).post(url)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_page_urls_no_route_takes_answer_the_404_page(people, client):
+    client.force_login(people.owner)
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
+
+
 # --- listing jobs --------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "query, status",

@@ -98,7 +98,7 @@ def create_models(api, dataset, name="lenet", network=None, **solver_options) ->
     }
     reply = api.post(MODELS_URL, body, format="json")
     assert reply.status_code == 201, reply.content
-    return reply.json()
+    return reply.json()["models"]
 
 
 def create_model(api, dataset, name="lenet", network=None, **solver_options) -> dict:

@@ -134,16 +134,19 @@ def test_impossible_options_are_refused_naming_the_field(api, people, solver, ne
 def test_the_exp_policy_accepts_gamma_up_to_one(api, people):
     reply = post(api, ready_dataset(people.owner), solver={"policy": "exp", "gamma": 0.999})
     assert reply.status_code == 201, reply.content
+    created = reply.json()
+    assert created["sweep"] == "" and [m["solver"]["gamma"] for m in created["models"]] == [0.999]
 
 
 def test_comma_separated_values_start_a_sweep(api, people):
     dataset = ready_dataset(people.owner)
     reply = post(api, dataset, solver={"batch_size": "16,32"}, name="sweep")
     assert reply.status_code == 201, reply.content
-    models = reply.json()
+    created = reply.json()
+    models = created["models"]
     assert len(models) == 2
     sweep = {m["sweep"] for m in models}
-    assert len(sweep) == 1 and sweep != {""}
+    assert sweep == {created["sweep"]} and sweep != {""}
     assert sorted(m["solver"]["batch_size"] for m in models) == [16, 32]
     assert {m["solver"]["base_lr"] for m in models} == {0.01}
     jobs = Job.objects.filter(pk__in=[m["job"] for m in models])
@@ -154,5 +157,5 @@ def test_comma_separated_values_start_a_sweep(api, people):
     # Batch sizes × learning rates: one model per combination.
     reply = post(api, dataset, solver={"batch_size": [8, 16], "base_lr": "0.1,0.01"}, name="grid")
     assert reply.status_code == 201, reply.content
-    grid = {(m["solver"]["batch_size"], m["solver"]["base_lr"]) for m in reply.json()}
+    grid = {(m["solver"]["batch_size"], m["solver"]["base_lr"]) for m in reply.json()["models"]}
     assert grid == {(8, 0.1), (8, 0.01), (16, 0.1), (16, 0.01)}

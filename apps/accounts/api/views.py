@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
@@ -10,15 +10,20 @@ from apps.accounts.api.serializers import (
     UserSerializer,
 )
 from apps.accounts.models import ApiToken, Team
+from apps.core.api import answers
 
 
-@extend_schema(responses=UserSerializer)
+@extend_schema(responses=answers({200: UserSerializer}))
 @api_view(["GET"])
 def me(request):
     """The authenticated user and their teams."""
     return Response(UserSerializer(request.user).data)
 
 
+@extend_schema_view(
+    list=extend_schema(responses=answers({200: TeamSerializer(many=True)}, 404)),
+    retrieve=extend_schema(responses=answers({200: TeamSerializer}, 404)),
+)
 class TeamViewSet(viewsets.ReadOnlyModelViewSet):
     """Teams the user belongs to (every team for staff)."""
 
@@ -34,6 +39,10 @@ class TeamViewSet(viewsets.ReadOnlyModelViewSet):
         return teams.filter(memberships__user=self.request.user)
 
 
+@extend_schema_view(
+    list=extend_schema(responses=answers({200: ApiTokenSerializer(many=True)}, 404)),
+    destroy=extend_schema(responses=answers({204: None}, 404)),
+)
 class ApiTokenViewSet(
     mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
@@ -47,7 +56,9 @@ class ApiTokenViewSet(
             return ApiToken.objects.none()
         return ApiToken.objects.filter(user=self.request.user)
 
-    @extend_schema(request=ApiTokenSerializer, responses={201: NewApiTokenSerializer})
+    @extend_schema(
+        request=ApiTokenSerializer, responses=answers({201: NewApiTokenSerializer}, 400, 413)
+    )
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)

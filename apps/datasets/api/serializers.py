@@ -1,3 +1,4 @@
+from django import forms
 from rest_framework import serializers
 
 from apps.accounts.models import Team
@@ -85,6 +86,25 @@ class DatasetCreateSerializer(OwnedSerializerMixin, serializers.Serializer):
             raise serializers.ValidationError({"options": form.errors.get_json_data()})
         attrs["options"] = form.cleaned_data
         return attrs
+
+
+class DatasetUploadSerializer(DatasetCreateSerializer):
+    """``DatasetCreateSerializer`` as multipart/form-data, for the schema: ``options`` is a
+    JSON string, and each file field of an installed type's form is a part of its own."""
+
+    options = serializers.CharField(
+        default="{}", help_text="The values of the type's form, as a JSON object."
+    )
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for type_id, cls in sorted(data_ingestion_types().items()):
+            for name, field in cls.get_dataset_form()().fields.items():
+                if isinstance(field, forms.FileField) and name not in fields:
+                    fields[name] = serializers.FileField(
+                        required=False, help_text=f"{type_id}: {field.label or name}"
+                    )
+        return fields
 
 
 class DatasetTypeSerializer(serializers.Serializer):

@@ -6,7 +6,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from apps.core.api import Conflict, OwnedModelViewSet
+from apps.core.api import Conflict, OwnedModelViewSet, answers, owned_viewset_answers
 from apps.core.plugins import STAGES
 from apps.core.plugins.catalog import data_ingestion_types
 from apps.datasets import files, queries, services
@@ -16,9 +16,19 @@ from apps.datasets.api.serializers import (
     DatasetEntrySerializer,
     DatasetSerializer,
     DatasetTypeSerializer,
+    DatasetUploadSerializer,
 )
 from apps.datasets.models import Dataset
 from apps.jobs.services import JobStateError, share_like
+
+#: What the dataset files answer: JSON (any), or bytes of another media type (without
+#: parameters: ``text/plain``, not ``text/plain; charset=utf-8``).
+FILE_ANSWERS = {
+    (200, media_type): OpenApiTypes.ANY if media_type == "application/json" else OpenApiTypes.BINARY
+    for media_type in sorted(
+        {content_type.split(";")[0] for content_type in files.DOWNLOADS.values()}
+    )
+}
 
 
 class EntryPages(PageNumberPagination):
@@ -27,6 +37,7 @@ class EntryPages(PageNumberPagination):
     max_page_size = 500
 
 
+@owned_viewset_answers(DatasetSerializer, DatasetDetailSerializer)
 class DatasetViewSet(OwnedModelViewSet):
     """Datasets: list, create from any installed dataset type, inspect, change sharing, delete;
     a built dataset's entries, their images and its files."""
@@ -39,7 +50,13 @@ class DatasetViewSet(OwnedModelViewSet):
             return DatasetCreateSerializer
         return DatasetDetailSerializer if self.action == "retrieve" else DatasetSerializer
 
-    @extend_schema(request=DatasetCreateSerializer, responses={201: DatasetSerializer})
+    @extend_schema(
+        request={
+            "application/json": DatasetCreateSerializer,
+            "multipart/form-data": DatasetUploadSerializer,
+        },
+        responses=answers({201: DatasetSerializer}, 400, 413),
+    )
     def create(self, request, *args, **kwargs):
         serializer = DatasetCreateSerializer(
             data=request.data, context={"request": request, "files": request.FILES}
@@ -79,7 +96,7 @@ class DatasetViewSet(OwnedModelViewSet):
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int, description="At most 500; default 100."),
         ],
-        responses=DatasetEntrySerializer(many=True),
+        responses=answers({200: DatasetEntrySerializer(many=True)}, 400, 404, 409),
     )
     @action(detail=True, methods=["get"], pagination_class=EntryPages)
     def entries(self, request, pk=None):
@@ -125,7 +142,7 @@ class DatasetViewSet(OwnedModelViewSet):
         ]
         return paginator.get_paginated_response(DatasetEntrySerializer(results, many=True).data)
 
-    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
+    @extend_schema(responses=answers({(200, "image/png"): OpenApiTypes.BINARY}, 404, 409))
     @action(
         detail=True,
         methods=["get"],
@@ -136,7 +153,7 @@ class DatasetViewSet(OwnedModelViewSet):
         """One entry as a PNG, pictured by its dataset type (the explore page's images)."""
         return files.entry_response(self._ready_object(), stage, int(index))
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(responses=answers(FILE_ANSWERS, 404, 409))
     @action(detail=True, methods=["get"], url_path=r"files/(?P<name>[A-Za-z0-9_.]+)")
     def file(self, request, pk=None, name=None):
         """A file of the built dataset: manifest.json, labels.txt, errors.json, mean.png,
@@ -158,7 +175,7 @@ def _describe_form(form_class) -> dict:
     }
 
 
-@extend_schema(responses=DatasetTypeSerializer(many=True))
+@extend_schema(responses=answers({200: DatasetTypeSerializer(many=True)}))
 @api_view(["GET"])
 def dataset_types(request):
     """Installed dataset types and the options each one's form takes."""

@@ -87,6 +87,14 @@ class JobEventSerializer(serializers.ModelSerializer):
         fields = ["seq", "type", "time", "data"]
 
 
+class JobEventPageSerializer(serializers.Serializer):
+    """Events of a job after a sequence number, with the job's latest sequence number."""
+
+    job = serializers.IntegerField()
+    last_seq = serializers.IntegerField(help_text="The job's latest event; ask again after it.")
+    events = JobEventSerializer(many=True)
+
+
 class JobKindSerializer(serializers.Serializer):
     name = serializers.CharField()
     title = serializers.CharField()

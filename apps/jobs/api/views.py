@@ -6,12 +6,13 @@ from rest_framework.decorators import action, api_view
 from rest_framework.response import Response
 
 from apps.core import permissions
-from apps.core.api import Conflict, OwnedModelViewSet
+from apps.core.api import Conflict, OwnedModelViewSet, answers, owned_viewset_answers
 from apps.core.downloads import artifact_response
 from apps.core.pagination import CreatedCursorPagination
 from apps.jobs import services
 from apps.jobs.api.serializers import (
     JobDetailSerializer,
+    JobEventPageSerializer,
     JobEventSerializer,
     JobKindSerializer,
     JobSerializer,
@@ -23,6 +24,7 @@ from apps.jobs.models import Job
 MAX_EVENTS_PAGE = 1000
 
 
+@owned_viewset_answers(JobSerializer, JobDetailSerializer)
 class JobViewSet(OwnedModelViewSet):
     """Jobs: list (newest first, cursor-paged), submit, inspect, abort, clone, delete."""
 
@@ -39,6 +41,7 @@ class JobViewSet(OwnedModelViewSet):
             qs = qs.prefetch_related("artifacts")
         return qs
 
+    @extend_schema(responses=answers({201: JobSerializer}, 400, 413))
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -56,7 +59,7 @@ class JobViewSet(OwnedModelViewSet):
         except services.JobStateError as exc:
             raise Conflict(str(exc)) from None
 
-    @extend_schema(request=None, responses=JobSerializer)
+    @extend_schema(request=None, responses=answers({200: JobSerializer}, 403, 404, 409))
     @action(detail=True, methods=["post"])
     def abort(self, request, pk=None):
         """Stop the job: a queued job at once, a running one within seconds."""
@@ -70,7 +73,7 @@ class JobViewSet(OwnedModelViewSet):
         job.refresh_from_db()
         return Response(JobSerializer(job, context={"request": request}).data)
 
-    @extend_schema(request=None, responses={201: JobSerializer})
+    @extend_schema(request=None, responses=answers({201: JobSerializer}, 400, 404, 409))
     @action(detail=True, methods=["post"])
     def clone(self, request, pk=None):
         """Submit a new job with the same kind and parameters, owned by the caller."""
@@ -92,7 +95,7 @@ class JobViewSet(OwnedModelViewSet):
                 "type", OpenApiTypes.STR, description="status, progress, log or metric."
             ),
         ],
-        responses=JobEventSerializer(many=True),
+        responses=answers({200: JobEventPageSerializer}, 400, 404),
     )
     @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
     def events(self, request, pk=None):
@@ -113,7 +116,7 @@ class JobViewSet(OwnedModelViewSet):
             }
         )
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(responses=answers({(200, "application/octet-stream"): OpenApiTypes.BINARY}, 404))
     @action(
         detail=True, methods=["get"], url_path=r"artifacts/(?P<name>.+)", pagination_class=None,
         filterset_class=None,
@@ -133,7 +136,7 @@ class EventQuery(serializers.Serializer):
     type = serializers.ChoiceField(choices=["status", "progress", "log", "metric"], required=False)
 
 
-@extend_schema(responses=JobKindSerializer(many=True))
+@extend_schema(responses=answers({200: JobKindSerializer(many=True)}))
 @api_view(["GET"])
 def job_kinds(request):
     """The registered job kinds; those with ``user_creatable`` can be posted to /jobs/."""

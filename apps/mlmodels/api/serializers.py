@@ -51,6 +51,15 @@ class TrainedModelDetailSerializer(TrainedModelSerializer):
         return snapshots.epochs(model.pk)
 
 
+class CreatedModelsSerializer(serializers.Serializer):
+    """What creating models answers: one model, or one per batch size × learning rate."""
+
+    sweep = serializers.CharField(
+        help_text="The sweep the models share (filter models by it); empty for one model."
+    )
+    models = TrainedModelSerializer(many=True)
+
+
 class SweepSolverParams(SolverParams):
     """Solver options; ``batch_size`` and ``base_lr`` may be lists (one model each)."""
 
@@ -102,3 +111,26 @@ class TrainedModelCreateSerializer(OwnedSerializerMixin, serializers.Serializer)
             if not visible.exists():
                 raise serializers.ValidationError({"previous_model": "Unknown model."})
         return network
+
+
+class PredictionSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Class index.")
+    label = serializers.CharField(help_text="Class name.")
+    probability = serializers.FloatField()
+
+
+class ClassificationSerializer(serializers.Serializer):
+    """What ``classify`` answers once its job is done."""
+
+    job = serializers.IntegerField(help_text="The classification job.")
+    epoch = serializers.IntegerField(help_text="The snapshot that classified.")
+    predictions = PredictionSerializer(many=True, help_text="The top 5, most probable first.")
+
+
+class ClassifyPendingSerializer(serializers.Serializer):
+    """``classify`` after a minute without an answer (202), or after its job failed (422,
+    with ``detail``)."""
+
+    job = serializers.IntegerField(help_text="The classification job; follow it at jobs/<id>/.")
+    status = serializers.CharField()
+    detail = serializers.CharField(required=False, help_text="Why the job failed (422).")

@@ -1,15 +1,19 @@
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.core import permissions
-from apps.core.api import Conflict, OwnedModelViewSet
+from apps.core.api import Conflict, OwnedModelViewSet, answers, owned_viewset_answers
 from apps.datasets import shards
 from apps.jobs.api.serializers import JobSerializer
 from apps.jobs.services import JobStateError, share_like
 from apps.mlmodels import export, services
 from apps.mlmodels.api.serializers import (
+    ClassificationSerializer,
+    ClassifyPendingSerializer,
+    CreatedModelsSerializer,
     TrainedModelCreateSerializer,
     TrainedModelDetailSerializer,
     TrainedModelSerializer,
@@ -36,6 +40,7 @@ class ClassifyRequest(serializers.Serializer):
         return attrs
 
 
+@owned_viewset_answers(TrainedModelSerializer, TrainedModelDetailSerializer)
 class TrainedModelViewSet(OwnedModelViewSet):
     """Models: train (one or a sweep), inspect, resume, classify, download, delete."""
 
@@ -48,7 +53,8 @@ class TrainedModelViewSet(OwnedModelViewSet):
         return TrainedModelDetailSerializer if self.action == "retrieve" else TrainedModelSerializer
 
     @extend_schema(
-        request=TrainedModelCreateSerializer, responses={201: TrainedModelSerializer(many=True)}
+        request=TrainedModelCreateSerializer,
+        responses=answers({201: CreatedModelsSerializer}, 400, 413),
     )
     def create(self, request, *args, **kwargs):
         serializer = TrainedModelCreateSerializer(data=request.data, context={"request": request})
@@ -67,7 +73,8 @@ class TrainedModelViewSet(OwnedModelViewSet):
             )  # fmt: skip
         except services.ModelError as exc:
             raise serializers.ValidationError({"dataset": [str(exc)]}) from None
-        data = TrainedModelSerializer(models, many=True, context={"request": request}).data
+        created = {"sweep": models[0].sweep, "models": models}
+        data = CreatedModelsSerializer(created, context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED)
 
     def perform_update(self, serializer):
@@ -80,7 +87,7 @@ class TrainedModelViewSet(OwnedModelViewSet):
         except JobStateError as exc:
             raise Conflict(str(exc)) from None
 
-    @extend_schema(request=None, responses={201: JobSerializer})
+    @extend_schema(request=None, responses=answers({201: JobSerializer}, 403, 404, 409))
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         """Continue training from the last snapshot (after an abort or failure)."""
@@ -94,7 +101,17 @@ class TrainedModelViewSet(OwnedModelViewSet):
         return Response(JobSerializer(job, context={"request": request}).data, status=201)
 
     @extend_schema(
-        request={"multipart/form-data": ClassifyRequest, "application/json": ClassifyRequest}
+        request={"multipart/form-data": ClassifyRequest, "application/json": ClassifyRequest},
+        responses=answers(
+            {
+                200: ClassificationSerializer,
+                202: ClassifyPendingSerializer,
+                422: ClassifyPendingSerializer,
+            },
+            400,
+            404,
+            413,
+        ),
     )
     @action(detail=True, methods=["post"])
     def classify(self, request, pk=None):
@@ -133,7 +150,8 @@ class TrainedModelViewSet(OwnedModelViewSet):
         return Response({"job": job.pk, **job.result})
 
     @extend_schema(
-        parameters=[OpenApiParameter("epoch", int)], responses={(200, "application/gzip"): bytes}
+        parameters=[OpenApiParameter("epoch", int)],
+        responses=answers({(200, "application/gzip"): OpenApiTypes.BINARY}, 404),
     )
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
