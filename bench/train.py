@@ -131,7 +131,7 @@ def build_dataset(folder: Path, size: int) -> dict:
         sys.exit(f"dataset options refused: {form.errors.as_json()}")
     params = {
         "dataset_id": 0, "type": "image-classification", "processes": 2,
-        "max_error_percent": 0, "options": json_options(form.cleaned_data),
+        "max_error_percent": 0, "options": json_options(form.cleaned_data, owner=None),
     }  # fmt: skip
     prefix = "datasets/bench/"
     manifest = BuildDataset().run(BuildContext(params, get_store(), prefix))

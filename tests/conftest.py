@@ -57,6 +57,18 @@ def people(db, django_user_model):
     return p
 
 
+def grant_custom_code(user):
+    """Give ``user`` the permission to run custom network code and uploaded models."""
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="mlmodels", codename="run_custom_code")
+    )
+    for cache in ("_perm_cache", "_user_perm_cache"):  # has_perm caches on the object
+        user.__dict__.pop(cache, None)
+    return user
+
+
 @pytest.fixture
 def api_client():
     """An API client; ``api_client.as_user(user)`` authenticates with a real API token."""

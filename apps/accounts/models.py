@@ -14,6 +14,13 @@ class Team(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="teams"
     )
+    run_custom_code = models.BooleanField(
+        "members may run custom code",
+        default=False,
+        help_text="The team's members and admins (not its viewers) may train custom network "
+        "code and uploaded model files. Grant it to one user with the permission "
+        "“mlmodels | model | Can run custom network code and uploaded models”.",
+    )
 
     class Meta:
         ordering = ["name"]

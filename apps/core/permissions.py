@@ -19,14 +19,21 @@ anonymous                   no    no      no
 ==========================  ====  ======  ======
 
 "Shared" means visibility ``team`` or ``public`` with the object's team set.
+
+Running custom code (network code, uploaded model files) is a permission of its own:
+``can_run_custom_code``.
 """
 
 from django.core import exceptions
 from django.db.models import Q
 from django.http import Http404
 
-from apps.accounts.models import Membership, Role
+from apps.accounts.models import Membership, Role, Team
 from apps.core.models import Visibility
+
+#: The permission (``TrainedModel.Meta.permissions``) to run custom network code and
+#: uploaded model files.
+RUN_CUSTOM_CODE = "mlmodels.run_custom_code"
 
 VIEW = "view"
 CHANGE = "change"
@@ -105,3 +112,19 @@ def get_object_for(user, queryset, action: str = VIEW, **lookup):
     if action != VIEW and not can(user, action, obj):
         raise PermissionDenied(f"You may not {action} this {queryset.model._meta.verbose_name}.")
     return obj
+
+
+def can_run_custom_code(user) -> bool:
+    """Whether ``user`` may have their own network code or model files run (in a job).
+
+    Granted to one user with the permission ``RUN_CUSTOM_CODE`` (superusers have every
+    permission), or to a team's members and admins — not its viewers — by ticking the
+    team's ``run_custom_code`` in the admin. Off for everybody else.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.has_perm(RUN_CUSTOM_CODE):
+        return True
+    roles = team_roles(user)
+    teams = [team for team, role in roles.items() if role in _ROLES_FOR[CHANGE]]
+    return Team.objects.filter(pk__in=teams, run_custom_code=True).exists()

@@ -7,4 +7,5 @@ class DatasetsConfig(AppConfig):
     verbose_name = "Datasets"
 
     def ready(self):
-        from apps.datasets import jobs  # noqa: F401  registers the dataset build job kind
+        # The build job kind, and how the job API clones its jobs.
+        from apps.datasets import jobs, services  # noqa: F401

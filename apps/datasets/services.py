@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import PurePath
 from typing import Any
 
@@ -12,29 +11,17 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import ProtectedError
 
+from apps.core import uploads
 from apps.core.plugins.catalog import get_data_ingestion
 from apps.core.storage import get_store
 from apps.datasets.models import Dataset
 from apps.jobs import services as jobs
+from apps.jobs.kinds import DomainRules, register_domain
+from apps.jobs.models import Job
 
 
 class DatasetInUse(Exception):
     """Models were trained on the dataset; it cannot be deleted (409)."""
-
-
-UPLOADS_PREFIX = "uploads/"
-
-
-def store_upload(upload: UploadedFile) -> dict[str, Any]:
-    """Put an uploaded file in the artifact store; the job receives this reference.
-
-    Plugins read it in the job process with ``get_store().open(ref["upload_key"])``.
-    """
-    name = upload.name.replace("/", "_").replace("\\", "_")[:200] or "upload"
-    key = f"{UPLOADS_PREFIX}{uuid.uuid4().hex}/{name}"
-    upload.seek(0)
-    get_store().put_stream(key, upload, length=upload.size)
-    return {"upload_key": key, "name": upload.name, "size": upload.size}
 
 
 class _OptionsEncoder(DjangoJSONEncoder):
@@ -44,37 +31,34 @@ class _OptionsEncoder(DjangoJSONEncoder):
         return super().default(o)
 
 
-def json_options(cleaned_data: dict[str, Any]) -> dict[str, Any]:
+def json_options(cleaned_data: dict[str, Any], owner) -> dict[str, Any]:
     """Form values as the JSON the job process receives.
 
-    Uploaded files go to the artifact store and become ``{"upload_key", "name",
-    "size"}``; paths, decimals and dates become strings.
+    Uploaded files go to the artifact store as uploads of ``owner`` and become
+    ``{"upload_key", "name", "size"}``; paths, decimals and dates become strings.
     """
     values = {
-        name: store_upload(value) if isinstance(value, UploadedFile) else value
+        name: uploads.store_upload(value, owner) if isinstance(value, UploadedFile) else value
         for name, value in cleaned_data.items()
     }
     return json.loads(json.dumps(values, cls=_OptionsEncoder))
 
 
-def upload_keys(options: dict[str, Any]) -> list[str]:
-    return [v["upload_key"] for v in options.values() if isinstance(v, dict) and "upload_key" in v]
-
-
 def discard_uploads(options: dict[str, Any]) -> None:
     """Uploads are inputs of one build: once it has finished they are deleted."""
     store = get_store()
-    for key in upload_keys(options):
-        store.delete(key)
+    for ref in uploads.upload_refs(options):
+        store.delete(ref["upload_key"])
 
 
 def create(
     *, owner, type_id: str, options: dict[str, Any], name: str, description: str = "",
     team=None, visibility: str = "private", processes: int = 2, max_error_percent: float = 10,
+    cloned_from: Job | None = None,
 ) -> Dataset:  # fmt: skip
     """Create a dataset in the building state and submit the job that builds it."""
     get_data_ingestion(type_id)  # fail early for an unknown type
-    options = json_options(options)
+    options = json_options(options, owner)
     with transaction.atomic():
         dataset = Dataset.objects.create(
             owner=owner, team=team, visibility=visibility, name=name, description=description,
@@ -82,7 +66,7 @@ def create(
         )  # fmt: skip
         job = jobs.submit(
             owner=owner, kind="dataset.build", name=f"Build dataset “{name}”", team=team,
-            visibility=visibility,
+            visibility=visibility, cloned_from=cloned_from,
             params={
                 "dataset_id": dataset.pk, "type": type_id, "options": options,
                 "processes": processes, "max_error_percent": max_error_percent,
@@ -93,18 +77,62 @@ def create(
     return dataset
 
 
-def delete(dataset: Dataset) -> None:
-    """Delete the dataset with its build job and shards; refused while models use it."""
-    if dataset.models.exists():
-        names = ", ".join(dataset.models.values_list("name", flat=True)[:5])
-        raise DatasetInUse(f"Models were trained on this dataset ({names}); delete them first.")
-    job = dataset.job
-    if job is not None and job.is_active:
-        raise jobs.JobStateError("The dataset is still building; abort its job first.")
+def clone_build(job: Job, user) -> Job:
+    """Cloning a build job is building a new dataset of ``user``'s from the same options.
+
+    Files uploaded for a build are the uploader's and are deleted once it ends, so a
+    build from uploads is cloned only by its owner while it still runs; otherwise
+    ``CloneRefused`` (the same answer whether the files are someone else's or gone).
+    """
+    params = job.params
+    options = params.get("options") or {}
     try:
-        with transaction.atomic():
-            dataset.delete()
-            if job is not None:
-                jobs.delete(job)
-    except ProtectedError as exc:
-        raise DatasetInUse(str(exc)) from None
+        for ref in uploads.upload_refs(options):
+            uploads.check_owned(ref.get("upload_key"), user)
+    except uploads.UnknownUpload:
+        raise jobs.CloneRefused(
+            "The files uploaded for this build are not available any more (uploads are "
+            "deleted once a build ends): create the dataset again with the files."
+        ) from None
+    original = Dataset.objects.filter(pk=params.get("dataset_id")).first()
+    team, visibility = jobs.sharing_for(user, job.team, job.visibility)
+    try:
+        dataset = create(
+            owner=user, type_id=params.get("type", ""), options=options,
+            name=f"{original.name} (clone)" if original else job.name,
+            description=original.description if original else "", team=team,
+            visibility=visibility, processes=params.get("processes", 2),
+            max_error_percent=params.get("max_error_percent", 10), cloned_from=job,
+        )  # fmt: skip
+    except LookupError as exc:
+        raise jobs.CloneRefused(str(exc)) from None
+    return dataset.job
+
+
+register_domain("dataset.build", DomainRules(clone_build))
+
+
+def delete(dataset: Dataset) -> None:
+    """Delete the dataset with its build job and shards; refused while models use it.
+
+    Checked on locked rows (its job's, then its own: the order in which the worker
+    records the build's outcome), so a model created or a build restarted meanwhile is
+    a conflict, never a half-deleted dataset.
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=dataset.job_id).first()
+        dataset = Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
+        if dataset is None:
+            raise jobs.JobStateError("The dataset was deleted meanwhile.")
+        if dataset.models.exists():
+            names = ", ".join(dataset.models.values_list("name", flat=True)[:5])
+            raise DatasetInUse(f"Models were trained on this dataset ({names}); delete them first.")
+        if job is not None and job.is_active:
+            raise jobs.JobStateError("The dataset is still building; abort its job first.")
+        try:
+            with transaction.atomic():
+                dataset.delete()
+                if job is not None:
+                    jobs.delete(job)
+        except ProtectedError as exc:
+            raise DatasetInUse(str(exc)) from None

@@ -7,6 +7,7 @@ done in the job process, and what happens in the database when it finishes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -125,3 +126,32 @@ def hooks_for(name: str) -> JobKind:
     A job of a removed kind must still be finishable and deletable.
     """
     return _registry.get(name) or JobKind()
+
+
+@dataclass(frozen=True)
+class DomainRules:
+    """How jobs that build a domain object (a model, a dataset) are cloned and shown.
+
+    The app owning the object registers them for its kinds (``register_domain``), so the
+    rules for creating the object — and who may see what it was made from — live in that
+    app's services, whether the request comes through the object's page or the job API.
+
+    ``clone(job, user) -> Job``: a new job building a new object owned by ``user``, with
+    the rights creating one needs; raises ``apps.jobs.services.CloneRefused``.
+    ``shown_params(params, user) -> dict``: the job's params without what ``user`` may
+    not see (``params`` is the stored dict; return a new one).
+    """
+
+    clone: Callable[[Job, Any], Job]
+    shown_params: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None
+
+
+_domains: dict[str, DomainRules] = {}
+
+
+def register_domain(kind: str, rules: DomainRules) -> None:
+    _domains[kind] = rules
+
+
+def domain_rules(kind: str) -> DomainRules | None:
+    return _domains.get(kind)

@@ -12,10 +12,13 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from rest_framework import serializers
 
+from apps.core import permissions
+from apps.core.models import Visibility
 from apps.core.storage import get_store
 from apps.jobs import events
-from apps.jobs.kinds import get_kind, hooks_for
+from apps.jobs.kinds import domain_rules, get_kind, hooks_for
 from apps.jobs.models import FINAL_STATUSES, Job, JobArtifact, JobStatus
 
 log = logging.getLogger(__name__)
@@ -23,6 +26,10 @@ log = logging.getLogger(__name__)
 
 class JobStateError(Exception):
     """The job is not in a state that allows the operation (409)."""
+
+
+class CloneRefused(Exception):
+    """The caller may see the job but may not create what cloning it creates (400)."""
 
 
 def enqueue(job: Job) -> None:
@@ -161,7 +168,9 @@ def request_abort(job: Job, by=None) -> Job:
     ``apps.jobs.runner``); finished jobs cannot be aborted.
     """
     with transaction.atomic():
-        job = Job.objects.select_for_update().get(pk=job.pk)
+        job = Job.objects.select_for_update().filter(pk=job.pk).first()
+        if job is None:
+            raise JobStateError("The job was deleted meanwhile.")
         if job.status in FINAL_STATUSES:
             raise JobStateError(f"The job is already {job.get_status_display().lower()}.")
         who = f" by {by.get_username()}" if by is not None else ""
@@ -217,21 +226,71 @@ def share_like(job_id: int | None, obj) -> None:
         Job.objects.filter(pk=job_id).update(team=obj.team, visibility=obj.visibility)
 
 
-def clone(job: Job, owner) -> Job:
-    """A new queued job with the same kind and parameters, owned by ``owner``."""
+def sharing_for(user, team, visibility: str) -> tuple[Any, str]:
+    """The team and visibility of a copy ``user`` makes: the original's where ``user`` may
+    share with its team, private otherwise."""
+    if team is not None and not permissions.can_share_with(user, team):
+        return None, Visibility.PRIVATE
+    return team, visibility
+
+
+def clone(job: Job, user) -> Job:
+    """A new queued job like ``job`` (which ``user`` may see), owned by ``user``.
+
+    A kind that builds a domain object (training, inference, dataset builds) is cloned
+    by the app owning the object (``apps.jobs.kinds.register_domain``): a new object for
+    ``user``, with the rights creating one needs. Any other kind needs what submitting
+    it needs: a kind users may submit, with parameters valid for ``user``. Raises
+    ``CloneRefused``.
+    """
+    rules = domain_rules(job.kind)
+    if rules is not None:
+        return rules.clone(job, user)
+    try:
+        kind = get_kind(job.kind)
+    except LookupError:
+        raise CloneRefused(f"Job kind {job.kind} is not installed any more.") from None
+    if not kind.user_creatable:
+        raise CloneRefused(
+            f"Jobs of kind {job.kind} are not submitted directly; clone their object."
+        )
+    try:
+        params = kind.validate_params(job.params, user)
+    except serializers.ValidationError as exc:
+        raise CloneRefused(f"The job's parameters are not valid any more: {exc.detail}") from None
+    team, visibility = sharing_for(user, job.team, job.visibility)
     return submit(
-        owner=owner, kind=job.kind, params=job.params, name=job.name,
-        team=job.team, visibility=job.visibility, cloned_from=job,
+        owner=user, kind=job.kind, params=params, name=job.name, team=team,
+        visibility=visibility, cloned_from=job,
     )  # fmt: skip
 
 
+def shown_params(job: Job, user) -> dict[str, Any]:
+    """``job.params`` as ``user`` may see them (REST, pages): what they may not see left out.
+
+    The one place params are filtered for display; the job's app decides what to leave
+    out (e.g. the manifest of a private dataset a shared model was trained on).
+    """
+    rules = domain_rules(job.kind)
+    if rules is None or rules.shown_params is None:
+        return job.params
+    return rules.shown_params(job.params, user)
+
+
 def delete(job: Job) -> None:
-    """Delete a finished job, its events and its artifacts."""
-    if job.is_active:
-        raise JobStateError("The job is still active; abort it first.")
-    hooks_for(job.kind).on_delete(job)
+    """Delete a finished job, its events and its artifacts.
+
+    The state is checked on the locked row: a job resumed, claimed or deleted meanwhile
+    is a conflict (``JobStateError``), never a half-deleted job.
+    """
     prefix, staging = job.artifact_prefix, f"_staging/jobs/{job.pk}/"
     with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job.pk).first()
+        if job is None:
+            raise JobStateError("The job was deleted meanwhile.")
+        if job.is_active:
+            raise JobStateError("The job is still active; abort it first.")
+        hooks_for(job.kind).on_delete(job)
         job.delete()
 
         def remove_artifacts():

@@ -61,6 +61,7 @@ def job_detail(request, pk):
         "jobs/job_detail.html",
         {
             "job": job,
+            "params": services.shown_params(job, request.user),
             "artifacts": job.artifacts.all(),
             "can_change": permissions.can(request.user, permissions.CHANGE, job),
             "can_delete": permissions.can(request.user, permissions.DELETE, job),
@@ -104,9 +105,11 @@ def job_abort(request, pk):
 @require_POST
 def job_clone(request, pk):
     job = _job(request, pk)
-    if job.team is not None and not permissions.can_share_with(request.user, job.team):
-        job.team, job.visibility = None, "private"
-    new = services.clone(job, request.user)
+    try:
+        new = services.clone(job, request.user)
+    except (services.CloneRefused, services.JobStateError) as exc:
+        messages.error(request, str(exc))
+        return redirect("jobs:detail", pk=pk)
     messages.success(request, f"Cloned as job #{new.pk}.")
     return redirect("jobs:detail", pk=new.pk)
 

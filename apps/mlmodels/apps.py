@@ -7,4 +7,5 @@ class MlModelsConfig(AppConfig):
     verbose_name = "Models"
 
     def ready(self):
-        from apps.mlmodels import inference, training  # noqa: F401  register the job kinds
+        # The job kinds, and how the job API clones and shows their jobs.
+        from apps.mlmodels import inference, services, training  # noqa: F401

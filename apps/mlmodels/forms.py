@@ -7,7 +7,14 @@ from apps.core.forms import SharingForm
 from apps.datasets.models import Dataset
 from apps.mlmodels.lr_policies import POLICIES
 from apps.mlmodels.models import TrainedModel
-from apps.mlmodels.params import MEAN_SUBTRACTION, OPTIMIZERS, STANDARD, NetworkParams, SolverParams
+from apps.mlmodels.params import (
+    CUSTOM_SOURCES,
+    MEAN_SUBTRACTION,
+    OPTIMIZERS,
+    STANDARD,
+    NetworkParams,
+    SolverParams,
+)
 
 
 def parse_list(value: str, cast, field: str) -> list:
@@ -98,6 +105,15 @@ class ModelForm(SharingForm):
         self.fields["previous_model"].queryset = permissions.visible(
             TrainedModel.objects.filter(status=TrainedModel.Status.READY), user
         )
+        if not permissions.can_run_custom_code(user):
+            # Neither offered nor accepted: a posted "custom" is not a valid choice.
+            source = self.fields["network_source"]
+            source.choices = [c for c in source.choices if c[0] not in CUSTOM_SOURCES]
+            source.help_text = (
+                "Custom network code and uploaded models need the permission to run custom "
+                "code; ask an administrator."
+            )
+            del self.fields["custom_code"], self.fields["pretrained_file"]
 
     def clean(self):
         cleaned = super().clean()

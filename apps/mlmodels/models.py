@@ -35,6 +35,9 @@ class TrainedModel(OwnedModel):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = "model"
+        permissions = [
+            ("run_custom_code", "Can run custom network code and uploaded models"),
+        ]
 
     def __str__(self):
         return self.name

@@ -14,6 +14,9 @@ STANDARD = {
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad", "adadelta")
 MEAN_SUBTRACTION = ("none", "image", "pixel")
 NETWORK_SOURCES = ("standard", "custom", "previous", "upload")
+#: Sources that run the user's own code or model file: they need the permission to run
+#: custom code (``apps.core.permissions.can_run_custom_code``).
+CUSTOM_SOURCES = ("custom", "upload")
 
 
 class NetworkParams(serializers.Serializer):

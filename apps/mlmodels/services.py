@@ -1,7 +1,17 @@
-"""Creating, resuming, deleting models, and classifying images with them."""
+"""Creating, cloning, resuming, deleting models, and classifying images with them.
+
+The one place that decides what creating a model needs (a dataset the owner may see, an
+earlier model they may see, their own upload, the permission to run custom code), for
+the new-model page, the API, the model page's clone and the job API's clone alike.
+
+Locks: a model's job row first, then the model's row — the order in which the worker
+records a job's outcome (job row, then ``TrainedModel`` by job) — so resume, delete and
+a finishing job never wait on each other in a circle.
+"""
 
 from __future__ import annotations
 
+import io
 import itertools
 import time
 import uuid
@@ -9,16 +19,46 @@ from typing import Any
 
 from django.db import transaction
 
+from apps.core import images, permissions, uploads
 from apps.core.storage import get_store
 from apps.datasets.models import Dataset
 from apps.jobs import services as jobs
+from apps.jobs.kinds import DomainRules, register_domain
 from apps.jobs.models import Job
 from apps.mlmodels import snapshots
 from apps.mlmodels.models import TrainedModel
+from apps.mlmodels.params import CUSTOM_SOURCES
+
+CUSTOM_CODE_REFUSED = (
+    "Running custom network code or uploaded model files needs the permission to run "
+    "custom code; ask an administrator. Choose a standard network or an earlier model."
+)
 
 
 class ModelError(Exception):
-    """The request cannot be done as asked; the message says why (400/409)."""
+    """The request cannot be done as asked; the message says why (400/409).
+
+    ``field`` names the input at fault (``dataset``, ``network``, ``image``, ``epoch``),
+    ``subfield`` the part of it (``upload_key`` of ``network``) where there is one.
+    """
+
+    def __init__(self, message: str, field: str = "dataset", subfield: str | None = None):
+        super().__init__(message)
+        self.field, self.subfield = field, subfield
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        """The error as a REST validation error body: ``{field: [message]}`` or
+        ``{field: {subfield: [message]}}``."""
+        messages = [str(self)]
+        return {self.field: {self.subfield: messages} if self.subfield else messages}
+
+
+class CustomCodeRefused(ModelError):
+    """The user may not run custom code (400 on create and clone, 403 on resume)."""
+
+    def __init__(self, message: str = CUSTOM_CODE_REFUSED):
+        super().__init__(message, field="network")
 
 
 def _train_params(model: TrainedModel, resume: bool) -> dict[str, Any]:
@@ -33,16 +73,66 @@ def _train_params(model: TrainedModel, resume: bool) -> dict[str, Any]:
     }
 
 
+def check_network(network: dict, user) -> None:
+    """Whether ``user`` may train ``network`` (validated by ``NetworkParams``).
+
+    Custom code and uploaded files need the permission to run custom code; an upload must
+    be one of ``user``'s own; an earlier model one ``user`` may see. Raises ``ModelError``
+    (field ``network``); another user's upload or model reads as an absent one.
+    """
+    source = network.get("source")
+    if source in CUSTOM_SOURCES and not permissions.can_run_custom_code(user):
+        raise CustomCodeRefused()
+    if source == "upload":
+        try:
+            uploads.check_owned(network.get("upload_key"), user)
+        except uploads.UnknownUpload as exc:
+            raise ModelError(str(exc), field="network", subfield="upload_key") from None
+    if source == "previous":
+        earlier = TrainedModel.objects.filter(pk=network.get("previous_model"))
+        if not permissions.visible(earlier, user).exists():
+            raise ModelError("Unknown model.", field="network", subfield="previous_model")
+
+
 def create(
     *, owner, dataset: Dataset, name: str, network: dict, solver: dict, gpus: dict | None = None,
     description: str = "", team=None, visibility: str = "private",
     batch_sizes: list[int] | None = None, base_lrs: list[float] | None = None,
+    cloned_from: Job | None = None,
 ) -> list[TrainedModel]:  # fmt: skip
     """Create one model per (batch size × learning rate) combination and start training each.
 
-    ``network`` and ``solver`` are validated (``apps.mlmodels.params``). More
-    than one combination is a sweep: the models share a ``sweep`` id.
+    ``network`` and ``solver`` are validated (``apps.mlmodels.params``); what ``owner``
+    may use is checked here (``check_network``, the dataset visible to them). More than
+    one combination is a sweep: the models share a ``sweep`` id.
     """
+    if not permissions.can(owner, permissions.VIEW, dataset):
+        raise ModelError("Unknown dataset.")
+    check_network(network, owner)
+    batch_sizes = batch_sizes or [solver["batch_size"]]
+    base_lrs = base_lrs or [solver["base_lr"]]
+    combos = list(itertools.product(batch_sizes, base_lrs))
+    sweep = uuid.uuid4().hex if len(combos) > 1 else ""
+    created = []
+    with transaction.atomic():
+        # Locked: a dataset deleted meanwhile cannot lose the models about to use it.
+        dataset = Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
+        _check_trainable(dataset)
+        for batch_size, base_lr in combos:
+            label = f"{name} (batch {batch_size}, lr {base_lr:g})" if sweep else name
+            model = TrainedModel.objects.create(
+                owner=owner, team=team, visibility=visibility, name=label, description=description,
+                dataset=dataset, network=network, gpus=gpus or {}, sweep=sweep,
+                solver={**solver, "batch_size": batch_size, "base_lr": base_lr},
+            )  # fmt: skip
+            _start(model, resume=False, cloned_from=cloned_from)
+            created.append(model)
+    return created
+
+
+def _check_trainable(dataset: Dataset | None) -> None:
+    if dataset is None:
+        raise ModelError("Unknown dataset.")
     if dataset.status != Dataset.Status.READY:
         raise ModelError(
             f"Dataset “{dataset.name}” is {dataset.get_status_display().lower()}, not ready."
@@ -51,28 +141,13 @@ def create(
         raise ModelError("Only classification datasets can be trained on so far.")
     if dataset.manifest.get("stages", {}).get("train", {}).get("count", 0) == 0:
         raise ModelError("The dataset has no training entries.")
-    batch_sizes = batch_sizes or [solver["batch_size"]]
-    base_lrs = base_lrs or [solver["base_lr"]]
-    combos = list(itertools.product(batch_sizes, base_lrs))
-    sweep = uuid.uuid4().hex if len(combos) > 1 else ""
-    created = []
-    with transaction.atomic():
-        for batch_size, base_lr in combos:
-            label = f"{name} (batch {batch_size}, lr {base_lr:g})" if sweep else name
-            model = TrainedModel.objects.create(
-                owner=owner, team=team, visibility=visibility, name=label, description=description,
-                dataset=dataset, network=network, gpus=gpus or {}, sweep=sweep,
-                solver={**solver, "batch_size": batch_size, "base_lr": base_lr},
-            )  # fmt: skip
-            _start(model, resume=False)
-            created.append(model)
-    return created
 
 
-def _start(model: TrainedModel, resume: bool) -> Job:
+def _start(model: TrainedModel, resume: bool, cloned_from: Job | None = None) -> Job:
     job = jobs.submit(
         owner=model.owner, kind="model.train", name=f"Train “{model.name}”",
         team=model.team, visibility=model.visibility, params=_train_params(model, resume),
+        cloned_from=cloned_from,
     )  # fmt: skip
     model.job = job
     model.status = TrainedModel.Status.TRAINING
@@ -80,21 +155,79 @@ def _start(model: TrainedModel, resume: bool) -> Job:
     return job
 
 
-def resume(model: TrainedModel) -> Job:
-    """Continue an aborted or failed training run from its last snapshot."""
-    if model.job is not None and model.job.is_active:
-        raise ModelError("The model is still training.")
-    if not snapshots.epochs(model.pk):
-        raise ModelError("The model has no snapshot to resume from; clone it to start again.")
+def clone(model: TrainedModel, user, cloned_from: Job | None = None) -> TrainedModel:
+    """A new model like ``model`` (which ``user`` may see), owned by ``user``, trained anew.
+
+    Same dataset, network, solver and GPUs; a new model id, private to ``user``. Needs
+    what creating it needs: ``ModelError`` if ``user`` may not see the dataset, may not
+    run the network's custom code, or the uploaded model file is not theirs.
+    """
+    [new] = create(
+        owner=user, dataset=model.dataset, name=f"{model.name} (clone)",
+        description=model.description, network=model.network, solver=model.solver,
+        gpus=model.gpus, cloned_from=cloned_from or model.job,
+    )  # fmt: skip
+    return new
+
+
+def _locked(model: TrainedModel) -> TrainedModel:
+    """``model`` read again with its job's row and its own row locked (in that order).
+
+    Call inside a transaction. ``ModelError`` if it was deleted, or if another request
+    gave it a new job between the two locks (the caller's request is then a conflict).
+    """
+    job_id = TrainedModel.objects.filter(pk=model.pk).values_list("job_id", flat=True).first()
+    job = Job.objects.select_for_update().filter(pk=job_id).first() if job_id else None
+    locked = TrainedModel.objects.select_for_update().filter(pk=model.pk).first()
+    if locked is None:
+        raise ModelError("The model was deleted meanwhile.")
+    if locked.job_id != job_id:
+        raise ModelError("The model changed meanwhile (another request started it); try again.")
+    locked.job = job
+    return locked
+
+
+def _check_may_rerun(model: TrainedModel, user) -> None:
+    """A model built from custom code or an uploaded file trains again only while the
+    user asking and its owner (whose job it is) may still run custom code."""
+    if model.network.get("source") in CUSTOM_SOURCES and not (
+        permissions.can_run_custom_code(user) and permissions.can_run_custom_code(model.owner)
+    ):
+        raise CustomCodeRefused()
+
+
+def resume(model: TrainedModel, user) -> Job:
+    """Continue an aborted or failed training run from its last snapshot.
+
+    Checked on the locked rows: of two requests racing (resume, delete, another resume),
+    one wins and the others are a ``ModelError`` (409). ``CustomCodeRefused`` (403) when
+    the model runs custom code that ``user`` or its owner may not run any more.
+    """
+    _check_may_rerun(model, user)
     with transaction.atomic():
+        model = _locked(model)
+        if model.job is not None and model.job.is_active:
+            raise ModelError("The model is still training.")
+        if not snapshots.epochs(model.pk):
+            raise ModelError("The model has no snapshot to resume from; clone it to start again.")
         return _start(model, resume=True)
 
 
 def delete(model: TrainedModel) -> None:
-    if model.job is not None and model.job.is_active:
-        raise jobs.JobStateError("The model is still training; abort it first.")
-    job, model_id = model.job, model.pk
+    """Delete the model, its job and its snapshots; ``JobStateError`` (409) while it trains.
+
+    A model with an active job is refused rather than aborted: the user aborts it (the
+    job stops within seconds) and deletes it then, so a click never throws away a run.
+    """
+    model_id = model.pk
     with transaction.atomic():
+        try:
+            model = _locked(model)
+        except ModelError as exc:
+            raise jobs.JobStateError(str(exc)) from None
+        job = model.job
+        if job is not None and job.is_active:
+            raise jobs.JobStateError("The model is still training; abort it first.")
         model.delete()
         if job is not None:
             jobs.delete(job)
@@ -104,22 +237,18 @@ def delete(model: TrainedModel) -> None:
 def classify(
     model: TrainedModel, user, image: bytes, epoch: int | None = None, wait: float = 120
 ) -> Job:
-    """Submit a ``model.infer`` job for ``image`` and wait up to ``wait`` s for it to finish."""
-    saved = snapshots.epochs(model.pk)
-    if not saved:
-        raise ModelError("The model has no snapshot yet.")
-    epoch = epoch or model.best_epoch or saved[-1]
-    if epoch not in saved:
-        raise ModelError(
-            f"There is no snapshot of epoch {epoch}; saved: {', '.join(map(str, saved))}."
-        )
-    key = f"uploads/{uuid.uuid4().hex}/image"
-    get_store().put(key, image)
-    job = jobs.submit(
-        owner=user, kind="model.infer", name=f"Classify with “{model.name}”",
-        params={"model_id": model.pk, "epoch": epoch, "image_key": key,
-                "train_params": _train_params(model, resume=False)},
-    )  # fmt: skip
+    """Submit a ``model.infer`` job for ``image`` and wait up to ``wait`` s for it to finish.
+
+    The image is checked here, in the web process, with the limits of dataset import
+    (``apps.core.images``): ``ModelError`` naming ``image`` otherwise.
+    """
+    try:
+        images.check_image(image)
+    except ValueError as exc:
+        raise ModelError(str(exc), field="image") from None
+    epoch = _epoch(model, epoch)
+    key = uploads.store_bytes(image, "image", user)
+    job = _submit_classify(model, user, key, epoch)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         job.refresh_from_db()
@@ -129,3 +258,106 @@ def classify(
     if not job.is_active:
         get_store().delete(key)
     return job
+
+
+def entry_image(model: TrainedModel, user, stage: str, index: int) -> bytes:
+    """Entry ``index`` of ``stage`` of the model's dataset as PNG bytes, to classify.
+
+    Only from a dataset ``user`` may see: a model shared with them does not share the
+    images it was trained on. ``ModelError`` naming ``index`` otherwise.
+    """
+    from apps.core.plugins.interfaces import features_to_image
+    from apps.datasets import shards
+
+    if not permissions.can(user, permissions.VIEW, model.dataset):
+        raise ModelError("The model's dataset is not shared with you; upload an image.", "index")
+    try:
+        features, _ = shards.read_entry(model.dataset, stage, index)
+    except IndexError as exc:
+        raise ModelError(str(exc), field="index") from None
+    out = io.BytesIO()
+    features_to_image(features).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _epoch(model: TrainedModel, epoch: int | None) -> int:
+    saved = snapshots.epochs(model.pk)
+    if not saved:
+        raise ModelError("The model has no snapshot yet.", field="epoch")
+    epoch = epoch or model.best_epoch or saved[-1]
+    if epoch not in saved:
+        raise ModelError(
+            f"There is no snapshot of epoch {epoch}; saved: {', '.join(map(str, saved))}.",
+            field="epoch",
+        )
+    return epoch
+
+
+def _submit_classify(
+    model: TrainedModel, user, image_key: str, epoch: int, cloned_from: Job | None = None
+) -> Job:
+    return jobs.submit(
+        owner=user, kind="model.infer", name=f"Classify with “{model.name}”",
+        params={"model_id": model.pk, "epoch": epoch, "image_key": image_key,
+                "train_params": _train_params(model, resume=False)},
+        cloned_from=cloned_from,
+    )  # fmt: skip
+
+
+# --- jobs of models, seen through the job API (apps.jobs.kinds.register_domain) ----------------
+def _visible_model(model_id, user) -> TrainedModel:
+    model = permissions.visible(TrainedModel.objects.filter(pk=model_id), user).first()
+    if model is None:
+        raise jobs.CloneRefused(
+            "The model of this job is not available (deleted, or not shared with you)."
+        )
+    return model
+
+
+def _clone_training(job: Job, user) -> Job:
+    """Cloning a training job is cloning its model: a new model of ``user``'s."""
+    try:
+        return clone(_visible_model(job.params.get("model_id"), user), user, cloned_from=job).job
+    except ModelError as exc:
+        raise jobs.CloneRefused(str(exc)) from None
+
+
+def _clone_classification(job: Job, user) -> Job:
+    """Classifying the same image again, if it is ``user``'s own and still stored (images
+    are deleted once a classification ends)."""
+    model = _visible_model(job.params.get("model_id"), user)
+    try:
+        key = uploads.check_owned(job.params.get("image_key"), user)
+        return _submit_classify(model, user, key, _epoch(model, job.params.get("epoch")), job)
+    except uploads.UnknownUpload:
+        raise jobs.CloneRefused(
+            "The image of this job is not stored any more: classify it again."
+        ) from None
+    except ModelError as exc:
+        raise jobs.CloneRefused(str(exc)) from None
+
+
+def _without_hidden_dataset(params: dict[str, Any], user) -> dict[str, Any]:
+    """Training params with the dataset reduced to its id where ``user`` may not see it.
+
+    A model shared with users who may not see its dataset must not show them the
+    dataset's manifest (class names and counts, shard keys) through its job.
+    """
+    dataset = params.get("dataset")
+    if not isinstance(dataset, dict) or set(dataset) <= {"id"}:
+        return params
+    row = Dataset.objects.filter(pk=dataset.get("id")).first()
+    if row is not None and permissions.can(user, permissions.VIEW, row):
+        return params
+    return {**params, "dataset": {"id": dataset.get("id")}}
+
+
+def _shown_classification_params(params: dict[str, Any], user) -> dict[str, Any]:
+    train = params.get("train_params")
+    if not isinstance(train, dict):
+        return params
+    return {**params, "train_params": _without_hidden_dataset(train, user)}
+
+
+register_domain("model.train", DomainRules(_clone_training, _without_hidden_dataset))
+register_domain("model.infer", DomainRules(_clone_classification, _shown_classification_params))

@@ -6,10 +6,8 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.core import permissions
-from apps.datasets import shards
+from apps.core import permissions, uploads
 from apps.datasets.models import Dataset
-from apps.datasets.services import store_upload
 from apps.jobs.services import JobStateError
 from apps.mlmodels import compare, export, services, snapshots
 from apps.mlmodels.forms import ModelForm
@@ -128,7 +126,8 @@ def model_new(request):
         d = form.cleaned_data
         network = dict(d["network_params"])
         if network["source"] == "upload":
-            network["upload_key"] = store_upload(d["pretrained_file"])["upload_key"]
+            upload = uploads.store_upload(d["pretrained_file"], request.user)
+            network["upload_key"] = upload["upload_key"]
         try:
             models = services.create(
                 owner=request.user, dataset=d["dataset"], name=d["name"], description=d["description"],
@@ -136,7 +135,7 @@ def model_new(request):
                 visibility=d["visibility"], batch_sizes=d["batch_sizes"], base_lrs=d["base_lrs"],
             )  # fmt: skip
         except services.ModelError as exc:
-            form.add_error("dataset", str(exc))
+            form.add_error("network_source" if exc.field == "network" else "dataset", str(exc))
         else:
             if len(models) > 1:
                 messages.success(request, f"Started a sweep of {len(models)} models.")
@@ -207,16 +206,9 @@ def _image_from_request(request, model):
     if not index.isdigit():
         return "Upload an image or give the number of a dataset entry."
     try:
-        features, _ = shards.read_entry(model.dataset, stage, int(index))
-    except IndexError as exc:
+        return services.entry_image(model, request.user, stage, int(index))
+    except services.ModelError as exc:
         return str(exc)
-    from io import BytesIO
-
-    from apps.core.plugins.interfaces import features_to_image
-
-    out = BytesIO()
-    features_to_image(features).save(out, format="PNG")
-    return out.getvalue()
 
 
 @login_required
@@ -224,7 +216,7 @@ def _image_from_request(request, model):
 def model_resume(request, pk):
     model = _model(request, pk, permissions.CHANGE)
     try:
-        services.resume(model)
+        services.resume(model, request.user)
         messages.success(request, "Training resumed from the last snapshot.")
     except services.ModelError as exc:
         messages.error(request, str(exc))
@@ -236,10 +228,7 @@ def model_resume(request, pk):
 def model_clone(request, pk):
     model = _model(request, pk)
     try:
-        [new] = services.create(
-            owner=request.user, dataset=model.dataset, name=f"{model.name} (clone)",
-            description=model.description, network=model.network, solver=model.solver, gpus=model.gpus,
-        )  # fmt: skip
+        new = services.clone(model, request.user)
     except services.ModelError as exc:
         messages.error(request, str(exc))
         return redirect("mlmodels:detail", pk=pk)

@@ -399,3 +399,205 @@ def test_inactive_user_sees_nothing(catalogue, api_client):
     user.is_active = False
     user.save()
     assert client.get("/api/v1/jobs/").status_code == 401
+
+
+# --- models: clone, resume, upload keys -----------------------------------------------------
+# Cloning a training job (job page, job API) or its model (model page, models API) creates a
+# new model owned by the caller: it follows the view rule, and never touches the original
+# model (a new model id in the new job's params). Resuming follows the change rule. A key a
+# client names (an upload) must be its own: "not yours" and "absent" read the same.
+SOLVER = {"epochs": 1, "batch_size": 8, "base_lr": 0.01}
+LENET = {"source": "standard", "name": "lenet"}
+MANIFEST = {
+    "label": {"kind": "class"}, "label_names": ["cat", "dog"],
+    "stages": {"train": {"count": 8, "class_counts": {"0": 4, "1": 4}}},
+    "feature": {"shape": [8, 8, 1], "dtype": "uint8"},
+}  # fmt: skip
+
+
+def make_dataset(people, visibility: str, name: str = "") -> Dataset:
+    return Dataset.objects.create(
+        owner=people.owner, team=people.team, visibility=visibility, status="ready",
+        name=name or f"{visibility} dataset", type="image-classification", manifest=MANIFEST,
+    )  # fmt: skip
+
+
+def make_model(people, visibility: str, *, dataset_visibility: str | None = None):
+    """A model of the owner's whose training was aborted after saving epoch 1."""
+    from apps.mlmodels import services as models
+    from apps.mlmodels.params import NetworkParams, SolverParams
+
+    network, solver = NetworkParams(data=LENET), SolverParams(data=SOLVER)
+    assert network.is_valid() and solver.is_valid()
+    [model] = models.create(
+        owner=people.owner, dataset=make_dataset(people, dataset_visibility or visibility),
+        name=f"{visibility} model", network=dict(network.validated_data),
+        solver=dict(solver.validated_data), team=people.team, visibility=visibility,
+    )  # fmt: skip
+    services.request_abort(model.job)
+    model.refresh_from_db()
+    return model
+
+
+@pytest.fixture
+def saved_epoch(monkeypatch):
+    """Every model has a snapshot of epoch 1 (nothing here trains)."""
+    from apps.mlmodels import snapshots
+
+    monkeypatch.setattr(snapshots, "epochs", lambda model_id: [1])
+
+
+def cloned_model(model, before: set[int], who) -> str:
+    """ "ok" after checking the one new model: the caller's, a new id, trained by its own job."""
+    [new] = TrainedModel.objects.exclude(pk__in=before)
+    assert new.pk != model.pk and new.owner == who and new.visibility == "private"
+    assert new.job.params["model_id"] == new.pk and new.job.owner == who
+    assert new.job.cloned_from_id == model.job_id
+    return "ok"
+
+
+def model_html_clone(client, model, user):
+    before = set(TrainedModel.objects.values_list("pk", flat=True))
+    outcome = html_outcome(client.post(f"/models/{model.pk}/clone/"), ok_status=302)
+    return cloned_model(model, before, user) if outcome == "ok" else outcome
+
+
+def model_rest_clone(client, model, user):
+    before = set(TrainedModel.objects.values_list("pk", flat=True))
+    outcome = rest_outcome(client.post(f"/api/v1/models/{model.pk}/clone/"), ok_status=201)
+    return cloned_model(model, before, user) if outcome == "ok" else outcome
+
+
+def train_job_html_clone(client, model, user):
+    before = set(TrainedModel.objects.values_list("pk", flat=True))
+    outcome = html_outcome(client.post(f"/jobs/{model.job_id}/clone/"), ok_status=302)
+    return cloned_model(model, before, user) if outcome == "ok" else outcome
+
+
+def train_job_rest_clone(client, model, user):
+    before = set(TrainedModel.objects.values_list("pk", flat=True))
+    response = client.post(f"/api/v1/jobs/{model.job_id}/clone/")
+    outcome = rest_outcome(response, ok_status=201)
+    if outcome == "ok":
+        assert response.json()["params"]["model_id"] != model.pk
+        return cloned_model(model, before, user)
+    return outcome
+
+
+def model_html_resume(client, model, user):
+    old_job = model.job_id
+    outcome = html_outcome(client.post(f"/models/{model.pk}/resume/"), 302, f"/models/{model.pk}/")
+    model.refresh_from_db()
+    assert (model.job_id != old_job) == (outcome == "ok")
+    return outcome
+
+
+def model_rest_resume(client, model, user):
+    response = client.post(f"/api/v1/models/{model.pk}/resume/")
+    outcome = rest_outcome(response, ok_status=201)
+    if outcome == "ok":
+        model.refresh_from_db()
+        assert response.json()["id"] == model.job_id and model.job.params["resume"] is True
+        assert model.job.owner == model.owner  # whoever asked: the job is the owner's
+    return outcome
+
+
+MODEL_CHANNELS = {
+    "html-model-clone": Channel("view", model_html_clone),
+    "rest-model-clone": Channel("view", model_rest_clone, api=True),
+    "html-train-job-clone": Channel("view", train_job_html_clone),
+    "rest-train-job-clone": Channel("view", train_job_rest_clone, api=True),
+    "html-model-resume": Channel("change", model_html_resume),
+    "rest-model-resume": Channel("change", model_rest_resume, api=True),
+}
+
+
+@pytest.mark.parametrize("visibility", VISIBILITIES)
+@pytest.mark.parametrize("channel", MODEL_CHANNELS)
+def test_model_permission_matrix(people, saved_epoch, channel, visibility):
+    """Clone and resume of a model (dataset shared alike) follow RULES, on every channel."""
+    spec = MODEL_CHANNELS[channel]
+    outcomes = {}
+    for who in WHO:
+        model = make_model(people, visibility)
+        original = Job.objects.get(pk=model.job_id)
+        user = person(people, who)
+        outcomes[who] = spec.call(client_for(user, spec.api), model, user)
+        assert Job.objects.get(pk=original.pk).params == original.params  # never changed
+        if outcomes[who] != "ok":
+            model.refresh_from_db()
+            assert model.status == "aborted" and model.job.status == "aborted", who
+
+    assert outcomes == RULES[(visibility, spec.action)]
+
+
+@pytest.mark.parametrize("channel", [c for c in MODEL_CHANNELS if "clone" in c])
+def test_clone_needs_the_dataset_too(people, saved_epoch, channel):
+    """A public model trained on a private dataset: others see it, cannot clone it onto
+    the dataset they may not see; its owner can."""
+    spec = MODEL_CHANNELS[channel]
+    model = make_model(people, "public", dataset_visibility="private")
+    before = TrainedModel.objects.count()
+    client = client_for(people.other, spec.api)
+    url = {
+        "html-model-clone": f"/models/{model.pk}/clone/",
+        "rest-model-clone": f"/api/v1/models/{model.pk}/clone/",
+        "html-train-job-clone": f"/jobs/{model.job_id}/clone/",
+        "rest-train-job-clone": f"/api/v1/jobs/{model.job_id}/clone/",
+    }[channel]
+    response = client.post(url)
+    if spec.api:
+        assert response.status_code == 400, response.content
+        assert "Unknown dataset" in json.dumps(response.json())
+    else:
+        assert response.status_code == 302  # back to the page, with the message
+        assert "Unknown dataset" in client.get(response["Location"]).content.decode()
+    assert TrainedModel.objects.count() == before
+    assert spec.call(client_for(people.owner, spec.api), model, people.owner) == "ok"
+
+
+UPLOAD_KEY_RULES = {  # who names the owner's upload key (or an absent one of their own)
+    "owner": "ok", "team_viewer": "unknown", "team_member": "unknown", "team_admin": "unknown",
+    "other": "unknown", "staff": "unknown",
+}  # fmt: skip
+
+
+def test_upload_keys_name_only_the_callers_own_uploads(people, api_client):
+    """``network.upload_key`` must be one of the caller's stored uploads; anybody else's,
+    and an absent one, answer the same 400 (no oracle)."""
+    from apps.core import uploads
+    from apps.core.storage import get_store
+    from tests.conftest import grant_custom_code
+
+    key = uploads.store_bytes(b"a .keras file", "model.keras", people.owner)
+    dataset = make_dataset(people, "public")
+
+    def post(user, upload_key):
+        body = {
+            "dataset": dataset.pk, "name": "uploaded", "solver": SOLVER,
+            "network": {"source": "upload", "upload_key": upload_key},
+        }  # fmt: skip
+        return api_client.as_user(user).post("/api/v1/models/", body, format="json")
+
+    outcomes, refusals = {}, set()
+    try:
+        for who in UPLOAD_KEY_RULES:
+            user = grant_custom_code(person(people, who))
+            response = post(user, key)
+            if response.status_code == 201:
+                outcomes[who] = "ok"
+                continue
+            assert response.status_code == 400, response.content
+            outcomes[who] = "unknown"
+            refusals.add(json.dumps(response.json()))
+            # The caller's own key, of the right form, that holds nothing: the same answer.
+            absent = f"uploads/{user.pk}/{'0' * 32}/model.keras"
+            refusals.add(json.dumps(post(user, absent).json()))
+            refusals.add(json.dumps(post(user, "jobs/1/report.json").json()))
+    finally:
+        get_store().delete(key)
+
+    assert outcomes == UPLOAD_KEY_RULES
+    assert refusals == {
+        json.dumps({"network": {"upload_key": ["Unknown upload: upload the file again."]}})
+    }

@@ -2,6 +2,8 @@
 
 import pytest
 
+from tests.conftest import grant_custom_code
+
 
 @pytest.fixture
 def data_root(tmp_path, settings):
@@ -28,5 +30,6 @@ def worker(start_worker, data_root, tmp_path):
 
 @pytest.fixture
 def api(api_client, people):
-    """The REST client, authenticated as the model owner (a real API token)."""
-    return api_client.as_user(people.owner)
+    """The REST client, authenticated as the model owner (a real API token), who may run
+    custom code."""
+    return api_client.as_user(grant_custom_code(people.owner))

@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from apps.jobs.models import Job
 from apps.mlmodels.lr_policies import POLICIES, learning_rate
 from apps.mlmodels.models import TrainedModel
+from tests.conftest import grant_custom_code
 from tests.mlmodels.helpers import digits, png
 from tests.mlmodels.test_errors import ready_dataset
 
@@ -19,7 +20,7 @@ PREVIEW = "/models/lr-preview/"
 
 @pytest.fixture
 def owner_client(client, people):
-    client.force_login(people.owner)
+    client.force_login(grant_custom_code(people.owner))
     return client
 
 

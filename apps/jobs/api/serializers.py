@@ -5,6 +5,7 @@ from apps.accounts.models import Team
 from apps.core.api import OwnedSerializerMixin
 from apps.jobs.kinds import all_kinds, get_kind
 from apps.jobs.models import Job, JobArtifact, JobEvent
+from apps.jobs.services import shown_params
 
 
 class JobArtifactSerializer(serializers.ModelSerializer):
@@ -70,6 +71,13 @@ class JobSerializer(OwnedSerializerMixin, serializers.ModelSerializer):
                 {"params": "Parameters of a submitted job cannot change; clone it."}
             )
         return attrs
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is not None:
+            data["params"] = shown_params(instance, request.user)
+        return data
 
 
 class JobDetailSerializer(JobSerializer):

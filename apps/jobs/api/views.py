@@ -76,11 +76,18 @@ class JobViewSet(OwnedModelViewSet):
     @extend_schema(request=None, responses=answers({201: JobSerializer}, 400, 404, 409))
     @action(detail=True, methods=["post"])
     def clone(self, request, pk=None):
-        """Submit a new job with the same kind and parameters, owned by the caller."""
-        job = self.get_object()
-        if job.team is not None and not permissions.can_share_with(request.user, job.team):
-            job.team, job.visibility = None, "private"
-        new = services.clone(job, request.user)
+        """Submit a new job like this one, owned by the caller.
+
+        A training, classification or dataset build job is cloned through its model or
+        dataset: a new one of the caller's (a new model id), with the rights creating it
+        needs; 400 with ``detail`` saying why not.
+        """
+        try:
+            new = services.clone(self.get_object(), request.user)
+        except services.CloneRefused as exc:
+            raise serializers.ValidationError({"detail": str(exc)}) from None
+        except services.JobStateError as exc:
+            raise Conflict(str(exc)) from None
         return Response(JobSerializer(new, context={"request": request}).data, status=201)
 
     @extend_schema(

@@ -1,3 +1,5 @@
+from collections.abc import Mapping
+
 from rest_framework import serializers
 
 from apps.accounts.models import Team
@@ -71,6 +73,8 @@ class SweepSolverParams(SolverParams):
     )
 
     def to_internal_value(self, data):
+        if not isinstance(data, Mapping):  # DRF's own error: "Expected a dictionary"
+            return super().to_internal_value(data)
         data = dict(data)
         for name in ("batch_size", "base_lr"):
             if name in data and not isinstance(data[name], list):
@@ -103,13 +107,12 @@ class TrainedModelCreateSerializer(OwnedSerializerMixin, serializers.Serializer)
         return dataset
 
     def validate_network(self, network):
-        previous = network.get("previous_model")
-        if previous is not None:
-            visible = permissions.visible(
-                TrainedModel.objects.filter(pk=previous), self.context["request"].user
-            )
-            if not visible.exists():
-                raise serializers.ValidationError({"previous_model": "Unknown model."})
+        from apps.mlmodels import services
+
+        try:
+            services.check_network(network, self.context["request"].user)
+        except services.ModelError as exc:
+            raise serializers.ValidationError(exc.detail[exc.field]) from None
         return network
 
 

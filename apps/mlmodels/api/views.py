@@ -2,11 +2,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from apps.core import permissions
 from apps.core.api import Conflict, OwnedModelViewSet, answers, owned_viewset_answers
-from apps.datasets import shards
 from apps.jobs.api.serializers import JobSerializer
 from apps.jobs.services import JobStateError, share_like
 from apps.mlmodels import export, services
@@ -72,7 +72,7 @@ class TrainedModelViewSet(OwnedModelViewSet):
                 visibility=d["visibility"], batch_sizes=batch_sizes, base_lrs=base_lrs,
             )  # fmt: skip
         except services.ModelError as exc:
-            raise serializers.ValidationError({"dataset": [str(exc)]}) from None
+            raise serializers.ValidationError(exc.detail) from None
         created = {"sweep": models[0].sweep, "models": models}
         data = CreatedModelsSerializer(created, context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED)
@@ -95,10 +95,23 @@ class TrainedModelViewSet(OwnedModelViewSet):
             request.user, self.get_queryset(), permissions.CHANGE, pk=pk
         )
         try:
-            job = services.resume(model)
+            job = services.resume(model, request.user)
+        except services.CustomCodeRefused as exc:
+            raise PermissionDenied(str(exc)) from None
         except services.ModelError as exc:
             raise Conflict(str(exc)) from None
         return Response(JobSerializer(job, context={"request": request}).data, status=201)
+
+    @extend_schema(request=None, responses={201: TrainedModelSerializer})
+    @action(detail=True, methods=["post"])
+    def clone(self, request, pk=None):
+        """A new model of the caller's, like this one (same dataset, network, solver), trained
+        from the start; needs what creating it needs (400 naming the field otherwise)."""
+        try:
+            new = services.clone(self.get_object(), request.user)
+        except services.ModelError as exc:
+            raise serializers.ValidationError(exc.detail) from None
+        return Response(TrainedModelSerializer(new, context={"request": request}).data, status=201)
 
     @extend_schema(
         request={"multipart/form-data": ClassifyRequest, "application/json": ClassifyRequest},
@@ -124,25 +137,15 @@ class TrainedModelViewSet(OwnedModelViewSet):
         params = ClassifyRequest(data=request.data)
         params.is_valid(raise_exception=True)
         q = params.validated_data
-        if "image" in q:
-            q["image"].seek(0)
-            image = q["image"].read()
-        else:
-            try:
-                features, _ = shards.read_entry(model.dataset, q["stage"], q["index"])
-            except IndexError as exc:
-                raise serializers.ValidationError({"index": [str(exc)]}) from None
-            import io
-
-            from apps.core.plugins.interfaces import features_to_image
-
-            out = io.BytesIO()
-            features_to_image(features).save(out, format="PNG")
-            image = out.getvalue()
         try:
+            if "image" in q:
+                q["image"].seek(0)
+                image = q["image"].read()
+            else:
+                image = services.entry_image(model, request.user, q["stage"], q["index"])
             job = services.classify(model, request.user, image, epoch=q.get("epoch"), wait=60)
         except services.ModelError as exc:
-            raise serializers.ValidationError({"epoch": [str(exc)]}) from None
+            raise serializers.ValidationError(exc.detail) from None
         if job.is_active:
             return Response({"job": job.pk, "status": job.status}, status=202)
         if job.status != "done":

@@ -22,6 +22,7 @@ import numpy as np
 from django.core.exceptions import ValidationError
 from PIL import Image
 
+from apps.core import images
 from apps.core.plugins import INFERENCE, ConfinedReader, DataIngestion, EntryError
 from apps.core.storage import ArtifactNotFound, get_store
 from digits_imageclass.images import COLOR, open_image
@@ -30,7 +31,7 @@ from digits_imageclass.resize import NOISE_MODES, SQUASH, resize_image
 from digits_imageclass.sources import SERVER, STORE, Entry
 
 #: An image file larger than this is refused before it is read into memory.
-MAX_IMAGE_FILE_BYTES = 256 * 2**20
+MAX_IMAGE_FILE_BYTES = images.MAX_FILE_BYTES
 
 
 class ImageClassification(DataIngestion):

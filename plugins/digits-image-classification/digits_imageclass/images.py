@@ -15,12 +15,13 @@ from typing import IO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from apps.core.images import FORMATS
 from apps.core.plugins import EntryError
 
 #: File name extensions of the images a class folder may hold (lower case).
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff"})
-#: Pillow format plugins tried when opening (PPM covers PGM and PBM).
-PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "PPM", "TIFF")
+#: Pillow format plugins tried when opening: the platform's, shared with inference inputs.
+PILLOW_FORMATS = FORMATS
 GRAYSCALE, COLOR = "grayscale", "color"
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
