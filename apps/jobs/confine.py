@@ -177,12 +177,20 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
     )  # fmt: skip
 
 
+def _hide(path: str) -> None:
+    """An empty tmpfs over a folder, /dev/null over a file; nothing when it is not visible."""
+    if os.path.isdir(path):
+        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+    elif os.path.exists(path):
+        _mount("/dev/null", path, None, MS_BIND, None)
+
+
 def _enter_namespaces(conf: Confinement) -> None:
     if os.geteuid() != 0:
         raise ConfinementError("namespaces confinement needs the worker to run as root")
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
     _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
-    hidden = sorted(_existing(conf.hidden), key=len)
+    hidden = _existing(conf.hidden)
     # Everything to bring back is opened before it disappears under a tmpfs.
     keep: list[tuple[str, int, bool]] = []
     for path, writable in [(p, False) for p in _existing(conf.read + conf.open_only)] + [
@@ -190,13 +198,14 @@ def _enter_namespaces(conf: Confinement) -> None:
     ]:
         if any(_is_within(path, h) for h in hidden):
             keep.append((path, os.open(path, os.O_PATH | os.O_CLOEXEC), writable))
-    mounted: list[str] = []
-    for folder in hidden:
-        if not os.path.isdir(folder) or any(_is_within(folder, m) for m in mounted):
-            continue  # a file (hidden by its folder) or inside a folder already hidden
-        _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
-        mounted.append(folder)
-    for path, fd, writable in sorted(keep, key=lambda item: len(item[0])):
+    # Outermost first, a folder hidden before what is bound back into it: a hidden folder
+    # inside a folder bound back (the data folder inside a checkout under /tmp) is hidden
+    # again, and what is kept inside it bound back once more.
+    steps = [(h, 0, -1, False) for h in hidden] + [(p, 1, fd, w) for p, fd, w in keep]
+    for path, kind, fd, writable in sorted(steps, key=lambda step: (len(step[0]), step[1])):
+        if kind == 0:
+            _hide(path)
+            continue
         if os.path.isdir(f"/proc/self/fd/{fd}"):
             os.makedirs(path, mode=0o755, exist_ok=True)
         else:

@@ -185,6 +185,8 @@ CONFINED = textwrap.dedent("""
     attempt("open_cached", lambda: open(sys.argv[4]).read())
     attempt("list_cache", lambda: os.listdir(os.path.dirname(sys.argv[4])))
     attempt("tcp", lambda: socket.create_connection(("127.0.0.1", int(sys.argv[5])), 2).close())
+    attempt("nested_secret", lambda: open(sys.argv[6]).read())
+    attempt("nested_data", lambda: open(sys.argv[7]).read())
     print(json.dumps(result))
 """)
 
@@ -202,6 +204,16 @@ def confine_and_probe(mode: str, tmp_path, uid: int = -1) -> dict:
     data.mkdir(mode=0o755)
     (data / "image").write_text("pixels")
     (data / "image").chmod(0o644)
+    # A checkout readable by jobs, with its data folder (hidden) inside, and a data root
+    # inside that again: hidden, bound back, hidden, bound back.
+    checkout = tmp_path / "checkout"
+    (checkout / "var" / "data").mkdir(parents=True)
+    (checkout / "var" / "secret_key").write_text("nested-secret")
+    (checkout / "var" / "data" / "image").write_text("nested-pixels")
+    for path in (checkout, checkout / "var", checkout / "var" / "data"):
+        path.chmod(0o755)
+    for path in (checkout / "var" / "secret_key", checkout / "var" / "data" / "image"):
+        path.chmod(0o644)
     work = tmp_path / "work"
     work.mkdir(mode=0o700)
     if uid >= 0:
@@ -209,11 +221,13 @@ def confine_and_probe(mode: str, tmp_path, uid: int = -1) -> dict:
     listener = socket.create_server(("127.0.0.1", 0))
     conf = Confinement(
         mode=mode, workdir=str(work), uid=uid, gid=uid,
-        read=[*sandbox._code_paths(), str(data)], open_only=[str(hidden / "cache")],
-        hidden=[str(hidden), *sandbox.HIDDEN],
+        read=[*sandbox._code_paths(), str(data), str(checkout), str(checkout / "var" / "data")],
+        open_only=[str(hidden / "cache")],
+        hidden=[str(hidden), str(checkout / "var"), *sandbox.HIDDEN],
     )  # fmt: skip
     args = [json.dumps(conf.to_json()), str(hidden / "secret"), str(data / "image"),
-            str(hidden / "cache" / "shard"), str(listener.getsockname()[1])]  # fmt: skip
+            str(hidden / "cache" / "shard"), str(listener.getsockname()[1]),
+            str(checkout / "var" / "secret_key"), str(checkout / "var" / "data" / "image")]  # fmt: skip
     try:
         out = subprocess.run(
             [sys.executable, "-c", CONFINED, *args], cwd=ROOT, capture_output=True, text=True,
@@ -246,6 +260,7 @@ def test_landlock_confinement_keeps_a_job_to_its_folders():
     assert seen["write_work"] == 2
     assert seen["open_cached"] == "shard" and seen["list_cache"] == "refused"
     assert seen["tcp"] == "refused"
+    assert seen["nested_secret"] == "refused" and seen["nested_data"] == "nested-pixels"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="namespaces confinement is for root workers")
@@ -264,6 +279,7 @@ def test_namespace_confinement_drops_root_hides_folders_and_cuts_the_network():
     assert seen["write_work"] == 2
     assert seen["open_cached"] == "shard" and seen["list_cache"] == "refused"
     assert seen["tcp"] == "refused"
+    assert seen["nested_secret"] == "refused" and seen["nested_data"] == "nested-pixels"
 
 
 def test_working_folders_of_dead_attempts_are_removed(settings, tmp_path):
