@@ -39,8 +39,12 @@ class Command(BaseCommand):
             dramatiq.get_broker(), queues=set(queues), worker_threads=threads, worker_timeout=200
         )
         worker.start()
+        from apps.jobs.sandbox import mode
+
         self.stdout.write(
-            f"Worker consuming {', '.join(queues)} with {threads} thread(s)", ending="\n"
+            f"Worker consuming {', '.join(queues)} with {threads} thread(s); "
+            f"job sandbox: {mode()}",
+            ending="\n",
         )
         self.stdout.flush()
         stop.wait()
