@@ -102,7 +102,7 @@ class TrainedModelViewSet(OwnedModelViewSet):
             raise Conflict(str(exc)) from None
         return Response(JobSerializer(job, context={"request": request}).data, status=201)
 
-    @extend_schema(request=None, responses={201: TrainedModelSerializer})
+    @extend_schema(request=None, responses=answers({201: TrainedModelSerializer}, 400, 404))
     @action(detail=True, methods=["post"])
     def clone(self, request, pk=None):
         """A new model of the caller's, like this one (same dataset, network, solver), trained
