@@ -42,8 +42,7 @@ class Command(BaseCommand):
         from apps.jobs.sandbox import mode
 
         self.stdout.write(
-            f"Worker consuming {', '.join(queues)} with {threads} thread(s); "
-            f"job sandbox: {mode()}",
+            f"Worker consuming {', '.join(queues)} with {threads} thread(s); job sandbox: {mode()}",
             ending="\n",
         )
         self.stdout.flush()
