@@ -346,10 +346,18 @@ def _without_hidden_dataset(params: dict[str, Any], user) -> dict[str, Any]:
     dataset = params.get("dataset")
     if not isinstance(dataset, dict) or set(dataset) <= {"id"}:
         return params
-    row = Dataset.objects.filter(pk=dataset.get("id")).first()
-    if row is not None and permissions.can(user, permissions.VIEW, row):
+    if _may_see_dataset(user, dataset.get("id")):
         return params
     return {**params, "dataset": {"id": dataset.get("id")}}
+
+
+def _may_see_dataset(user, dataset_id) -> bool:
+    """Cached on the user object, for one request: a page of jobs names a few datasets."""
+    seen = user.__dict__.setdefault("_digits_visible_datasets", {})
+    if dataset_id not in seen:
+        rows = Dataset.objects.filter(pk=dataset_id)
+        seen[dataset_id] = permissions.visible(rows, user).exists()
+    return seen[dataset_id]
 
 
 def _shown_classification_params(params: dict[str, Any], user) -> dict[str, Any]:
