@@ -130,6 +130,14 @@ def create(
     return created
 
 
+def store_model_file(upload, user) -> dict[str, Any]:
+    """Store an uploaded ``.keras`` file as ``user``'s upload, to train from (network source
+    ``upload``); ``CustomCodeRefused`` without the permission to run custom code."""
+    if not permissions.can_run_custom_code(user):
+        raise CustomCodeRefused()
+    return uploads.store_upload(upload, user)
+
+
 def _check_trainable(dataset: Dataset | None) -> None:
     if dataset is None:
         raise ModelError("Unknown dataset.")

@@ -6,7 +6,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.core import permissions, uploads
+from apps.core import permissions
 from apps.datasets.models import Dataset
 from apps.jobs.services import JobStateError
 from apps.mlmodels import compare, export, services, snapshots
@@ -126,7 +126,7 @@ def model_new(request):
         d = form.cleaned_data
         network = dict(d["network_params"])
         if network["source"] == "upload":
-            upload = uploads.store_upload(d["pretrained_file"], request.user)
+            upload = services.store_model_file(d["pretrained_file"], request.user)
             network["upload_key"] = upload["upload_key"]
         try:
             models = services.create(

@@ -156,6 +156,31 @@ def test_a_model_whose_owner_lost_the_permission_is_neither_resumed_nor_cloned(
     assert TrainedModel.objects.count() == 1 and Job.objects.count() == 1
 
 
+def test_an_uploaded_model_file_is_its_uploaders_only(people, api_client):
+    """``POST /models/uploads/`` stores a file to name as ``network.upload_key``; it needs
+    the permission, and the key works for its uploader only."""
+    dataset = make_dataset(people, "public")
+    file = io.BytesIO(b"a .keras file")
+    file.name = "net.keras"
+    api = api_client.as_user(people.owner)
+    assert api.post(f"{MODELS}uploads/", {"file": file}, format="multipart").status_code == 403
+
+    grant_custom_code(people.owner)
+    file.seek(0)
+    reply = api.post(f"{MODELS}uploads/", {"file": file}, format="multipart")
+    assert reply.status_code == 201, reply.content
+    stored = reply.json()
+    try:
+        assert stored["upload_key"].startswith(f"uploads/{people.owner.pk}/")
+        assert (stored["name"], stored["size"]) == ("net.keras", 13)
+        network = {"source": "upload", "upload_key": stored["upload_key"]}
+        other = api_client.as_user(grant_custom_code(people.other))
+        assert post_model(other, dataset, network).status_code == 400
+        assert post_model(api_client.as_user(people.owner), dataset, network).status_code == 201
+    finally:
+        get_store().delete(stored["upload_key"])
+
+
 # --- bad input is a 400 naming the field ---------------------------------------------------
 @pytest.mark.parametrize("solver", ["fast", ["epochs", 3], 7])
 def test_a_solver_that_is_no_object_is_a_400(people, api_client, solver):

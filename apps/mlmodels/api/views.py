@@ -40,6 +40,16 @@ class ClassifyRequest(serializers.Serializer):
         return attrs
 
 
+class ModelFileUpload(serializers.Serializer):
+    file = serializers.FileField(help_text="A .keras model file (loaded in safe mode).")
+
+
+class StoredUploadSerializer(serializers.Serializer):
+    upload_key = serializers.CharField(help_text="Name it as network.upload_key; it is yours only.")
+    name = serializers.CharField()
+    size = serializers.IntegerField()
+
+
 @owned_viewset_answers(TrainedModelSerializer, TrainedModelDetailSerializer)
 class TrainedModelViewSet(OwnedModelViewSet):
     """Models: train (one or a sweep), inspect, resume, classify, download, delete."""
@@ -112,6 +122,22 @@ class TrainedModelViewSet(OwnedModelViewSet):
         except services.ModelError as exc:
             raise serializers.ValidationError(exc.detail) from None
         return Response(TrainedModelSerializer(new, context={"request": request}).data, status=201)
+
+    @extend_schema(
+        request={"multipart/form-data": ModelFileUpload},
+        responses=answers({201: StoredUploadSerializer}, 400, 403, 413),
+    )
+    @action(detail=False, methods=["post"], url_path="uploads")
+    def upload(self, request):
+        """Store a .keras file to train from: ``network: {"source": "upload", "upload_key":
+        …}`` in a new model. Needs the permission to run custom code (403 otherwise)."""
+        params = ModelFileUpload(data=request.data)
+        params.is_valid(raise_exception=True)
+        try:
+            stored = services.store_model_file(params.validated_data["file"], request.user)
+        except services.CustomCodeRefused as exc:
+            raise PermissionDenied(str(exc)) from None
+        return Response(StoredUploadSerializer(stored).data, status=201)
 
     @extend_schema(
         request={"multipart/form-data": ClassifyRequest, "application/json": ClassifyRequest},
