@@ -73,6 +73,14 @@ class JobKind:
         """
         return []
 
+    def refuse_start(self, job: Job) -> str | None:
+        """Why the claimed ``job`` must not start after all (the job fails with it), or None.
+
+        Runs in the worker just before the job process starts: rights checked when the
+        job was submitted may have been taken away while it waited in the queue.
+        """
+        return None
+
     def publish_artifact(self, job: Job, name: str) -> str | None:
         """Where the staged artifact ``name`` goes when the running job publishes it.
 

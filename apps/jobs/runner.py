@@ -138,6 +138,10 @@ class JobRun:
                 self.workspace.remove()
 
     def _run(self) -> None:
+        refused = hooks_for(self.job.kind).refuse_start(self.job)
+        if refused:
+            self._with_database(services.fail, self.job, refused)
+            return
         try:
             proc, events_fd = self._start()
         except Exception as exc:  # no process: the job cannot run here (sandbox, disk)

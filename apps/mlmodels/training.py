@@ -19,6 +19,16 @@ from apps.mlmodels.params import TrainParams
 _SNAPSHOT = re.compile(r"snapshots/epoch-(\d{4,})\.tar")
 
 
+def refuse_custom_code(owner, network: dict[str, Any]) -> str | None:
+    """A reason to stop a queued job whose owner lost the right to run its network."""
+    from apps.core import permissions
+    from apps.mlmodels.params import CUSTOM_SOURCES
+
+    if network.get("source") in CUSTOM_SOURCES and not permissions.can_run_custom_code(owner):
+        return f"{owner.get_username()} may no longer run custom code or uploaded models."
+    return None
+
+
 def train_inputs(params: dict[str, Any]) -> list[Input]:
     """What a job training (or running) a model with ``params`` may read."""
     ds = params["dataset"]
@@ -57,6 +67,9 @@ class TrainModel(JobKind):
 
     def inputs(self, params):
         return train_inputs(params)
+
+    def refuse_start(self, job):
+        return refuse_custom_code(job.owner, job.params.get("network", {}))
 
     def publish_artifact(self, job, name):
         """A snapshot is published as soon as it is saved, by the model's own training job."""

@@ -348,3 +348,24 @@ def test_delete_abort_resume_in_sequence(transactional_db, people, saved_epoch):
         assert api.post(f"{MODELS}{model.pk}/resume/").status_code == 404
         assert api.post(f"/api/v1/jobs/{job}/abort/").status_code == 404
         assert not Job.objects.filter(pk=job).exists()
+
+
+def test_a_queued_job_whose_owner_lost_the_permission_fails_at_claim(people, api_client):
+    """Rights are checked again when a worker claims the job, before anything runs."""
+    from apps.jobs import runner
+
+    grant_custom_code(people.owner)
+    with no_messages():
+        reply = post_model(api_client.as_user(people.owner), make_dataset(people, "public"),
+                           {"source": "custom", "code": CODE})  # fmt: skip
+    assert reply.status_code == 201, reply.content
+    model = TrainedModel.objects.get()
+    people.owner.user_permissions.clear()
+
+    runner.execute(model.job_id)
+
+    job = Job.objects.get(pk=model.job_id)
+    assert job.status == "error" and "may no longer run custom code" in job.error
+    assert job.attempts == 1
+    model.refresh_from_db()
+    assert model.status == "error"
