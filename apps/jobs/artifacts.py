@@ -165,19 +165,23 @@ class ArtifactGate:
             raise Denied(f"the job may write only below {self.staging!r}, not {key!r}")
         return key
 
+    def _spooled(self, fill) -> int:
+        """A descriptor, at offset 0, of an unlinked file that ``fill`` wrote."""
+        with tempfile.TemporaryFile(dir=self.spool) as spool:
+            fill(spool)
+            spool.flush()
+            fd = os.dup(spool.fileno())
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+
     # --- operations ----------------------------------------------------------------------
     def _op_open(self, request, _fd):
         key = request["key"]
         self._readable(key)
         with self.store.open(key) as fh:
             fd = _regular_file_descriptor(fh)
-            if fd is not None:  # a local file: the descriptor itself
-                return {"ok": True}, fd
-            with tempfile.TemporaryFile(dir=self.spool) as spool:
-                copy_stream(fh, spool)
-                spool.flush()
-                fd = os.dup(spool.fileno())
-        os.lseek(fd, 0, os.SEEK_SET)
+            if fd is None:  # not a local file: spooled for the job
+                fd = self._spooled(lambda spool: copy_stream(fh, spool))
         return {"ok": True}, fd
 
     def _op_size(self, request, _fd):
@@ -194,13 +198,10 @@ class ArtifactGate:
         )
         if not allowed:
             raise Denied(f"the job may not list {prefix!r}")
-        with tempfile.TemporaryFile(dir=self.spool) as spool:
-            for key in self.store.list(prefix):
-                spool.write(key.encode() + b"\n")
-            spool.flush()
-            fd = os.dup(spool.fileno())
-        os.lseek(fd, 0, os.SEEK_SET)
-        return {"ok": True}, fd
+        keys = self.store.list(prefix)
+        return {"ok": True}, self._spooled(
+            lambda spool: spool.writelines(k.encode() + b"\n" for k in keys)
+        )
 
     def _op_cached(self, request, _fd):
         from apps.datasets import shards
