@@ -1,0 +1,61 @@
+"""A job page stops reconnecting when the server refuses for good (close codes 44xx).
+
+The job's websocket is answered by Playwright's websocket route, which plays a server
+closing every connection with a chosen code. A refusal (4404: no such job, or not
+yours) is final: the page must connect once. A transient close (1011: server error)
+must be retried with backoff, which also shows the test would see a retrying page.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from apps.jobs import services
+from tests.browser.helpers import launch, log_in, run_in_thread
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+WATCH_SECONDS = 4.0  # the page's backoff retries at 0.5, 1 and 2 s
+
+
+def connections_after_close(base_url: str, job_id: int, code: int) -> int:
+    from playwright.sync_api import sync_playwright
+
+    attempts = []
+
+    def refuse(ws):
+        attempts.append(ws.url)
+        ws.close(code=code, reason="test")
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page()
+            log_in(page, base_url, "rita", "retry-pw-1")
+            page.route_web_socket(f"**/ws/jobs/{job_id}/", refuse)
+            page.goto(f"{base_url}/jobs/{job_id}/")
+            deadline = time.monotonic() + WATCH_SECONDS
+            while time.monotonic() < deadline:
+                page.wait_for_timeout(200)  # lets Playwright dispatch the route's events
+        finally:
+            browser.close()
+    return len(attempts)
+
+
+def test_a_refused_job_socket_is_not_retried_and_a_failed_one_is(
+    transactional_db, django_user_model, live_server_url
+):
+    user = django_user_model.objects.create_user("rita", password="retry-pw-1")
+    job = services.submit(
+        owner=user, kind="worker.check", name="never runs",
+        params={"queue": "default", "steps": 1, "step_seconds": 0.1, "matrix_size": 8,
+                "use_tensorflow": False, "fail_at_step": None},
+    )  # fmt: skip
+
+    refused = run_in_thread(lambda: connections_after_close(live_server_url, job.pk, 4404))
+    failed = run_in_thread(lambda: connections_after_close(live_server_url, job.pk, 1011))
+
+    assert refused == 1, f"the page reconnected {refused - 1} time(s) after a 4404"
+    assert failed >= 3, f"the page gave up after a transient close ({failed} connection(s))"
