@@ -56,12 +56,6 @@ WS_HOST = (b"host", b"localhost")
 WS_ORIGIN = (b"origin", b"http://localhost")
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # Every case makes six users; the production hasher would dominate the run time.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def default_params():
     return get_kind("worker.check").validate_params({}, None)
 

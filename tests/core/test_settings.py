@@ -29,7 +29,11 @@ def production_env(tmp_path):
     """What the Helm chart gives the web pods (services from the test launcher)."""
     key_file = tmp_path / "secret-key"
     key_file.write_text(secrets.token_urlsafe(64) + "\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("DIGITS_DEBUG", "DIGITS_SECRET_KEY")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DIGITS_DEBUG", "DIGITS_SECRET_KEY", "DJANGO_SETTINGS_MODULE")
+    }
     env.update(
         DIGITS_SECRET_KEY_FILE=str(key_file),  # mounted from a Kubernetes secret
         DIGITS_HTTPS="1",

@@ -16,11 +16,6 @@ from apps.mlmodels.models import TrainedModel
 APP_LABELS = ("accounts", "jobs", "datasets", "mlmodels")
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 # --- admin -----------------------------------------------------------------------------------
 # model -> a search and a filter that match the rows of ``admin_rows``
 ADMIN_QUERIES = {

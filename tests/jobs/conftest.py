@@ -1,12 +1,6 @@
 import pytest
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """The ``people`` fixture makes six users; the default hasher costs seconds each on a busy CI."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def start_workers(start_process):
     """Start ``count`` job workers on the default queue at once; return them when all consume."""

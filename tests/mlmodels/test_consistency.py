@@ -34,11 +34,6 @@ MODELS = "/api/v1/models/"
 CODE = "import keras\n\ndef build_model(input_shape, num_classes):\n    return None\n"
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def saved_epoch(monkeypatch):
     from apps.mlmodels import snapshots
