@@ -114,7 +114,7 @@ def platform_options(folder: Path, out: int, mean_image: bool) -> dict:
 def run_platform(folder: Path, store_root: Path, prefix: str, out: int, processes: int,
                  mean_image: bool) -> dict:  # fmt: skip
     from apps.core.storage import LocalStore
-    from apps.datasets.jobs import BuildDataset
+    from apps.datasets.kinds import BuildDataset
 
     params = {
         "dataset_id": 0, "type": "image-classification", "processes": processes,
@@ -301,7 +301,7 @@ def main(argv: list[str]) -> int:
         # Imported before the forks, as in a job process.
         import digits_imageclass.data  # noqa: F401
 
-        import apps.datasets.jobs  # noqa: F401
+        import apps.datasets.building  # noqa: F401
 
         started = time.perf_counter()
         full = tmp / "data" / "full"

@@ -39,7 +39,7 @@ def setup_django(tmp: Path) -> None:
 
 
 def build(tree, store, processes: int) -> dict:
-    from apps.datasets.jobs import BuildDataset
+    from apps.datasets.kinds import BuildDataset
 
     params = {
         "dataset_id": 0, "type": "image-sunnybrook", "processes": processes,

@@ -120,7 +120,7 @@ def build_dataset(folder: Path, size: int) -> dict:
     from digits_imageclass.forms import ImageClassificationForm
 
     from apps.core.storage import get_store
-    from apps.datasets.jobs import BuildDataset
+    from apps.datasets.kinds import BuildDataset
     from apps.datasets.services import json_options
 
     form = ImageClassificationForm(

@@ -3,7 +3,9 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from apps.core import health, views
+from apps.core import health
+from apps.core import views as core_views
+from digits_site import views as site_views
 
 api_v1 = [
     path("", include("apps.accounts.api.urls")),
@@ -19,8 +21,8 @@ api_v1 += [
 ]
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("plugins/", views.plugin_list, name="plugins"),
+    path("", site_views.home, name="home"),
+    path("plugins/", core_views.plugin_list, name="plugins"),
     *[
         path(f"plugins/{name}/", include((module, name), namespace=name))
         for name, module in settings.PLUGINS.urlconfs("urls")

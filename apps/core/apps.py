@@ -13,4 +13,3 @@ class CoreConfig(AppConfig):
         # Collect now, so a plugin whose hooks fail is reported at start-up.
         catalog.data_ingestion_types()
         catalog.visualization_types()
-        catalog.register_job_kinds()

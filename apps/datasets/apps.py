@@ -7,5 +7,4 @@ class DatasetsConfig(AppConfig):
     verbose_name = "Datasets"
 
     def ready(self):
-        # The build job kind, and how the job API clones its jobs.
-        from apps.datasets import jobs, services  # noqa: F401
+        from apps.datasets import kinds  # noqa: F401  registers the build kind and its rules

@@ -1,4 +1,4 @@
-"""The generic dataset job: any data plugin's entries → encoded shards in the store.
+"""The generic dataset build (job kind ``dataset.build``): a data plugin's entries → shards.
 
 Rule for bad input: an entry that cannot be encoded (``encode_entry`` raised,
 ``itemize_entries`` returned an ``EntryError``, or the shape differs from the
@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from rest_framework import serializers
 
 from apps.core.plugins import STAGES, EntryError
 from apps.core.plugins.catalog import get_data_ingestion
@@ -36,7 +35,6 @@ from apps.datasets.shards import (
     shard_size_for,
     to_npy_bytes,
 )
-from apps.jobs.kinds import Input, JobKind, register
 
 MAX_LOGGED_ERRORS = 50
 PROGRESS_SECONDS = 0.5
@@ -112,78 +110,30 @@ def _encode_chunk(tasks: list) -> list[tuple]:
     return [_encode(task) for task in tasks]
 
 
-class BuildParams(serializers.Serializer):
-    dataset_id = serializers.IntegerField()
-    type = serializers.CharField()
-    options = serializers.DictField()
-    processes = serializers.IntegerField(min_value=1, max_value=64, default=2)
-    max_error_percent = serializers.FloatField(min_value=0, max_value=100, default=10)
-
-
-@register
-class BuildDataset(JobKind):
-    name = "dataset.build"
-    title = "Build dataset"
-    params_serializer = BuildParams
-
-    def inputs(self, params):
-        """The uploads named in the options, and the object-store prefixes open to imports."""
-        from django.conf import settings
-
-        from apps.core.uploads import upload_refs
-
-        uploads = [Input(ref["upload_key"]) for ref in upload_refs(params.get("options", {}))]
-        imports = [
-            Input(p.rstrip("/") + "/") for p in settings.DIGITS_IMPORT_PREFIXES if p.strip("/")
-        ]
-        return [*uploads, *imports]
-
-    def run(self, ctx):
-        params = ctx.params
-        ingestion = get_data_ingestion(params["type"])(**params["options"])
-        # Everything loaded so far (Django, the plugin) lives as long as the job: the
-        # garbage collector need not walk it again while the entries are listed, nor may
-        # the pool's processes (see _Builder._start_pool).
-        gc.freeze()
+def build(ctx) -> dict[str, Any]:
+    """Encode every stage's entries into shards; the manifest is the job's result."""
+    params = ctx.params
+    ingestion = get_data_ingestion(params["type"])(**params["options"])
+    # Everything loaded so far (Django, the plugin) lives as long as the job: the
+    # garbage collector need not walk it again while the entries are listed, nor may
+    # the pool's processes (see _Builder._start_pool).
+    gc.freeze()
+    try:
+        ctx.status("Listing entries")
+        entries = {stage: list(ingestion.itemize_entries(stage)) for stage in STAGES}
+        total = sum(len(e) for e in entries.values())
+        if total == 0:
+            raise ValueError("The data source has no entries in any stage.")
+        ctx.log(", ".join(f"{stage}: {len(e)} entries" for stage, e in entries.items()))
+        builder = _Builder(ctx, ingestion, total, params)
         try:
-            ctx.status("Listing entries")
-            entries = {stage: list(ingestion.itemize_entries(stage)) for stage in STAGES}
-            total = sum(len(e) for e in entries.values())
-            if total == 0:
-                raise ValueError("The data source has no entries in any stage.")
-            ctx.log(", ".join(f"{stage}: {len(e)} entries" for stage, e in entries.items()))
-            builder = _Builder(ctx, ingestion, total, params)
-            try:
-                for stage in STAGES:
-                    builder.encode_stage(stage, entries[stage])
-            finally:
-                builder.close()
-            return builder.finish(params["max_error_percent"])
+            for stage in STAGES:
+                builder.encode_stage(stage, entries[stage])
         finally:
-            gc.unfreeze()
-
-    def on_done(self, job):
-        from apps.datasets.models import Dataset
-
-        Dataset.objects.filter(job=job).update(status=Dataset.Status.READY, manifest=job.result)
-        self._discard_uploads(job)
-
-    def on_failed(self, job):
-        from apps.datasets.models import Dataset
-        from apps.jobs.models import JobStatus
-
-        aborted = job.status == JobStatus.ABORTED
-        status = Dataset.Status.ABORTED if aborted else Dataset.Status.ERROR
-        Dataset.objects.filter(job=job).update(status=status)
-        self._discard_uploads(job)
-
-    def _discard_uploads(self, job):
-        from django.db import transaction
-
-        from apps.datasets.services import discard_uploads
-
-        options = job.params.get("options", {})
-        transaction.on_commit(lambda: discard_uploads(options))
+            builder.close()
+        return builder.finish(params["max_error_percent"])
+    finally:
+        gc.unfreeze()
 
 
 class _Builder:

@@ -16,7 +16,6 @@ from apps.core.plugins.catalog import get_data_ingestion
 from apps.core.storage import get_store
 from apps.datasets.models import Dataset
 from apps.jobs import services as jobs
-from apps.jobs.kinds import DomainRules, register_domain
 from apps.jobs.models import Job
 
 
@@ -107,9 +106,6 @@ def clone_build(job: Job, user) -> Job:
     except LookupError as exc:
         raise jobs.CloneRefused(str(exc)) from None
     return dataset.job
-
-
-register_domain("dataset.build", DomainRules(clone_build))
 
 
 def delete(dataset: Dataset) -> None:

@@ -7,4 +7,6 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self):
-        from apps.jobs import diagnostics  # noqa: F401  registers the worker check kind
+        from apps.jobs import kinds
+
+        kinds.register_plugin_kinds()

@@ -3,6 +3,11 @@
 The engine (claiming, child processes, events, abort, retries) knows nothing
 about datasets or training; a kind supplies the parameters it accepts, the work
 done in the job process, and what happens in the database when it finishes.
+
+Every app declares its kinds in its own ``kinds.py`` (``apps.datasets.kinds``,
+``apps.mlmodels.kinds``; this module holds the engine's own, ``worker.check``),
+imported by its ``AppConfig.ready``; plugins' kinds come from the hook
+``digits_job_kinds`` (``register_plugin_kinds``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.conf import settings
 from rest_framework import serializers
 
 if TYPE_CHECKING:
@@ -163,3 +169,40 @@ def register_domain(kind: str, rules: DomainRules) -> None:
 
 def domain_rules(kind: str) -> DomainRules | None:
     return _domains.get(kind)
+
+
+def register_plugin_kinds() -> None:
+    """Register the kinds every loaded plugin adds (hook ``digits_job_kinds``)."""
+    for _, kind in settings.PLUGINS.collect("digits_job_kinds", JobKind):
+        register(kind)
+
+
+# --- the engine's own kind ----------------------------------------------------------------------
+class WorkerCheckParams(serializers.Serializer):
+    queue = serializers.ChoiceField(choices=QUEUES, default="default")
+    steps = serializers.IntegerField(min_value=1, max_value=100_000, default=20)
+    step_seconds = serializers.FloatField(min_value=0.0, max_value=60.0, default=0.5)
+    matrix_size = serializers.IntegerField(min_value=8, max_value=8192, default=256)
+    use_tensorflow = serializers.BooleanField(default=False)
+    fail_at_step = serializers.IntegerField(
+        min_value=1, required=False, allow_null=True, default=None,
+        help_text="Raise an error at this step (to see how failures are reported).",
+    )  # fmt: skip
+
+
+@register
+class WorkerCheck(JobKind):
+    """Whether a node can run jobs, and how fast (``apps.jobs.diagnostics``)."""
+
+    name = "worker.check"
+    title = "Worker check"
+    params_serializer = WorkerCheckParams
+    user_creatable = True
+
+    def queue_for(self, params):
+        return params.get("queue", "default")
+
+    def run(self, ctx):
+        from apps.jobs import diagnostics  # numpy and psutil: the job process only
+
+        return diagnostics.check(ctx)

@@ -17,7 +17,7 @@ from rest_framework import serializers
 from apps.core import permissions
 from apps.core.models import Visibility
 from apps.core.storage import get_store
-from apps.jobs import events
+from apps.jobs import dispatch, events
 from apps.jobs.kinds import domain_rules, get_kind, hooks_for
 from apps.jobs.models import FINAL_STATUSES, Job, JobArtifact, JobStatus
 
@@ -34,11 +34,8 @@ class CloneRefused(Exception):
 
 def enqueue(job: Job) -> None:
     """Send the job's message once the current transaction commits."""
-    from apps.jobs.tasks import actor_for_queue
-
-    actor = actor_for_queue(job.queue)
-    job_id = job.pk
-    transaction.on_commit(lambda: actor.send(job_id))
+    job_id, queue = job.pk, job.queue
+    transaction.on_commit(lambda: dispatch.send(job_id, queue))
 
 
 def submit(

@@ -3,19 +3,22 @@
 One actor per queue, so ``rundramatiq --queues gpu`` consumes training jobs
 only. Broker retries are off: attempts are counted in the database
 (``Job.attempts``), which also covers workers that were killed outright.
+Messages are sent by name (``apps.jobs.dispatch``), so senders need not import
+this module and the runner behind it.
 """
 
 import dramatiq
 
 from apps.jobs import reaper, runner
+from apps.jobs.dispatch import ACTOR_FOR_QUEUE
 
 
-@dramatiq.actor(queue_name="default", max_retries=0)
+@dramatiq.actor(actor_name=ACTOR_FOR_QUEUE["default"], queue_name="default", max_retries=0)
 def run_job(job_id: int) -> None:
     runner.execute(job_id)
 
 
-@dramatiq.actor(queue_name="gpu", max_retries=0)
+@dramatiq.actor(actor_name=ACTOR_FOR_QUEUE["gpu"], queue_name="gpu", max_retries=0)
 def run_gpu_job(job_id: int) -> None:
     runner.execute(job_id)
 

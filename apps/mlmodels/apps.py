@@ -8,4 +8,4 @@ class MlModelsConfig(AppConfig):
 
     def ready(self):
         # The job kinds, and how the job API clones and shows their jobs.
-        from apps.mlmodels import inference, services, training  # noqa: F401
+        from apps.mlmodels import kinds  # noqa: F401

@@ -3,7 +3,7 @@
 Runs only in job processes (it imports TensorFlow). Every builder takes the
 input shape ``(height, width, channels)`` and the number of classes and returns
 an uncompiled Keras model ending in a softmax over the classes; inputs are
-float images already preprocessed (see ``apps.mlmodels.training``).
+float images already preprocessed (see ``apps.mlmodels.kinds``).
 """
 
 from __future__ import annotations

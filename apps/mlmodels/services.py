@@ -23,7 +23,6 @@ from apps.core import images, permissions, uploads
 from apps.core.storage import get_store
 from apps.datasets.models import Dataset
 from apps.jobs import services as jobs
-from apps.jobs.kinds import DomainRules, register_domain
 from apps.jobs.models import Job
 from apps.mlmodels import snapshots
 from apps.mlmodels.models import TrainedModel
@@ -312,7 +311,7 @@ def _submit_classify(
     )  # fmt: skip
 
 
-# --- jobs of models, seen through the job API (apps.jobs.kinds.register_domain) ----------------
+# --- jobs of models, seen through the job API (registered in apps.mlmodels.kinds) ------
 def _visible_model(model_id, user) -> TrainedModel:
     model = permissions.visible(TrainedModel.objects.filter(pk=model_id), user).first()
     if model is None:
@@ -322,7 +321,7 @@ def _visible_model(model_id, user) -> TrainedModel:
     return model
 
 
-def _clone_training(job: Job, user) -> Job:
+def clone_training_job(job: Job, user) -> Job:
     """Cloning a training job is cloning its model: a new model of ``user``'s."""
     try:
         return clone(_visible_model(job.params.get("model_id"), user), user, cloned_from=job).job
@@ -330,7 +329,7 @@ def _clone_training(job: Job, user) -> Job:
         raise jobs.CloneRefused(str(exc)) from None
 
 
-def _clone_classification(job: Job, user) -> Job:
+def clone_classification_job(job: Job, user) -> Job:
     """Classifying the same image again, if it is ``user``'s own and still stored (images
     are deleted once a classification ends)."""
     model = _visible_model(job.params.get("model_id"), user)
@@ -345,7 +344,7 @@ def _clone_classification(job: Job, user) -> Job:
         raise jobs.CloneRefused(str(exc)) from None
 
 
-def _without_hidden_dataset(params: dict[str, Any], user) -> dict[str, Any]:
+def training_params_shown(params: dict[str, Any], user) -> dict[str, Any]:
     """Training params with the dataset reduced to its id where ``user`` may not see it.
 
     A model shared with users who may not see its dataset must not show them the
@@ -368,12 +367,8 @@ def _may_see_dataset(user, dataset_id) -> bool:
     return seen[dataset_id]
 
 
-def _shown_classification_params(params: dict[str, Any], user) -> dict[str, Any]:
+def classification_params_shown(params: dict[str, Any], user) -> dict[str, Any]:
     train = params.get("train_params")
     if not isinstance(train, dict):
         return params
-    return {**params, "train_params": _without_hidden_dataset(train, user)}
-
-
-register_domain("model.train", DomainRules(_clone_training, _without_hidden_dataset))
-register_domain("model.infer", DomainRules(_clone_classification, _shown_classification_params))
+    return {**params, "train_params": training_params_shown(train, user)}

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from apps.core.storage import LocalStore
-from apps.datasets import jobs, shards, tfrecord
+from apps.datasets import building, shards, tfrecord
 
 RGB = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
 GRAY = RGB[:, :, :1].copy()
@@ -27,8 +27,8 @@ class Returns:
 
 
 def encode(features, encoding, keep):
-    jobs._init_worker(Returns(features, encoding))
-    return jobs._encode(("entry", keep))
+    building._init_worker(Returns(features, encoding))
+    return building._encode(("entry", keep))
 
 
 def pillow(array):

@@ -1,4 +1,8 @@
-"""What the loaded plugins provide: dataset types, visualizations, job kinds."""
+"""What the loaded plugins provide: dataset types and visualizations.
+
+Their job kinds are registered by the jobs app (``apps.jobs.kinds.register_plugin_kinds``):
+core knows nothing of the apps above it.
+"""
 
 from __future__ import annotations
 
@@ -47,10 +51,3 @@ def visualization_types() -> dict[str, type[Visualization]]:
         cls.get_id(): cls
         for _, cls in settings.PLUGINS.collect("digits_visualizations", Visualization)
     }
-
-
-def register_job_kinds() -> None:
-    from apps.jobs.kinds import JobKind, register
-
-    for _, kind in settings.PLUGINS.collect("digits_job_kinds", JobKind):
-        register(kind)
