@@ -12,11 +12,10 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import helm_python as helm
+import kubernetes_validate
 import pytest
 import yaml
-
-helm = pytest.importorskip("helm_python")
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 pytestmark = pytest.mark.deploy
 
