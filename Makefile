@@ -1,13 +1,15 @@
 # Two commands on a fresh machine:
 #   make run    set up and serve the platform on the embedded default (http://127.0.0.1:8000)
-#   make test   set up and run the whole test suite against real services
+#   make test   set up and run the whole test suite against real services (what CI runs)
+#   make test-fast   the fast tier only: no test marked slow, tensorflow, browser or cluster
+#                    (see conftest.py), for a developer between changes
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test services browser lint migrations-check clean
+.PHONY: run test test-fast install install-test services browser lint migrations-check clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +45,10 @@ services:
 
 test: install-test services
 	$(PY) scripts/with_test_services.py $(PY) -m pytest $(PYTEST_ARGS)
+
+FAST := not slow and not tensorflow and not browser and not cluster
+test-fast: $(VENV)/.installed-test services
+	$(PY) scripts/with_test_services.py $(PY) -m pytest -m "$(FAST)" $(PYTEST_ARGS)
 
 lint: install-test
 	$(VENV)/bin/ruff check .

@@ -17,7 +17,7 @@ from tests.browser.helpers import launch, log_in, run_in_thread
 from tests.conftest import wait_until
 from tests.mlmodels.helpers import build_dataset, create_model
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.browser, pytest.mark.tensorflow, pytest.mark.timeout(600)]
 
 CHART_STATE = """() => {
     const series = {};

@@ -156,6 +156,7 @@ def wait_for(predicate, timeout, what, log):
     raise AssertionError(f"{what} not within {timeout} s; server log:\n{log()[-4000:]}")
 
 
+@pytest.mark.slow
 def test_embedded_default_runs_with_nothing_configured(tmp_path):
     """No database, broker, channel layer or S3 configured: one command runs everything."""
     data_dir = tmp_path / "data"

@@ -67,6 +67,7 @@ def test_an_aborted_build_leaves_an_aborted_dataset_not_a_failed_one(people, cli
     assert list(get_store().list(dataset.data_prefix)) == []
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("encoding", ["png", "none"])
 def test_image_datasets_are_tfrecord_shards_tensorflow_reads(people, start_worker, encoding):
     import tensorflow as tf

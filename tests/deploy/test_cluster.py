@@ -6,9 +6,13 @@ import json
 import signal
 import urllib.request
 
+import pytest
+
 from apps.accounts.models import ApiToken
 from apps.jobs.models import Job
 from tests.conftest import wait_until
+
+pytestmark = pytest.mark.cluster
 
 FAST_RECOVERY = {
     "DIGITS_JOB_HEARTBEAT_SECONDS": 1,

@@ -155,6 +155,7 @@ async def test_reconnecting_client_backfills_what_it_missed(ws, people, start_wo
     assert [comparable(e) for e in received] == [comparable(e) for e in stored]
 
 
+@pytest.mark.slow  # idle for IDLE_SECONDS on purpose
 async def test_idle_socket_keeps_delivering(ws, people):
     """A job quiet for longer than the channel layer's blocking read (5 s) keeps its watchers.
 

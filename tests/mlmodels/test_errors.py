@@ -40,6 +40,7 @@ RAISES = textwrap.dedent("""\
     """)
 
 
+@pytest.mark.tensorflow
 @pytest.mark.timeout(600)
 def test_broken_network_code_fails_the_job_with_the_users_line(api, data_root, worker):
     dataset = build_dataset(api, data_root, size=16, per_class=10, name="tiny")

@@ -24,7 +24,7 @@ from tests.mlmodels.helpers import (
     series,
 )
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.tensorflow, pytest.mark.timeout(900)]
 
 EPOCHS = 12
 #: 300 training images in batches of 8: enough steps per epoch to catch a run mid-way.

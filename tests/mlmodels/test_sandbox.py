@@ -215,6 +215,7 @@ def hostile_worker(start_worker, data_root):
     shutil.rmtree(data, ignore_errors=True)
 
 
+@pytest.mark.tensorflow
 @pytest.mark.timeout(600)
 def test_a_hostile_network_reaches_nothing_and_still_trains(
     api, people, data_root, hostile_worker, settings

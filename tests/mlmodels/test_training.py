@@ -27,7 +27,7 @@ from tests.mlmodels.helpers import (
     series,
 )
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.tensorflow, pytest.mark.timeout(900)]
 
 
 def test_lenet_learns_the_digits_classifies_an_upload_and_downloads(api, data_root, worker):
