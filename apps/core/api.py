@@ -30,13 +30,18 @@ class OwnedSerializerMixin(serializers.Serializer):
 
     owner = UsernameField(read_only=True)
 
+    @property
+    def user(self):
+        """Who asks: the context's ``user``, or its ``request``'s (a page's form has no
+        DRF request)."""
+        return self.context["user"] if "user" in self.context else self.context["request"].user
+
     def validate(self, attrs):
         attrs = super().validate(attrs)
         instance = getattr(self, "instance", None)
         team = attrs.get("team", getattr(instance, "team", None))
         visibility = attrs.get("visibility", getattr(instance, "visibility", "private"))
-        user = self.context["request"].user
-        if "team" in attrs and team is not None and not permissions.can_share_with(user, team):
+        if "team" in attrs and team is not None and not permissions.can_share_with(self.user, team):
             raise serializers.ValidationError(
                 {"team": "You can only share with teams where you are a member or admin."}
             )

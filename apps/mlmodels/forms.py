@@ -1,4 +1,4 @@
-"""The new-model form: flat fields for the page, validated by ``apps.mlmodels.params``."""
+"""The new-model form: flat fields for the page, checked as a ``TrainRequest`` like the API's."""
 
 from django import forms
 
@@ -9,23 +9,49 @@ from apps.mlmodels.lr_policies import POLICIES
 from apps.mlmodels.models import TrainedModel
 from apps.mlmodels.params import (
     CUSTOM_SOURCES,
+    DEFAULT_BASE_LR,
+    DEFAULT_BATCH_SIZE,
     MEAN_SUBTRACTION,
     OPTIMIZERS,
     STANDARD,
+    AugmentationParams,
+    GpuParams,
     NetworkParams,
     SolverParams,
+    split_list,
 )
+from apps.mlmodels.requests import TrainRequest
 
 
-def parse_list(value: str, cast, field: str) -> list:
-    """``"32, 64"`` → ``[32, 64]``: comma-separated values make a sweep."""
-    try:
-        items = [cast(part) for part in str(value).replace(";", ",").split(",") if part.strip()]
-    except ValueError:
-        raise forms.ValidationError(f"Enter numbers separated by commas for {field}.") from None
-    if not items:
-        raise forms.ValidationError("Enter at least one value.")
-    return items
+def _default(serializer_class, name: str, section: str | None = None):
+    """A parameter's default, from the serializer that validates it (the one place)."""
+    fields = serializer_class().fields
+    if section is not None:
+        fields = fields[section].fields
+    return fields[name].default
+
+
+#: ``(section of the request, its field)`` → the form field showing it, where the names
+#: differ; ``None`` for the request as a whole.
+FIELD_OF = {
+    ("network",): "network_source",
+    ("network", "source"): "network_source",
+    ("network", "name"): "standard_network",
+    ("network", "code"): "custom_code",
+    ("network", "upload_key"): "pretrained_file",
+    ("gpus", "mode"): "gpu_mode",
+    ("gpus", "ids"): "gpu_ids",
+    ("gpus", "count"): "gpu_count",
+}
+SOLVER_FIELDS = (
+    "epochs", "batch_size", "base_lr", "policy", "step_size", "gamma", "power", "optimizer",
+    "momentum", "weight_decay", "seed", "shuffle", "val_interval", "snapshot_interval",
+    "mean_subtraction",
+)  # fmt: skip
+AUGMENTATION_FIELDS = (
+    "flip_horizontal", "flip_vertical", "rotation_degrees", "crop_percent", "noise_stddev",
+    "contrast", "hue",
+)  # fmt: skip
 
 
 class ModelForm(SharingForm):
@@ -39,7 +65,7 @@ class ModelForm(SharingForm):
         initial="standard",
     )  # fmt: skip
     standard_network = forms.ChoiceField(
-        choices=sorted(STANDARD.items()), initial="lenet", required=False
+        choices=sorted(STANDARD.items()), initial=_default(NetworkParams, "name"), required=False
     )
     custom_code = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 10, "class": "font-monospace", "spellcheck": "false"}),
@@ -54,48 +80,63 @@ class ModelForm(SharingForm):
         required=False, help_text="A .keras file (loaded in safe mode)."
     )
     # solver
-    epochs = forms.IntegerField(min_value=1, initial=30)
+    epochs = forms.IntegerField(min_value=1, initial=_default(SolverParams, "epochs"))
     batch_size = forms.CharField(
-        initial="64", help_text="Comma-separated values train one model each."
+        initial=str(DEFAULT_BATCH_SIZE), help_text="Comma-separated values train one model each."
     )
     base_lr = forms.CharField(
-        initial="0.01",
+        initial=str(DEFAULT_BASE_LR),
         label="Base learning rate",
         help_text="Comma-separated values train one model each.",
     )
     policy = forms.ChoiceField(
-        choices=[(p, p) for p in POLICIES], initial="step", label="Learning-rate policy"
+        choices=[(p, p) for p in POLICIES],
+        initial=_default(SolverParams, "policy"),
+        label="Learning-rate policy",
     )
-    step_size = forms.FloatField(initial=33, help_text="% of training (step, sigmoid)")
+    step_size = forms.FloatField(
+        initial=_default(SolverParams, "step_size"), help_text="% of training (step, sigmoid)"
+    )
     step_values = forms.CharField(
         initial="50", required=False, help_text="% of training, comma-separated (multistep)"
     )
-    gamma = forms.FloatField(initial=0.1)
-    power = forms.FloatField(initial=1.0)
-    optimizer = forms.ChoiceField(choices=[(o, o) for o in OPTIMIZERS], initial="sgd")
-    momentum = forms.FloatField(initial=0.9)
-    weight_decay = forms.FloatField(initial=0)
+    gamma = forms.FloatField(initial=_default(SolverParams, "gamma"))
+    power = forms.FloatField(initial=_default(SolverParams, "power"))
+    optimizer = forms.ChoiceField(
+        choices=[(o, o) for o in OPTIMIZERS], initial=_default(SolverParams, "optimizer")
+    )
+    momentum = forms.FloatField(initial=_default(SolverParams, "momentum"))
+    weight_decay = forms.FloatField(initial=_default(SolverParams, "weight_decay"))
     seed = forms.IntegerField(required=False, help_text="Same seed, same result (on CPU).")
-    shuffle = forms.BooleanField(initial=True, required=False)
-    val_interval = forms.IntegerField(initial=1, label="Validation interval (epochs)")
-    snapshot_interval = forms.IntegerField(initial=1, label="Snapshot interval (epochs)")
+    shuffle = forms.BooleanField(initial=_default(SolverParams, "shuffle"), required=False)
+    val_interval = forms.IntegerField(
+        initial=_default(SolverParams, "val_interval"), label="Validation interval (epochs)"
+    )
+    snapshot_interval = forms.IntegerField(
+        initial=_default(SolverParams, "snapshot_interval"), label="Snapshot interval (epochs)"
+    )
     mean_subtraction = forms.ChoiceField(
-        choices=[(m, m) for m in MEAN_SUBTRACTION], initial="image"
+        choices=[(m, m) for m in MEAN_SUBTRACTION],
+        initial=_default(SolverParams, "mean_subtraction"),
     )
     flip_horizontal = forms.BooleanField(required=False)
     flip_vertical = forms.BooleanField(required=False)
-    rotation_degrees = forms.FloatField(initial=0)
-    crop_percent = forms.FloatField(initial=0, label="Random crop (%)")
-    noise_stddev = forms.FloatField(initial=0, label="Noise (std, pixel units)")
-    contrast = forms.FloatField(initial=0)
-    hue = forms.FloatField(initial=0)
+    rotation_degrees = forms.FloatField(initial=_default(AugmentationParams, "rotation_degrees"))
+    crop_percent = forms.FloatField(
+        initial=_default(AugmentationParams, "crop_percent"), label="Random crop (%)"
+    )
+    noise_stddev = forms.FloatField(
+        initial=_default(AugmentationParams, "noise_stddev"), label="Noise (std, pixel units)"
+    )
+    contrast = forms.FloatField(initial=_default(AugmentationParams, "contrast"))
+    hue = forms.FloatField(initial=_default(AugmentationParams, "hue"))
     # GPUs
     gpu_mode = forms.ChoiceField(
         choices=[("next", "Next available"), ("specific", "Specific GPUs"), ("count", "Number of GPUs"), ("none", "CPU only")],
         initial="next",
     )  # fmt: skip
     gpu_ids = forms.CharField(required=False, help_text="e.g. 0,1")
-    gpu_count = forms.IntegerField(initial=1, min_value=1)
+    gpu_count = forms.IntegerField(initial=_default(GpuParams, "count"), min_value=1)
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, user=user, **kwargs)
@@ -116,81 +157,54 @@ class ModelForm(SharingForm):
             del self.fields["custom_code"], self.fields["pretrained_file"]
 
     def clean(self):
+        """The page's flat fields as a ``TrainRequest``; its errors next to their fields."""
         cleaned = super().clean()
         if self.errors:
             return cleaned
-        try:
-            batch_sizes = parse_list(cleaned["batch_size"], int, "batch size")
-        except forms.ValidationError as exc:
-            self.add_error("batch_size", exc)
-            return cleaned
-        try:
-            base_lrs = parse_list(cleaned["base_lr"], float, "learning rate")
-        except forms.ValidationError as exc:
-            self.add_error("base_lr", exc)
-            return cleaned
-        network = {
-            "source": cleaned["network_source"],
-            "name": cleaned.get("standard_network") or "lenet",
-            "code": cleaned.get("custom_code") or "",
-            "previous_model": cleaned["previous_model"].pk
-            if cleaned.get("previous_model")
-            else None,
-            "previous_epoch": cleaned.get("previous_epoch"),
-            "upload_key": "pending" if cleaned.get("pretrained_file") else "",
-        }
-        solver = {
-            name: cleaned[name]
-            for name in ("epochs", "policy", "step_size", "gamma", "power", "optimizer", "momentum",
-                         "weight_decay", "seed", "shuffle", "val_interval", "snapshot_interval",
-                         "mean_subtraction")
-        }  # fmt: skip
-        solver["batch_size"], solver["base_lr"] = batch_sizes[0], base_lrs[0]
-        solver["step_values"] = parse_list(cleaned.get("step_values") or "50", float, "step values")
-        solver["augmentation"] = {
-            name: cleaned[name]
-            for name in ("flip_horizontal", "flip_vertical", "rotation_degrees", "crop_percent",
-                         "noise_stddev", "contrast", "hue")
-        }  # fmt: skip
-        field_of = {
-            "code": "custom_code",
-            "name": "standard_network",
-            "upload_key": "pretrained_file",
-        }
-        validated = {}
-        for key, serializer_class, data in (
-            ("network", NetworkParams, network),
-            ("solver", SolverParams, solver),
-        ):
-            serializer = serializer_class(data=data)
-            if serializer.is_valid():
-                validated[key] = dict(serializer.validated_data)
-            else:
-                for field, errors in _flatten(serializer.errors):
-                    target = field_of.get(field, field)
-                    self.add_error(target if target in self.fields else None, errors)
-        for lr in base_lrs:
-            if lr <= 0:
-                self.add_error("base_lr", "Learning rates must be positive.")
-        for size in batch_sizes:
-            if size < 1:
-                self.add_error("batch_size", "Batch sizes must be at least 1.")
-        gpu_ids = []
-        if cleaned["gpu_mode"] == "specific":
-            try:
-                gpu_ids = parse_list(cleaned.get("gpu_ids") or "", int, "GPU numbers")
-            except forms.ValidationError as exc:
-                self.add_error("gpu_ids", exc)
-        cleaned.update(
-            network_params=validated.get("network"), solver_params=validated.get("solver"), batch_sizes=batch_sizes, base_lrs=base_lrs,
-            gpu_params={"mode": cleaned["gpu_mode"], "ids": gpu_ids, "count": cleaned["gpu_count"]},
-        )  # fmt: skip
+        model_file = cleaned.get("pretrained_file")
+        request = TrainRequest(
+            data=self._request_data(cleaned),
+            context={"user": self.user, "model_file": model_file},
+        )
+        if request.is_valid():
+            cleaned["train_request"] = request.validated_data
+        else:
+            for path, messages in _field_errors(request.errors):
+                field = FIELD_OF.get(path[:2], path[-1] if path else None)
+                self.add_error(field if field in self.fields else None, messages)
         return cleaned
 
+    @staticmethod
+    def _request_data(cleaned) -> dict:
+        network = {
+            "source": cleaned["network_source"],
+            "code": cleaned.get("custom_code") or "",
+            "previous_model": cleaned["previous_model"].pk if cleaned.get("previous_model") else None,
+            "previous_epoch": cleaned.get("previous_epoch"),
+        }  # fmt: skip
+        if cleaned.get("standard_network"):
+            network["name"] = cleaned["standard_network"]
+        solver = {name: cleaned[name] for name in SOLVER_FIELDS}
+        solver["augmentation"] = {name: cleaned[name] for name in AUGMENTATION_FIELDS}
+        if cleaned.get("step_values"):
+            solver["step_values"] = split_list(cleaned["step_values"])
+        gpus = {"mode": cleaned["gpu_mode"], "count": cleaned["gpu_count"], "ids": []}
+        if cleaned["gpu_mode"] == "specific":
+            gpus["ids"] = split_list(cleaned.get("gpu_ids") or "")
+        return {
+            "dataset": cleaned["dataset"].pk, "name": cleaned["name"],
+            "description": cleaned["description"], "visibility": cleaned["visibility"],
+            "team": cleaned["team"].slug if cleaned.get("team") else None,
+            "network": network, "solver": solver, "gpus": gpus,
+        }  # fmt: skip
 
-def _flatten(errors, prefix=""):
-    for field, value in errors.items():
+
+def _field_errors(errors, path=()):
+    """``(path of names, messages)`` for each list of messages in DRF's nested errors (list
+    items' indexes left out of the path)."""
+    for key, value in errors.items():
+        here = (*path, key) if isinstance(key, str) and key != "non_field_errors" else path
         if isinstance(value, dict):
-            yield from _flatten(value, prefix)
+            yield from _field_errors(value, here)
         else:
-            yield field, [str(v) for v in value]
+            yield here, [str(message) for message in value]

@@ -17,6 +17,19 @@ NETWORK_SOURCES = ("standard", "custom", "previous", "upload")
 #: Sources that run the user's own code or model file: they need the permission to run
 #: custom code (``apps.core.permissions.can_run_custom_code``).
 CUSTOM_SOURCES = ("custom", "upload")
+#: The solver's defaults that the new-model page shows and a sweep falls back on.
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_BASE_LR = 0.01
+
+
+def split_list(value) -> list:
+    """``"32, 64"`` or ``"32;64"`` → ``["32", "64"]`` (a list stays a list, a number a list of
+    one): a field of several values typed as text on a page or sent as a string."""
+    if isinstance(value, list):
+        return value
+    if not isinstance(value, str):
+        return [value]
+    return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
 
 
 class NetworkParams(serializers.Serializer):
@@ -39,7 +52,8 @@ class NetworkParams(serializers.Serializer):
             )
         if source == "previous" and not attrs["previous_model"]:
             raise serializers.ValidationError({"previous_model": "Choose the model to start from."})
-        if source == "upload" and not attrs["upload_key"]:
+        # A file sent with the request (the new-model page's) is stored by the service.
+        if source == "upload" and not attrs["upload_key"] and not self.context.get("model_file"):
             raise serializers.ValidationError({"upload_key": "Upload a .keras model file."})
         return attrs
 
@@ -62,8 +76,8 @@ class AugmentationParams(serializers.Serializer):
 
 class SolverParams(serializers.Serializer):
     epochs = serializers.IntegerField(min_value=1, max_value=10_000, default=30)
-    batch_size = serializers.IntegerField(min_value=1, max_value=65_536, default=64)
-    base_lr = serializers.FloatField(min_value=1e-9, max_value=10, default=0.01)
+    batch_size = serializers.IntegerField(min_value=1, max_value=65_536, default=DEFAULT_BATCH_SIZE)
+    base_lr = serializers.FloatField(min_value=1e-9, max_value=10, default=DEFAULT_BASE_LR)
     policy = serializers.ChoiceField(choices=POLICIES, default="step")
     step_size = serializers.FloatField(
         min_value=0.01, max_value=100, default=33, help_text="% of training (step, sigmoid)."

@@ -26,7 +26,7 @@ from apps.jobs import services as jobs
 from apps.jobs.models import Job
 from apps.mlmodels import snapshots
 from apps.mlmodels.models import TrainedModel
-from apps.mlmodels.params import CUSTOM_SOURCES
+from apps.mlmodels.params import CUSTOM_SOURCES, GpuParams
 
 CUSTOM_CODE_REFUSED = (
     "Running custom network code or uploaded model files needs the permission to run "
@@ -72,6 +72,12 @@ def _train_params(model: TrainedModel, resume: bool) -> dict[str, Any]:
     }
 
 
+def check_custom_code(user) -> None:
+    """``CustomCodeRefused`` unless ``user`` may run custom code and uploaded models."""
+    if not permissions.can_run_custom_code(user):
+        raise CustomCodeRefused()
+
+
 def check_network(network: dict, user) -> None:
     """Whether ``user`` may train ``network`` (validated by ``NetworkParams``).
 
@@ -80,8 +86,8 @@ def check_network(network: dict, user) -> None:
     (field ``network``); another user's upload or model reads as an absent one.
     """
     source = network.get("source")
-    if source in CUSTOM_SOURCES and not permissions.can_run_custom_code(user):
-        raise CustomCodeRefused()
+    if source in CUSTOM_SOURCES:
+        check_custom_code(user)
     if source == "upload":
         try:
             uploads.check_owned(network.get("upload_key"), user)
@@ -129,11 +135,38 @@ def create(
     return created
 
 
+def train(owner, request: dict[str, Any], model_file=None) -> list[TrainedModel]:
+    """Start what a ``TrainRequest`` asks (its validated data), for the page and the API alike.
+
+    ``model_file``: the ``.keras`` file sent with the request to train from (network source
+    ``upload``); it is stored here as ``owner``'s upload, and removed again if no model
+    could be created.
+    """
+    network, solver = dict(request["network"]), dict(request["solver"])
+    batch_sizes, base_lrs = solver.pop("batch_size"), solver.pop("base_lr")
+    stored = None
+    if network["source"] == "upload" and model_file is not None:
+        stored = store_model_file(model_file, owner)["upload_key"]
+        network["upload_key"] = stored
+    try:
+        return create(
+            owner=owner, dataset=request["dataset"], name=request["name"],
+            description=request["description"], network=network,
+            solver={**solver, "batch_size": batch_sizes[0], "base_lr": base_lrs[0]},
+            gpus=dict(request.get("gpus") or GpuParams().run_validation({})),
+            team=request.get("team"), visibility=request["visibility"],
+            batch_sizes=batch_sizes, base_lrs=base_lrs,
+        )  # fmt: skip
+    except ModelError:
+        if stored is not None:
+            get_store().delete(stored)
+        raise
+
+
 def store_model_file(upload, user) -> dict[str, Any]:
     """Store an uploaded ``.keras`` file as ``user``'s upload, to train from (network source
     ``upload``); ``CustomCodeRefused`` without the permission to run custom code."""
-    if not permissions.can_run_custom_code(user):
-        raise CustomCodeRefused()
+    check_custom_code(user)
     return uploads.store_upload(upload, user)
 
 

@@ -124,16 +124,10 @@ def model_new(request):
     )
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
-        network = dict(d["network_params"])
-        if network["source"] == "upload":
-            upload = services.store_model_file(d["pretrained_file"], request.user)
-            network["upload_key"] = upload["upload_key"]
         try:
-            models = services.create(
-                owner=request.user, dataset=d["dataset"], name=d["name"], description=d["description"],
-                network=network, solver=d["solver_params"], gpus=d["gpu_params"], team=d["team"],
-                visibility=d["visibility"], batch_sizes=d["batch_sizes"], base_lrs=d["base_lrs"],
-            )  # fmt: skip
+            models = services.train(
+                request.user, d["train_request"], model_file=d.get("pretrained_file")
+            )
         except services.ModelError as exc:
             form.add_error("network_source" if exc.field == "network" else "dataset", str(exc))
         else:

@@ -1,13 +1,8 @@
-from collections.abc import Mapping
-
 from rest_framework import serializers
 
 from apps.accounts.models import Team
-from apps.core import permissions
 from apps.core.api import OwnedSerializerMixin
-from apps.datasets.models import Dataset
 from apps.mlmodels.models import TrainedModel
-from apps.mlmodels.params import GpuParams, NetworkParams, SolverParams
 
 
 class TrainedModelSerializer(OwnedSerializerMixin, serializers.ModelSerializer):
@@ -60,60 +55,6 @@ class CreatedModelsSerializer(serializers.Serializer):
         help_text="The sweep the models share (filter models by it); empty for one model."
     )
     models = TrainedModelSerializer(many=True)
-
-
-class SweepSolverParams(SolverParams):
-    """Solver options; ``batch_size`` and ``base_lr`` may be lists (one model each)."""
-
-    batch_size = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=65_536), min_length=1, required=False
-    )
-    base_lr = serializers.ListField(
-        child=serializers.FloatField(min_value=1e-9, max_value=10), min_length=1, required=False
-    )
-
-    def to_internal_value(self, data):
-        if not isinstance(data, Mapping):  # DRF's own error: "Expected a dictionary"
-            return super().to_internal_value(data)
-        data = dict(data)
-        for name in ("batch_size", "base_lr"):
-            if name in data and not isinstance(data[name], list):
-                value = data[name]
-                data[name] = (
-                    [v for v in str(value).split(",") if v.strip()]
-                    if isinstance(value, str)
-                    else [value]
-                )
-        return super().to_internal_value(data)
-
-
-class TrainedModelCreateSerializer(OwnedSerializerMixin, serializers.Serializer):
-    dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    team = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True
-    )
-    visibility = serializers.ChoiceField(
-        choices=TrainedModel._meta.get_field("visibility").choices, default="private"
-    )
-    network = NetworkParams()
-    solver = SweepSolverParams()
-    gpus = GpuParams(required=False)
-
-    def validate_dataset(self, dataset):
-        if not permissions.can(self.context["request"].user, permissions.VIEW, dataset):
-            raise serializers.ValidationError("Unknown dataset.")
-        return dataset
-
-    def validate_network(self, network):
-        from apps.mlmodels import services
-
-        try:
-            services.check_network(network, self.context["request"].user)
-        except services.ModelError as exc:
-            raise serializers.ValidationError(exc.detail[exc.field]) from None
-        return network
 
 
 class PredictionSerializer(serializers.Serializer):

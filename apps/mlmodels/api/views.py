@@ -14,12 +14,11 @@ from apps.mlmodels.api.serializers import (
     ClassificationSerializer,
     ClassifyPendingSerializer,
     CreatedModelsSerializer,
-    TrainedModelCreateSerializer,
     TrainedModelDetailSerializer,
     TrainedModelSerializer,
 )
 from apps.mlmodels.models import TrainedModel
-from apps.mlmodels.params import GpuParams
+from apps.mlmodels.requests import TrainRequest
 
 
 class ClassifyRequest(serializers.Serializer):
@@ -59,28 +58,18 @@ class TrainedModelViewSet(OwnedModelViewSet):
 
     def get_serializer_class(self):
         if self.action == "create":
-            return TrainedModelCreateSerializer
+            return TrainRequest
         return TrainedModelDetailSerializer if self.action == "retrieve" else TrainedModelSerializer
 
     @extend_schema(
-        request=TrainedModelCreateSerializer,
+        request=TrainRequest,
         responses=answers({201: CreatedModelsSerializer}, 400, 413),
     )
     def create(self, request, *args, **kwargs):
-        serializer = TrainedModelCreateSerializer(data=request.data, context={"request": request})
+        serializer = TrainRequest(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        d = serializer.validated_data
-        solver = dict(d["solver"])
-        batch_sizes = solver.pop("batch_size", None) or [64]
-        base_lrs = solver.pop("base_lr", None) or [0.01]
-        solver["batch_size"], solver["base_lr"] = batch_sizes[0], base_lrs[0]
-        gpus = d.get("gpus") or dict(GpuParams(data={}).run_validation({}))
         try:
-            models = services.create(
-                owner=request.user, dataset=d["dataset"], name=d["name"], description=d["description"],
-                network=dict(d["network"]), solver=solver, gpus=dict(gpus), team=d.get("team"),
-                visibility=d["visibility"], batch_sizes=batch_sizes, base_lrs=base_lrs,
-            )  # fmt: skip
+            models = services.train(request.user, serializer.validated_data)
         except services.ModelError as exc:
             raise serializers.ValidationError(exc.detail) from None
         created = {"sweep": models[0].sweep, "models": models}

@@ -1,0 +1,97 @@
+"""What a request to train models says, checked once for every caller.
+
+The new-model page (``apps.mlmodels.forms.ModelForm``) and the REST API
+(``POST /api/v1/models/``) both validate their input with ``TrainRequest`` and hand
+the result to ``apps.mlmodels.services.train``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rest_framework import serializers
+
+from apps.accounts.models import Team
+from apps.core import permissions
+from apps.core.api import OwnedSerializerMixin
+from apps.datasets.models import Dataset
+from apps.mlmodels import services
+from apps.mlmodels.models import TrainedModel
+from apps.mlmodels.params import (
+    DEFAULT_BASE_LR,
+    DEFAULT_BATCH_SIZE,
+    GpuParams,
+    NetworkParams,
+    SolverParams,
+    split_list,
+)
+
+
+class SweepSolverParams(SolverParams):
+    """Solver options; ``batch_size`` and ``base_lr`` may be lists (one model each)."""
+
+    batch_size = serializers.ListField(
+        child=serializers.IntegerField(
+            min_value=1, max_value=65_536,
+            error_messages={"invalid": "Enter numbers separated by commas for batch size.",
+                            "min_value": "Batch sizes must be at least 1."},
+        ),
+        min_length=1, default=lambda: [DEFAULT_BATCH_SIZE],
+        error_messages={"min_length": "Enter at least one value."},
+    )  # fmt: skip
+    base_lr = serializers.ListField(
+        child=serializers.FloatField(
+            min_value=1e-9, max_value=10,
+            error_messages={"invalid": "Enter numbers separated by commas for learning rate.",
+                            "min_value": "Learning rates must be positive."},
+        ),
+        min_length=1, default=lambda: [DEFAULT_BASE_LR],
+        error_messages={"min_length": "Enter at least one value."},
+    )  # fmt: skip
+
+    def to_internal_value(self, data):
+        if not isinstance(data, Mapping):  # DRF's own error: "Expected a dictionary"
+            return super().to_internal_value(data)
+        data = dict(data)
+        for name in ("batch_size", "base_lr"):
+            if name in data:
+                data[name] = split_list(data[name])
+        return super().to_internal_value(data)
+
+
+class TrainRequest(OwnedSerializerMixin, serializers.Serializer):
+    """Train one model, or one per batch size × learning rate (a sweep)."""
+
+    # Context: ``user`` (or ``request``); ``model_file`` when the request carries the
+    # ``.keras`` file to train from (network source ``upload`` without an ``upload_key``).
+
+    dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    team = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True
+    )
+    visibility = serializers.ChoiceField(
+        choices=TrainedModel._meta.get_field("visibility").choices, default="private"
+    )
+    network = NetworkParams()
+    solver = SweepSolverParams()
+    gpus = GpuParams(required=False)
+
+    class Meta:
+        ref_name = "TrainedModelCreate"  # the schema's name for it, from before it was shared
+
+    def validate_dataset(self, dataset):
+        if not permissions.can(self.user, permissions.VIEW, dataset):
+            raise serializers.ValidationError("Unknown dataset.")
+        return dataset
+
+    def validate_network(self, network):
+        try:
+            if network["source"] == "upload" and not network["upload_key"]:
+                services.check_custom_code(self.user)  # the file comes with the request
+            else:
+                services.check_network(network, self.user)
+        except services.ModelError as exc:
+            raise serializers.ValidationError(exc.detail[exc.field]) from None
+        return network
