@@ -10,7 +10,7 @@ Class questions only make sense for class labels; for masks they answer nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -58,6 +58,53 @@ def class_distribution(dataset) -> dict | None:
             counts = class_counts(dataset, stage)
             stages.append({"stage": stage, "counts": [counts.get(i, 0) for i in indices]})
     return {"classes": [class_name(dataset, i) for i in indices], "stages": stages}
+
+
+class EntryQueryError(ValueError):
+    """A stage or class asked of the entries that cannot be; ``field`` names which."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def entry_filter(dataset, stage: str, label: str = "") -> tuple[str, int | None]:
+    """The stage and class (``""``: any) asked for, as text from a query string, checked.
+
+    ``EntryQueryError`` for an unknown stage, a class that is not an index, or a class
+    asked of a dataset whose labels are masks.
+    """
+    if stage not in STAGES:
+        raise EntryQueryError("stage", f"Choose one of {', '.join(STAGES)}.")
+    if label == "":
+        return stage, None
+    try:
+        number = int(label)
+    except ValueError:
+        raise EntryQueryError("label", "A class index.") from None
+    if not has_class_labels(dataset):
+        raise EntryQueryError("label", "This dataset's labels are masks, not classes.")
+    return stage, number
+
+
+def entry_indices(dataset, stage: str, label: int | None = None) -> Sequence[int]:
+    """The entries of ``stage`` in order, or those of class ``label``: what a page lists."""
+    if label is None:
+        return range(dataset.stage_count(stage))
+    return entries_of_class(dataset, stage, label)
+
+
+def entry_rows(dataset, stage: str, indices: Iterable[int]) -> list[dict]:
+    """``{"index", "label", "label_name"}`` of each entry (label and name None for masks)."""
+    indices = [int(i) for i in indices]
+    return [
+        {
+            "index": index,
+            "label": label,
+            "label_name": None if label is None else class_name(dataset, label),
+        }
+        for index, label in zip(indices, labels_of(dataset, stage, indices), strict=True)
+    ]
 
 
 def _label_shards(dataset, stage: str) -> Iterator[tuple[int, np.ndarray]]:

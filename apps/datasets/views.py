@@ -167,26 +167,19 @@ def _type_title(type_id):
 @login_required
 def dataset_explore(request, pk):
     dataset = _ready_dataset(request, pk)
-    stage = request.GET.get("stage", "train")
-    if stage not in STAGES:
-        raise Http404("Unknown stage.")
     by_class = queries.has_class_labels(dataset)
-    label = _class_filter(request) if by_class else None
-    if label is None:
-        indices = range(dataset.stage_count(stage))
-    else:
-        indices = queries.entries_of_class(dataset, stage, label)
+    try:
+        # A class asked of a dataset of masks is left out, not refused: the page has no filter.
+        stage, label = queries.entry_filter(
+            dataset,
+            request.GET.get("stage", "train"),
+            request.GET.get("label", "") if by_class else "",
+        )
+    except queries.EntryQueryError as exc:
+        raise Http404(str(exc)) from None
+    indices = queries.entry_indices(dataset, stage, label)
     page = Paginator(indices, GALLERY_PAGE).get_page(request.GET.get("page"))
-    entries = list(page.object_list)
-    labels = queries.labels_of(dataset, stage, entries) if by_class else [None] * len(entries)
-    gallery = [
-        {
-            "index": int(index),
-            "label": entry_label,
-            "caption": None if entry_label is None else queries.class_name(dataset, entry_label),
-        }
-        for index, entry_label in zip(entries, labels, strict=True)
-    ]
+    gallery = queries.entry_rows(dataset, stage, page.object_list)
     query = {"stage": stage, **({"label": label} if label is not None else {})}
     return render(
         request,
@@ -209,16 +202,6 @@ def _class_choices(dataset, stage):
     """``(class index, name, entries in stage)`` for the explore page's class filter."""
     counts = queries.class_counts(dataset, stage)
     return [(i, queries.class_name(dataset, i), counts.get(i, 0)) for i in queries.classes(dataset)]
-
-
-def _class_filter(request) -> int | None:
-    value = request.GET.get("label", "")
-    if value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise Http404("The class must be a class index.") from None
 
 
 @login_required

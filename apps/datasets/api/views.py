@@ -105,41 +105,25 @@ class DatasetViewSet(OwnedModelViewSet):
         What the explore page shows: each entry's index, class and the URL of its image.
         """
         dataset = self._ready_object()
-        stage = request.query_params.get("stage", "train")
-        if stage not in STAGES:
-            raise serializers.ValidationError({"stage": [f"Choose one of {', '.join(STAGES)}."]})
-        by_class = queries.has_class_labels(dataset)
-        label = request.query_params.get("label", "")
-        if label != "":
-            try:
-                label = int(label)
-            except ValueError:
-                raise serializers.ValidationError({"label": ["A class index."]}) from None
-            if not by_class:
-                raise serializers.ValidationError(
-                    {"label": ["This dataset's labels are masks, not classes."]}
-                )
-            indices = queries.entries_of_class(dataset, stage, label)
-        else:
-            indices = range(dataset.stage_count(stage))
+        try:
+            stage, label = queries.entry_filter(
+                dataset,
+                request.query_params.get("stage", "train"),
+                request.query_params.get("label", ""),
+            )
+        except queries.EntryQueryError as exc:
+            raise serializers.ValidationError({exc.field: [str(exc)]}) from None
         paginator = self.paginator
-        page = [int(i) for i in paginator.paginate_queryset(indices, request, view=self)]
-        labels = queries.labels_of(dataset, stage, page) if by_class else [None] * len(page)
-        results = [
-            {
-                "index": index,
-                "label": entry_label,
-                "label_name": None
-                if entry_label is None
-                else queries.class_name(dataset, entry_label),
-                "image": reverse(
-                    "dataset-entry-image",
-                    kwargs={"pk": dataset.pk, "stage": stage, "index": index},
-                    request=request,
-                ),
-            }
-            for index, entry_label in zip(page, labels, strict=True)
-        ]
+        indices = queries.entry_indices(dataset, stage, label)
+        results = queries.entry_rows(
+            dataset, stage, paginator.paginate_queryset(indices, request, view=self)
+        )
+        for row in results:
+            row["image"] = reverse(
+                "dataset-entry-image",
+                kwargs={"pk": dataset.pk, "stage": stage, "index": row["index"]},
+                request=request,
+            )
         return paginator.get_paginated_response(DatasetEntrySerializer(results, many=True).data)
 
     @extend_schema(responses=answers({(200, "image/png"): OpenApiTypes.BINARY}, 404, 409))
