@@ -7,7 +7,6 @@ to draw it, and ``apps.core`` imports nothing from the apps built on it.
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from apps.core import permissions
 from apps.datasets.models import Dataset
 from apps.jobs.models import Job
 from apps.mlmodels.models import TrainedModel
@@ -22,14 +21,10 @@ def home(request):
         request,
         "home.html",
         {
-            "datasets": permissions.visible(Dataset.objects.select_related("owner"), user)[
+            "datasets": Dataset.objects.select_related("owner").visible_to(user)[:HOME_ROWS],
+            "models": TrainedModel.objects.select_related("owner", "dataset").visible_to(user)[
                 :HOME_ROWS
             ],
-            "models": permissions.visible(
-                TrainedModel.objects.select_related("owner", "dataset"), user
-            )[:HOME_ROWS],
-            "jobs": permissions.visible(Job.objects.select_related("owner", "team"), user)[
-                :HOME_ROWS
-            ],
+            "jobs": Job.objects.select_related("owner", "team").visible_to(user)[:HOME_ROWS],
         },
     )

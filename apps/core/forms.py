@@ -2,7 +2,7 @@ from django import forms
 
 from apps.accounts.models import Team
 from apps.core import permissions
-from apps.core.models import Visibility
+from apps.core.visibility import Visibility
 
 
 class StyledFormMixin:

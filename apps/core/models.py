@@ -2,11 +2,17 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from apps.core import permissions
+from apps.core.visibility import Visibility
 
-class Visibility(models.TextChoices):
-    PRIVATE = "private", "Private (only me)"
-    TEAM = "team", "Team"
-    PUBLIC = "public", "Public (every user)"
+__all__ = ["OwnedModel", "OwnedQuerySet", "Visibility"]
+
+
+class OwnedQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """The objects ``user`` may see (``apps.core.permissions.visible``): the one filter
+        every list, page and API asks."""
+        return permissions.visible(self, user)
 
 
 class OwnedModel(models.Model):
@@ -22,6 +28,8 @@ class OwnedModel(models.Model):
     visibility = models.CharField(
         max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE
     )
+
+    objects = OwnedQuerySet.as_manager()
 
     class Meta:
         abstract = True

@@ -29,7 +29,7 @@ from django.db.models import Q
 from django.http import Http404
 
 from apps.accounts.models import Membership, Role, Team
-from apps.core.models import Visibility
+from apps.core.visibility import Visibility
 
 #: The permission (``TrainedModel.Meta.permissions``) to run custom network code and
 #: uploaded model files.

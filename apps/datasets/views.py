@@ -9,9 +9,11 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from apps.core import permissions
+from apps.core.filters import filtered
 from apps.core.plugins import STAGES
 from apps.core.plugins.catalog import data_ingestion_types, get_data_ingestion
 from apps.datasets import files, queries, services
+from apps.datasets.filters import DatasetFilterSet
 from apps.datasets.forms import DatasetForm
 from apps.datasets.models import Dataset
 from apps.jobs.services import JobStateError
@@ -45,13 +47,12 @@ def _ingestion_class(type_id):
 @login_required
 def dataset_list(request):
     """Every dataset the user may see, newest first, by type and status."""
-    datasets = permissions.visible(Dataset.objects.select_related("owner"), request.user)
-    type_id = request.GET.get("type", "")
-    if type_id:
-        datasets = datasets.filter(type=type_id)
-    status = request.GET.get("status", "")
-    if status:
-        datasets = datasets.filter(status=status)
+    datasets = filtered(
+        DatasetFilterSet,
+        request.GET,
+        Dataset.objects.select_related("owner").visible_to(request.user),
+    )
+    type_id, status = request.GET.get("type", ""), request.GET.get("status", "")
     page = Paginator(datasets, LIST_PAGE).get_page(request.GET.get("page"))
     rows = [
         {

@@ -67,7 +67,8 @@ class JobConsumer(_AuthenticatedConsumer):
 
     def _visible_last_seq(self, user):
         return (
-            permissions.visible(Job.objects.filter(pk=self.job_id), user)
+            Job.objects.filter(pk=self.job_id)
+            .visible_to(user)
             .values_list("last_seq", flat=True)
             .first()
         )

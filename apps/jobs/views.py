@@ -10,7 +10,9 @@ from rest_framework import serializers
 
 from apps.core import permissions
 from apps.core.downloads import artifact_response
+from apps.core.filters import filtered
 from apps.jobs import services
+from apps.jobs.filters import JobFilterSet
 from apps.jobs.forms import WorkerCheckForm
 from apps.jobs.kinds import all_kinds, get_kind
 from apps.jobs.models import Job, JobStatus
@@ -27,13 +29,12 @@ def _job(request, pk, action=permissions.VIEW):
 @login_required
 def job_list(request):
     """Every job the user may see, newest first, by status and kind; live like the home page."""
-    jobs = permissions.visible(Job.objects.select_related("owner", "team"), request.user)
-    status = request.GET.get("status", "")
-    if status:
-        jobs = jobs.filter(status=status)
-    kind = request.GET.get("kind", "")
-    if kind:
-        jobs = jobs.filter(kind=kind)
+    jobs = filtered(
+        JobFilterSet,
+        request.GET,
+        Job.objects.select_related("owner", "team").visible_to(request.user),
+    )
+    status, kind = request.GET.get("status", ""), request.GET.get("kind", "")
     page = Paginator(jobs, LIST_PAGE).get_page(request.GET.get("page"))
     query = urlencode({k: v for k, v in (("status", status), ("kind", kind)) if v})
     return render(

@@ -140,12 +140,12 @@ class ModelForm(SharingForm):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, user=user, **kwargs)
-        self.fields["dataset"].queryset = permissions.visible(
-            Dataset.objects.filter(status=Dataset.Status.READY), user
-        )
-        self.fields["previous_model"].queryset = permissions.visible(
-            TrainedModel.objects.filter(status=TrainedModel.Status.READY), user
-        )
+        self.fields["dataset"].queryset = Dataset.objects.filter(
+            status=Dataset.Status.READY
+        ).visible_to(user)
+        self.fields["previous_model"].queryset = TrainedModel.objects.filter(
+            status=TrainedModel.Status.READY
+        ).visible_to(user)
         if not permissions.can_run_custom_code(user):
             # Neither offered nor accepted: a posted "custom" is not a valid choice.
             source = self.fields["network_source"]

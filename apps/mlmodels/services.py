@@ -95,7 +95,7 @@ def check_network(network: dict, user) -> None:
             raise ModelError(str(exc), field="network", subfield="upload_key") from None
     if source == "previous":
         earlier = TrainedModel.objects.filter(pk=network.get("previous_model"))
-        if not permissions.visible(earlier, user).exists():
+        if not earlier.visible_to(user).exists():
             raise ModelError("Unknown model.", field="network", subfield="previous_model")
 
 
@@ -346,7 +346,7 @@ def _submit_classify(
 
 # --- jobs of models, seen through the job API (registered in apps.mlmodels.kinds) ------
 def _visible_model(model_id, user) -> TrainedModel:
-    model = permissions.visible(TrainedModel.objects.filter(pk=model_id), user).first()
+    model = TrainedModel.objects.filter(pk=model_id).visible_to(user).first()
     if model is None:
         raise jobs.CloneRefused(
             "The model of this job is not available (deleted, or not shared with you)."
@@ -396,7 +396,7 @@ def _may_see_dataset(user, dataset_id) -> bool:
     seen = user.__dict__.setdefault("_digits_visible_datasets", {})
     if dataset_id not in seen:
         rows = Dataset.objects.filter(pk=dataset_id)
-        seen[dataset_id] = permissions.visible(rows, user).exists()
+        seen[dataset_id] = rows.visible_to(user).exists()
     return seen[dataset_id]
 
 

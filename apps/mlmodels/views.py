@@ -7,9 +7,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.core import permissions
+from apps.core.filters import filtered
 from apps.datasets.models import Dataset
 from apps.jobs.services import JobStateError
 from apps.mlmodels import compare, export, services, snapshots
+from apps.mlmodels.filters import TrainedModelFilterSet
 from apps.mlmodels.forms import ModelForm
 from apps.mlmodels.models import TrainedModel
 
@@ -31,16 +33,14 @@ LIST_LIMIT = 500
 def model_list(request):
     """Every model the user may see, with its best epoch's figures: sort, filter, pick some
     to compare."""
-    models = permissions.visible(
-        TrainedModel.objects.select_related("owner", "dataset"), request.user
+    models = filtered(
+        TrainedModelFilterSet,
+        request.GET,
+        TrainedModel.objects.select_related("owner", "dataset").visible_to(request.user),
     )
-    dataset = _int_param(request, "dataset")
-    if dataset is not None:
-        models = models.filter(dataset_id=dataset)
-    if sweep := request.GET.get("sweep", ""):
-        models = models.filter(sweep=sweep)
-    if status := request.GET.get("status", ""):
-        models = models.filter(status=status)
+    # Valid once filtered: a dataset is its id.
+    dataset = int(request.GET["dataset"]) if request.GET.get("dataset") else None
+    sweep, status = request.GET.get("sweep", ""), request.GET.get("status", "")
     sort = request.GET.get("sort", "created")
     if sort not in compare.SORTS:
         sort = "created"
@@ -54,7 +54,7 @@ def model_list(request):
             "best": best["model"].pk if best else None,
             "sort": sort,
             "sorts": [(key, label) for key, (label, _, _) in compare.SORTS.items()],
-            "datasets": permissions.visible(Dataset.objects.all(), request.user),
+            "datasets": Dataset.objects.all().visible_to(request.user),
             "dataset": dataset,
             "sweep": sweep,
             "status": status,
@@ -64,16 +64,6 @@ def model_list(request):
             "max_compared": compare.MAX_COMPARED,
         },
     )
-
-
-def _int_param(request, name: str) -> int | None:
-    value = request.GET.get(name, "")
-    if value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise Http404(f"{name} must be a number.") from None
 
 
 @login_required
@@ -91,9 +81,9 @@ def model_compare(request):
         return redirect("mlmodels:list")
     found = {
         m.pk: m
-        for m in permissions.visible(
-            TrainedModel.objects.select_related("owner", "dataset"), request.user
-        ).filter(pk__in=ids)
+        for m in TrainedModel.objects.select_related("owner", "dataset")
+        .visible_to(request.user)
+        .filter(pk__in=ids)
     }
     if len(found) != len(ids):  # another user's private model is as unknown as a missing one
         raise Http404("No such model.")

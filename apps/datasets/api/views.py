@@ -18,6 +18,7 @@ from apps.datasets.api.serializers import (
     DatasetTypeSerializer,
     DatasetUploadSerializer,
 )
+from apps.datasets.filters import DatasetFilterSet
 from apps.datasets.models import Dataset
 from apps.jobs.services import JobStateError, share_like
 
@@ -43,7 +44,7 @@ class DatasetViewSet(OwnedModelViewSet):
     a built dataset's entries, their images and its files."""
 
     queryset = Dataset.objects.select_related("owner", "team")
-    filterset_fields = ["type", "status", "visibility"]
+    filterset_class = DatasetFilterSet
 
     def get_serializer_class(self):
         if self.action == "create":

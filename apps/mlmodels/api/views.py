@@ -17,6 +17,7 @@ from apps.mlmodels.api.serializers import (
     TrainedModelDetailSerializer,
     TrainedModelSerializer,
 )
+from apps.mlmodels.filters import TrainedModelFilterSet
 from apps.mlmodels.models import TrainedModel
 from apps.mlmodels.requests import TrainRequest
 
@@ -54,7 +55,7 @@ class TrainedModelViewSet(OwnedModelViewSet):
     """Models: train (one or a sweep), inspect, resume, classify, download, delete."""
 
     queryset = TrainedModel.objects.select_related("owner", "team", "dataset", "job")
-    filterset_fields = ["status", "dataset", "sweep", "visibility"]
+    filterset_class = TrainedModelFilterSet
 
     def get_serializer_class(self):
         if self.action == "create":
