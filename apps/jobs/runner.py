@@ -148,6 +148,18 @@ class JobRun:
             log.exception("job %s: could not start the job process", self.job.pk)
             self._with_database(services.fail, self.job, f"Could not start the job process: {exc}")
             return
+        returncode = self._relay(proc, events_fd)
+        # The last events and the outcome: retried while the database is away, until the
+        # job counts as lost (then the reaper decides, as for a worker that died).
+        while not self.lost:
+            if self._with_database(self._flush) and self._with_database(
+                self._record_outcome, returncode
+            ):
+                return
+            time.sleep(ABORT_POLL_SECONDS)
+
+    def _relay(self, proc: subprocess.Popen, events_fd: int) -> int:
+        """Relay the job process's events and output until it ends; its exit status."""
         streams = {
             events_fd: "events",
             proc.stdout.fileno(): "stdout",
@@ -158,8 +170,11 @@ class JobRun:
             os.set_blocking(fd, False)
             selector.register(fd, selectors.EVENT_READ, name)
         now = time.monotonic()
-        next_flush, next_poll = now + FLUSH_SECONDS, now + ABORT_POLL_SECONDS
-        next_heartbeat = now + settings.DIGITS_JOB_HEARTBEAT_SECONDS
+        self._due = {
+            "flush": now + FLUSH_SECONDS,
+            "poll": now + ABORT_POLL_SECONDS,
+            "heartbeat": now + settings.DIGITS_JOB_HEARTBEAT_SECONDS,
+        }
         try:
             while selector.get_map() or proc.poll() is None:
                 for key, _ in selector.select(timeout=FLUSH_SECONDS / 2):
@@ -169,23 +184,7 @@ class JobRun:
                     else:
                         self._feed(key.fd, key.data, b"", eof=True)
                         selector.unregister(key.fd)
-                now = time.monotonic()
-                if now >= next_flush or len(self.pending) >= MAX_BATCH:
-                    self._with_database(self._flush)
-                    next_flush = now + FLUSH_SECONDS
-                if now >= next_heartbeat:
-                    self._with_database(self._heartbeat)
-                    next_heartbeat = now + settings.DIGITS_JOB_HEARTBEAT_SECONDS
-                if now >= next_poll:
-                    self._with_database(self._poll_abort, proc)
-                    next_poll = now + ABORT_POLL_SECONDS
-                if self.lost and proc.poll() is None:
-                    proc.kill()  # given away (or gone): stop the work at once
-                if (
-                    self.abort_sent_at
-                    and now - self.abort_sent_at > settings.DIGITS_JOB_KILL_GRACE_SECONDS
-                ):
-                    proc.kill()
+                self._on_schedule(proc, time.monotonic())
         finally:
             selector.close()
             os.close(events_fd)
@@ -194,14 +193,24 @@ class JobRun:
             if proc.poll() is None:
                 proc.kill()
             returncode = proc.wait()
-        # The last events and the outcome: retried while the database is away, until the
-        # job counts as lost (then the reaper decides, as for a worker that died).
-        while not self.lost:
-            if self._with_database(self._flush) and self._with_database(
-                self._record_outcome, returncode
-            ):
-                return
-            time.sleep(ABORT_POLL_SECONDS)
+        return returncode
+
+    def _on_schedule(self, proc: subprocess.Popen, now: float) -> None:
+        """What the relay does between reads: flush events, heartbeat, look for an abort,
+        and kill the process once it is lost or past its grace after an abort."""
+        if now >= self._due["flush"] or len(self.pending) >= MAX_BATCH:
+            self._with_database(self._flush)
+            self._due["flush"] = now + FLUSH_SECONDS
+        if now >= self._due["heartbeat"]:
+            self._with_database(self._heartbeat)
+            self._due["heartbeat"] = now + settings.DIGITS_JOB_HEARTBEAT_SECONDS
+        if now >= self._due["poll"]:
+            self._with_database(self._poll_abort, proc)
+            self._due["poll"] = now + ABORT_POLL_SECONDS
+        if self.lost and proc.poll() is None:
+            proc.kill()  # given away (or gone): stop the work at once
+        if self.abort_sent_at and now - self.abort_sent_at > settings.DIGITS_JOB_KILL_GRACE_SECONDS:
+            proc.kill()
 
     def _with_database(self, operation, *args) -> bool:
         """Run one of the relay's database operations; False if the database failed it.

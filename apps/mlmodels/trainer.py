@@ -45,59 +45,15 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         import tensorflow as tf
 
-        from apps.mlmodels import data
-
         seed = self.solver.get("seed")
         if seed is not None:
             keras.utils.set_random_seed(seed)
             tf.config.experimental.enable_op_determinism()
-        ds = self.params["dataset"]
-        info = data.dataset_info(ds["id"], ds["prefix"], ds["manifest"])
-        manifest = info.manifest
-        self.num_classes = (
-            len(manifest.get("label_names") or []) or int(data.labels_of(info, "train").max()) + 1
-        )
-        self.input_shape = tuple(manifest["feature"]["shape"])
+        info = self._dataset()
         self.ctx.status("Loading data")
-        batch = self.solver["batch_size"]
-        train = data.stage_pipeline(
-            info,
-            "train",
-            batch_size=batch,
-            training=True,
-            shuffle=self.solver["shuffle"],
-            seed=seed,
-        )
-        has_val = manifest["stages"].get("val", {}).get("count", 0) > 0
-        val = (
-            data.stage_pipeline(
-                info, "val", batch_size=batch, training=False, shuffle=False, seed=0
-            )
-            if has_val
-            else None
-        )
-        train_count = manifest["stages"]["train"]["count"]
-        self.steps_per_epoch = max(1, -(-train_count // batch))
+        train, val = self._pipelines(info, seed)
         epochs = self.solver["epochs"]
-        max_iter = self.steps_per_epoch * epochs
-
-        strategy = (
-            tf.distribute.MirroredStrategy()
-            if len(tf.config.list_logical_devices("GPU")) > 1
-            else tf.distribute.get_strategy()
-        )
-        with strategy.scope():
-            model = self.build_model(info)
-            optimizer = self.optimizer(max_iter)
-            top_k = min(5, self.num_classes)
-            model.compile(
-                optimizer=optimizer,
-                loss="sparse_categorical_crossentropy",
-                metrics=[
-                    "accuracy",
-                    keras.metrics.SparseTopKCategoricalAccuracy(k=top_k, name="top5"),
-                ],
-            )
+        model = self._compiled_model(info, max_iter=self.steps_per_epoch * epochs)
         initial_epoch, history = self.restore(model)
         summary: list[str] = []
         model.summary(print_fn=lambda line, **kw: summary.append(line))
@@ -118,19 +74,62 @@ class Trainer:
             shuffle=False,  # the pipeline shuffles (with the run's seed)
         )
         self.ctx.check_abort()
-        best = _best_epoch(reporter.epochs)
         return {
             "epochs": reporter.epochs,
-            "best_epoch": best,
+            "best_epoch": _best_epoch(reporter.epochs),
             "snapshots": snapshots.epochs(self.model_id),
             "resumed_from": initial_epoch,
             "param_count": int(model.count_params()),
             "summary": "\n".join(summary),
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
-            "label_names": manifest.get("label_names"),
+            "label_names": info.manifest.get("label_names"),
             "steps_per_epoch": self.steps_per_epoch,
         }
+
+    def _pipelines(self, info, seed):
+        """The train and (when the dataset has one) val pipelines; sets ``steps_per_epoch``."""
+        from apps.mlmodels import data
+
+        stages, batch = info.manifest["stages"], self.solver["batch_size"]
+        train = data.stage_pipeline(
+            info,
+            "train",
+            batch_size=batch,
+            training=True,
+            shuffle=self.solver["shuffle"],
+            seed=seed,
+        )
+        val = None
+        if stages.get("val", {}).get("count", 0) > 0:
+            val = data.stage_pipeline(
+                info, "val", batch_size=batch, training=False, shuffle=False, seed=0
+            )
+        self.steps_per_epoch = max(1, -(-stages["train"]["count"] // batch))
+        return train, val
+
+    def _compiled_model(self, info, max_iter: int):
+        """The network with its optimizer and metrics, on every GPU the job has."""
+        import tensorflow as tf
+
+        strategy = (
+            tf.distribute.MirroredStrategy()
+            if len(tf.config.list_logical_devices("GPU")) > 1
+            else tf.distribute.get_strategy()
+        )
+        with strategy.scope():
+            model = self.build_model(info)
+            optimizer = self.optimizer(max_iter)
+            top_k = min(5, self.num_classes)
+            model.compile(
+                optimizer=optimizer,
+                loss="sparse_categorical_crossentropy",
+                metrics=[
+                    "accuracy",
+                    keras.metrics.SparseTopKCategoricalAccuracy(k=top_k, name="top5"),
+                ],
+            )
+        return model
 
     def build_model(self, info):
         from apps.mlmodels import networks
