@@ -10,6 +10,7 @@ from django.db import transaction
 from rest_framework import serializers
 
 from apps.datasets import services
+from apps.datasets.params import max_error_percent_field, processes_field
 from apps.jobs.kinds import DomainRules, Input, JobKind, register, register_domain
 
 
@@ -17,8 +18,8 @@ class BuildParams(serializers.Serializer):
     dataset_id = serializers.IntegerField()
     type = serializers.CharField()
     options = serializers.DictField()
-    processes = serializers.IntegerField(min_value=1, max_value=64, default=2)
-    max_error_percent = serializers.FloatField(min_value=0, max_value=100, default=10)
+    processes = processes_field()
+    max_error_percent = max_error_percent_field()
 
 
 @register

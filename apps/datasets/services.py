@@ -15,6 +15,7 @@ from apps.core import uploads
 from apps.core.plugins.catalog import get_data_ingestion
 from apps.core.storage import get_store
 from apps.datasets.models import Dataset
+from apps.datasets.params import DEFAULT_MAX_ERROR_PERCENT, DEFAULT_PROCESSES
 from apps.jobs import services as jobs
 from apps.jobs.models import Job
 
@@ -52,7 +53,8 @@ def discard_uploads(options: dict[str, Any]) -> None:
 
 def create(
     *, owner, type_id: str, options: dict[str, Any], name: str, description: str = "",
-    team=None, visibility: str = "private", processes: int = 2, max_error_percent: float = 10,
+    team=None, visibility: str = "private", processes: int = DEFAULT_PROCESSES,
+    max_error_percent: float = DEFAULT_MAX_ERROR_PERCENT,
     cloned_from: Job | None = None,
 ) -> Dataset:  # fmt: skip
     """Create a dataset in the building state and submit the job that builds it."""
@@ -100,8 +102,9 @@ def clone_build(job: Job, user) -> Job:
             owner=user, type_id=params.get("type", ""), options=options,
             name=f"{original.name} (clone)" if original else job.name,
             description=original.description if original else "", team=team,
-            visibility=visibility, processes=params.get("processes", 2),
-            max_error_percent=params.get("max_error_percent", 10), cloned_from=job,
+            visibility=visibility, processes=params.get("processes", DEFAULT_PROCESSES),
+            max_error_percent=params.get("max_error_percent", DEFAULT_MAX_ERROR_PERCENT),
+            cloned_from=job,
         )  # fmt: skip
     except LookupError as exc:
         raise jobs.CloneRefused(str(exc)) from None

@@ -5,6 +5,7 @@ from apps.accounts.models import Team
 from apps.core.api import OwnedSerializerMixin
 from apps.core.plugins.catalog import data_ingestion_types
 from apps.datasets.models import Dataset
+from apps.datasets.params import max_error_percent_field, processes_field
 
 
 class DatasetSerializer(OwnedSerializerMixin, serializers.ModelSerializer):
@@ -54,8 +55,8 @@ class DatasetCreateSerializer(OwnedSerializerMixin, serializers.Serializer):
         help_text="Values of the type's form. With multipart/form-data send it as a JSON "
         "string and each file field as a part named after the field.",
     )
-    processes = serializers.IntegerField(min_value=1, max_value=64, default=2)
-    max_error_percent = serializers.FloatField(min_value=0, max_value=100, default=10)
+    processes = processes_field()
+    max_error_percent = max_error_percent_field()
 
     def validate_options(self, value):
         if isinstance(value, str):  # multipart: a JSON string
