@@ -145,6 +145,28 @@ def test_small_bodies_pass_untouched(transactional_db):
     assert (status, read) == (401, 1)  # DRF's own answer, after reading the body
 
 
+def _read_response(conn: socket.socket) -> str:
+    """The whole HTTP response: headers and their Content-Length of body (TCP may split them)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data.decode()
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+         if line.lower().startswith(b"content-length:")),
+        0,
+    )  # fmt: skip
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode()
+
+
 def test_the_real_server_refuses_before_the_body_is_sent(live_server_url, settings):
     """uvicorn: headers alone, declaring 50 GB, get the 413 (no byte of body sent)."""
     url = urlsplit(live_server_url)
@@ -156,7 +178,7 @@ def test_the_real_server_refuses_before_the_body_is_sent(live_server_url, settin
     )
     with socket.create_connection((url.hostname, url.port), timeout=10) as conn:
         conn.sendall(request.encode())
-        reply = conn.recv(65536).decode()
+        reply = _read_response(conn)
 
     assert reply.startswith("HTTP/1.1 413"), reply
     assert "Upload too large: 50 GB; the limit is 2 GB." in reply
