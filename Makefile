@@ -43,12 +43,15 @@ browser:
 services:
 	@scripts/start-services
 
+# Two test processes (pytest-xdist), each with its own database, broker namespace, channel
+# prefix, bucket and folders (tests/settings.py); `make test XDIST=` runs in one.
+XDIST ?= -n 2 --dist loadgroup
 test: install-test services
-	$(PY) scripts/with_test_services.py $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) scripts/with_test_services.py $(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 FAST := not slow and not tensorflow and not browser and not cluster
 test-fast: $(VENV)/.installed-test services
-	$(PY) scripts/with_test_services.py $(PY) -m pytest -m "$(FAST)" $(PYTEST_ARGS)
+	$(PY) scripts/with_test_services.py $(PY) -m pytest -m "$(FAST)" $(XDIST) $(PYTEST_ARGS)
 
 lint: install-test
 	$(VENV)/bin/ruff check .

@@ -11,6 +11,8 @@ whatever it says, and so is every test of the other three tiers: ``-m "not slow"
 alone is the fast tier too.
 """
 
+import os
+
 import pytest
 
 HEAVY = ("tensorflow", "browser", "cluster")
@@ -21,3 +23,12 @@ def pytest_collection_modifyitems(items):
         heavy = any(item.get_closest_marker(name) for name in HEAVY)
         if heavy or "start_process" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _worker_bucket():
+    """Under pytest-xdist each worker has an S3 bucket of its own (``tests/settings.py``)."""
+    if os.environ.get("TESTS_SETTINGS_WORKER"):
+        from apps.core.storage import get_store
+
+        get_store().check()

@@ -4,9 +4,35 @@ pytest-django sets ``DJANGO_SETTINGS_MODULE`` to this module (``pyproject.toml``
 processes a test starts (workers, uvicorn, ``manage.py``) inherit the variable, so a
 password hashed in the test process is checked with the same hasher there. Job processes
 set their own (``digits_site.job_settings``); they never see a password.
+
+Under pytest-xdist each worker (``PYTEST_XDIST_WORKER``, gw0, gw1, ...) has a test
+database of its own (pytest-django) and, set here before the platform's settings read
+them, its own broker namespace, channel-layer prefix, S3 bucket, data folder and job work
+folder: job ids repeat between the workers' databases and must not meet anywhere else.
+The processes a test starts inherit the adjusted variables and keep them.
 """
 
-from digits_site.settings import *  # noqa: F403
+import os
+import tempfile
+from pathlib import Path
+
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+# Set once: a process a test starts imports this module again. (Not a DIGITS_ name: a
+# test that drops every DIGITS_ variable wants the platform's defaults, unadjusted.)
+if WORKER and os.environ.get("TESTS_SETTINGS_WORKER") != WORKER:
+    os.environ["TESTS_SETTINGS_WORKER"] = WORKER
+    for name in ("DIGITS_BROKER_NAMESPACE", "DIGITS_CHANNEL_LAYER_PREFIX", "DIGITS_S3_BUCKET"):
+        if os.environ.get(name):
+            os.environ[name] = f"{os.environ[name]}-{WORKER}"
+    checkout = Path(__file__).resolve().parent.parent
+    data_dir = os.environ.get("DIGITS_DATA_DIR") or str(checkout / "var")
+    os.environ["DIGITS_DATA_DIR"] = str(Path(data_dir) / f"test-{WORKER}")
+    work_root = os.environ.get("DIGITS_JOB_WORK_ROOT") or str(
+        Path(tempfile.gettempdir()) / "digits-jobs"
+    )
+    os.environ["DIGITS_JOB_WORK_ROOT"] = f"{work_root}-{WORKER}"
+
+from digits_site.settings import *  # noqa: E402,F403
 
 # The ``people`` fixture makes six users per test; the production hasher costs a
 # noticeable fraction of a second per user on two busy cores. Login still checks real

@@ -51,7 +51,8 @@ def rabbitmq(monkeypatch):
     broker.close()
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
+# RabbitMQ's queues are not namespaced: under pytest-xdist one worker runs these (loadgroup).
+@pytest.fixture(params=["redis", pytest.param("rabbitmq", marks=pytest.mark.xdist_group("amqp"))])
 def broker_url(request):
     """The URL of the broker a worker consumes; the test's submissions go through it too."""
     if request.param == "rabbitmq":
