@@ -37,6 +37,11 @@ def saved_at_least(model_id: int, count: int) -> list[int]:
     return saved if len(saved) >= count else []
 
 
+def logged_epochs(model_id: int) -> int:
+    job = TrainedModel.objects.get(pk=model_id).job
+    return len(epoch_lines(log_lines(job)))
+
+
 def around(job, marker: str) -> tuple[dict, dict]:
     """The job's epoch log lines and epoch-end steps before and after its log line ``marker``.
 
@@ -58,7 +63,12 @@ def test_a_killed_job_process_is_retried_from_the_last_snapshot(api, data_root, 
     dataset = build_dataset(api, data_root, size=16, per_class=40, name="small")
     created = create_model(api, dataset, "killed", **OPTIONS)
     model_id = created["id"]
-    saved = wait_until(lambda: saved_at_least(model_id, 2), timeout=300, interval=0.2)
+    # Killed once two epochs are saved and logged (a snapshot is published just before its
+    # epoch's log line: waiting for the snapshot alone could kill the job in between).
+    saved = wait_until(
+        lambda: saved_at_least(model_id, 2) if logged_epochs(model_id) >= 2 else [],
+        timeout=300, interval=0.2,
+    )  # fmt: skip
     child = job_process(worker)
     child.send_signal(signal.SIGKILL)
     wait_until(lambda: gone(child), timeout=30)
