@@ -62,6 +62,8 @@ def environment(workdir: Path, socket_path: str) -> dict[str, str]:
         HOME=str(workdir), TMPDIR=str(tmp), PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1",
         DJANGO_SETTINGS_MODULE="digits_site.job_settings", DIGITS_JOB_ARTIFACT_SOCKET=socket_path,
         MPLCONFIGDIR=str(tmp),
+        # A job's uid has no passwd entry: getpass.getuser() and friends read these first.
+        USER="digits-job", LOGNAME="digits-job",
     )  # fmt: skip
     return env
 
