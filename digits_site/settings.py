@@ -343,6 +343,10 @@ SPECTACULAR_SETTINGS = {
         "DatasetStatusEnum": "apps.datasets.models.Dataset.Status",
         "TrainedModelStatusEnum": "apps.mlmodels.models.TrainedModel.Status",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.api.document_read_only_tokens",
+    ],
 }
 
 LOGGING = {

@@ -4,7 +4,7 @@ from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, permissions
 
 from apps.accounts.models import ApiToken
 from apps.core.websockets import TOKEN_SUBPROTOCOL_PREFIX
@@ -27,10 +27,17 @@ class TokenAuthentication(authentication.BaseAuthentication):
         key = key_from_header(header)
         if key is None:
             return None
-        user = ApiToken.authenticate(key)
-        if user is None:
+        token = ApiToken.authenticate(key)
+        if token is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked API token.")
-        return user, key
+        # Checked here rather than in a permission class: every view authenticates, while
+        # a view may replace the default permission classes.
+        if token.read_only and request.method not in permissions.SAFE_METHODS:
+            raise exceptions.PermissionDenied(
+                f"This API token is read-only: it may not make {request.method} requests. "
+                "Use a token with the full scope."
+            )
+        return token.user, token
 
     def authenticate_header(self, request):
         return "Token"
@@ -81,4 +88,6 @@ def _websocket_key(scope) -> str | None:
 
 @database_sync_to_async
 def _user_for(key: str):
-    return ApiToken.authenticate(key)
+    # Any scope: a websocket only follows what happens (a read-only token's use).
+    token = ApiToken.authenticate(key)
+    return token.user if token else None

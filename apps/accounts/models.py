@@ -69,6 +69,14 @@ class ApiTokenQuerySet(models.QuerySet):
         return self.filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
 
 
+class TokenScope(models.TextChoices):
+    """What an API token may do: ``read`` makes only safe requests (GET, HEAD, OPTIONS)
+    and follows websockets; ``full`` does whatever its user may."""
+
+    READ = "read", "Read only"
+    FULL = "full", "Full"
+
+
 class ApiToken(models.Model):
     """A REST API credential. Only its SHA-256 is stored; the key is shown once."""
 
@@ -83,6 +91,7 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True)
+    scope = models.CharField(max_length=4, choices=TokenScope.choices, default=TokenScope.FULL)
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -93,7 +102,9 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     @classmethod
-    def issue(cls, user, name: str, expires_at=None) -> tuple["ApiToken", str]:
+    def issue(
+        cls, user, name: str, expires_at=None, scope: str = TokenScope.FULL
+    ) -> tuple["ApiToken", str]:
         """Create a token and return it with its clear-text key (never stored)."""
         key = secrets.token_urlsafe(32)
         token = cls.objects.create(
@@ -102,12 +113,13 @@ class ApiToken(models.Model):
             prefix=key[: cls.PREFIX_LENGTH],
             key_hash=hash_token(key),
             expires_at=expires_at,
+            scope=scope,
         )
         return token, key
 
     @classmethod
-    def authenticate(cls, key: str):
-        """The active user owning ``key``, or None."""
+    def authenticate(cls, key: str) -> "ApiToken | None":
+        """The unexpired token ``key`` of an active user (``.user`` loaded), or None."""
         token = (
             cls.objects.active()
             .select_related("user")
@@ -121,4 +133,8 @@ class ApiToken(models.Model):
         now = timezone.now()
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
             cls.objects.filter(pk=token.pk).update(last_used_at=now)
-        return token.user
+        return token
+
+    @property
+    def read_only(self) -> bool:
+        return self.scope == TokenScope.READ

@@ -16,9 +16,8 @@ def account(request):
     form = ApiTokenForm(request.POST or None)
     new_key = None
     if request.method == "POST" and form.is_valid():
-        _, new_key = ApiToken.issue(
-            request.user, form.cleaned_data["name"], form.cleaned_data["expires_at"]
-        )
+        data = form.cleaned_data
+        _, new_key = ApiToken.issue(request.user, data["name"], data["expires_at"], data["scope"])
         form = ApiTokenForm()
     return render(
         request,

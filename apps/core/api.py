@@ -66,7 +66,9 @@ ERRORS = {
         ErrorSerializer, description="No, an invalid, an expired or a revoked API token."
     ),
     403: OpenApiResponse(
-        ErrorSerializer, description="You may see the object but not do this to it."
+        ErrorSerializer,
+        description="You may see the object but not do this to it; or a read-only API "
+        "token on a request that changes something.",
     ),
     404: OpenApiResponse(
         ErrorSerializer,
@@ -149,3 +151,21 @@ class Conflict(exceptions.APIException):
 
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
+
+
+UNSAFE_METHODS = ("post", "put", "patch", "delete")
+
+
+def document_read_only_tokens(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every operation that changes something and
+    takes a token may answer 403 to a read-only one (``TokenAuthentication`` refuses it
+    before the view runs, so the view's own ``answers`` need not say so)."""
+    refused = {
+        "description": "A read-only API token on a request that changes something.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    for operations in result["paths"].values():
+        for method, operation in operations.items():
+            if method in UNSAFE_METHODS and operation.get("security"):
+                operation["responses"].setdefault("403", refused)
+    return result

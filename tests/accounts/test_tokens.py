@@ -74,6 +74,63 @@ def test_token_with_expiry(people, api_client):
     assert me_status(response.json()["key"]) == 200
 
 
+def test_token_expiring_in_days(people, api_client):
+    before = timezone.now()
+    response = api_client.as_user(people.owner).post(
+        "/api/v1/tokens/", {"name": "ci", "expires_in_days": 7}, format="json"
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert "expires_in_days" not in body and body["scope"] == "full"
+    expires = ApiToken.objects.get(pk=body["id"]).expires_at
+    assert before + timedelta(days=7) <= expires <= timezone.now() + timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"expires_in_days": 0}, "expires_in_days"),
+        ({"expires_in_days": 1, "expires_at": "2999-01-01T00:00:00Z"}, "expires_in_days"),
+        ({"scope": "admin"}, "scope"),
+    ],
+)
+def test_token_expiry_and_scope_are_validated(people, api_client, body, field):
+    response = api_client.as_user(people.owner).post(
+        "/api/v1/tokens/", {"name": "ci", **body}, format="json"
+    )
+    assert response.status_code == 400
+    assert field in response.json()
+    assert not ApiToken.objects.filter(name="ci").exists()
+
+
+def test_read_only_token_reads_but_changes_nothing(people, api_client):
+    created = api_client.as_user(people.owner).post(
+        "/api/v1/tokens/", {"name": "dashboard", "scope": "read"}, format="json"
+    )
+    assert created.status_code == 201 and created.json()["scope"] == "read"
+    client = client_with(created.json()["key"])
+
+    assert client.get("/api/v1/me/").status_code == 200
+    assert client.head("/api/v1/tokens/").status_code == 200
+    assert client.options("/api/v1/tokens/").status_code == 200
+    listed = client.get("/api/v1/tokens/").json()["results"]
+    assert {t["name"]: t["scope"] for t in listed} == {"dashboard": "read", "tests": "full"}
+    for response in [
+        client.post("/api/v1/tokens/", {"name": "escalate"}, format="json"),
+        client.post("/api/v1/jobs/", {"kind": "worker.check"}, format="json"),
+        client.delete(f"/api/v1/tokens/{created.json()['id']}/"),
+    ]:
+        assert response.status_code == 403
+        assert "read-only" in response.json()["detail"]
+    assert set(ApiToken.objects.values_list("name", flat=True)) == {"dashboard", "tests"}
+
+
+def test_existing_tokens_are_full_scope_without_expiry(people):
+    token, key = ApiToken.issue(people.owner, "old")
+    assert token.scope == "full" and token.expires_at is None
+    assert client_with(key).post("/api/v1/tokens/", {"name": "x"}).status_code == 201
+
+
 def test_token_needs_a_name(people, api_client):
     response = api_client.as_user(people.owner).post("/api/v1/tokens/", {}, format="json")
     assert response.status_code == 400
@@ -160,6 +217,15 @@ def test_account_page_creates_and_revokes_tokens(people, client):
     assert "revoked" in response.content.decode()
     assert not ApiToken.objects.filter(pk=token.pk).exists()
     assert me_status(key) == 401
+
+
+def test_account_page_shows_and_sets_the_scope(people, client):
+    client.force_login(people.owner)
+    page = client.post("/accounts/", {"name": "grafana", "scope": "read"}).content.decode()
+
+    assert ApiToken.objects.get(name="grafana").scope == "read"
+    assert "<th>Scope</th>" in page and "Read only" in page
+    assert '<select class="form-select" name="scope"' in page
 
 
 def test_account_page_token_with_expiry(people, client):

@@ -150,3 +150,18 @@ def test_pages_stop_retrying_on_44xx_close_codes():
 
     script = (ROOT / "static" / "digits" / "jobs.js").read_text()
     assert "ev.code >= 4400 && ev.code < 4500" in script
+
+
+def test_read_only_and_expiring_tokens(owned_job):
+    """A websocket only listens: a read-only token follows a job; an expired one does not."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    job, _ = owned_job
+    path = f"/ws/jobs/{job.pk}/"
+    _, read_key = ApiToken.issue(job.owner, "read", scope="read")
+    _, old_key = ApiToken.issue(job.owner, "old", timezone.now() - timedelta(seconds=1))
+
+    assert connect(path, [WS_HOST, WS_ORIGIN, token_header(read_key)])[0] == "accept"
+    assert connect(path, [WS_HOST, WS_ORIGIN, token_header(old_key)])[0] == 4401

@@ -62,10 +62,5 @@ class ApiTokenViewSet(
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        token, key = ApiToken.issue(
-            request.user,
-            serializer.validated_data["name"],
-            serializer.validated_data.get("expires_at"),
-        )
-        token.key = key
+        token, _ = serializer.issue(request.user)
         return Response(NewApiTokenSerializer(token).data, status=status.HTTP_201_CREATED)
