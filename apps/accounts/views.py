@@ -1,13 +1,14 @@
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
 from apps.accounts.forms import ApiTokenForm
+from apps.accounts.lockout import lockout_message, lockout_minutes
 from apps.accounts.models import ApiToken
 
 
@@ -55,9 +56,11 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 def locked_out(request, original_response=None, credentials=None):
     """django-axes' lockout answer (``AXES_LOCKOUT_CALLABLE``): the login page, saying why.
 
-    Used for the portal's and the admin's login alike; 429 like axes' own answer.
+    Used for the portal's and the admin's login alike; 429 like axes' own answer. The API's
+    token exchange gets the reason as JSON.
     """
-    cooloff = settings.AXES_COOLOFF_TIME
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": lockout_message()}, status=429)
     return render(
         request,
         "accounts/login.html",
@@ -65,7 +68,7 @@ def locked_out(request, original_response=None, credentials=None):
             "form": AuthenticationForm(request),
             "next": request.POST.get("next", request.GET.get("next", "")),
             "locked_out": True,
-            "locked_out_minutes": int(cooloff.total_seconds() // 60) if cooloff else None,
+            "locked_out_minutes": lockout_minutes(),
         },
         status=429,
     )

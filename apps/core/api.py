@@ -81,6 +81,11 @@ ERRORS = {
     413: OpenApiResponse(
         ErrorSerializer, description="The request body is larger than the limit it names."
     ),
+    429: OpenApiResponse(
+        ErrorSerializer,
+        description="Too many failed logins for this username from this address; "
+        "wait for the cool-off period it names.",
+    ),
 }
 
 

@@ -57,6 +57,8 @@ CHECKS = [
 #: few enough for about two minutes on two busy cores.
 VALID_EXAMPLES = 20
 INVALID_EXAMPLES = 8
+#: Operations that need no token (they answer without a 401 when sent none).
+PUBLIC = {"POST /api/v1/tokens/exchange/"}
 #: The resource a path's ``{id}`` (or ``{slug}``) names, by the path's first segment.
 RESOURCES = {
     "datasets": "dataset", "models": "model", "jobs": "job", "tokens": "token", "teams": "team",
@@ -285,6 +287,11 @@ def _known_requests(caller: User, other: User) -> dict[str, list[dict]]:
         "POST /api/v1/jobs/{id}/abort/": [{"path_parameters": {"id": job}}],
         "POST /api/v1/jobs/{id}/clone/": [{"path_parameters": {"id": job}}],
         "POST /api/v1/tokens/": [{"body": {"name": "contract"}}],
+        "POST /api/v1/tokens/exchange/": [
+            {"body": {"username": caller.name, "password": "pw-" + caller.name}},
+            {"body": {"username": caller.name, "password": "pw-" + caller.name,
+                      "scope": "read", "expires_in_days": 1}},
+        ],
     }  # fmt: skip
 
 
@@ -318,7 +325,7 @@ class Contract:
             problems += [f"{type(f).__name__}: {f.title}\n{f.message}" for f in group.exceptions]
         except AssertionError as exc:
             problems.append(f"{type(exc).__name__}: {exc}")
-        if caller is None and response.status_code != 401:
+        if caller is None and response.status_code != 401 and operation.label not in PUBLIC:
             problems.append(f"Answered {response.status_code} without a valid token")
         self.hidden += hidden
         if hidden and response.status_code != 404:

@@ -78,6 +78,18 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         return token, key
 
 
+class TokenExchangeSerializer(ApiTokenSerializer):
+    """A username and password for a new token of that user (named ``script`` unless
+    named)."""
+
+    username = serializers.CharField(write_only=True)
+    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = ["username", "password", *ApiTokenSerializer.Meta.fields]
+        extra_kwargs = {"name": {"required": False, "default": "script"}}
+
+
 class NewApiTokenSerializer(ApiTokenSerializer):
     key = serializers.CharField(read_only=True, help_text="Shown once; store it now.")
 
