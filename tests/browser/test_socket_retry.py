@@ -14,6 +14,7 @@ import pytest
 
 from apps.jobs import services
 from tests.browser.helpers import launch, log_in, run_in_thread
+from tests.jobs.helpers import check_params
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -48,11 +49,7 @@ def test_a_refused_job_socket_is_not_retried_and_a_failed_one_is(
     transactional_db, django_user_model, live_server_url
 ):
     user = django_user_model.objects.create_user("rita", password="retry-pw-1")
-    job = services.submit(
-        owner=user, kind="worker.check", name="never runs",
-        params={"queue": "default", "steps": 1, "step_seconds": 0.1, "matrix_size": 8,
-                "use_tensorflow": False, "fail_at_step": None},
-    )  # fmt: skip
+    job = services.submit(owner=user, kind="worker.check", params=check_params(steps=1))
 
     refused = run_in_thread(lambda: connections_after_close(live_server_url, job.pk, 4404))
     failed = run_in_thread(lambda: connections_after_close(live_server_url, job.pk, 1011))
