@@ -60,7 +60,7 @@ def start_seconds(mode: str, workdir: Path, confine: bool, runs: int = 5) -> flo
 
     conf = Confinement(
         mode=mode, workdir=str(workdir), uid=200_999, gid=200_999,
-        read=sandbox._code_paths(), open_only=[], hidden=list(sandbox.HIDDEN),
+        read=sandbox.code_paths(), open_only=[], hidden=list(sandbox.HIDDEN),
     )  # fmt: skip
     code = "import json, sys; from apps.jobs.confine import Confinement, enter; " + (
         "enter(Confinement(**json.loads(sys.argv[1])))" if confine else "pass"

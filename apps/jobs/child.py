@@ -3,8 +3,9 @@
 The worker writes the job spec as JSON on stdin; the job reports on the file
 descriptor given as argument (see ``apps.jobs.context``). Before anything of the
 job runs, the process confines itself as the spec says (``apps.jobs.confine``)
-and then sets Django up with ``digits_site.job_settings``: no database, no secret. stdout and stderr are
-captured by the worker as log lines, so a user's ``print`` still shows up.
+and then sets Django up with ``digits_site.job_settings``: no database, no secret.
+stdout and stderr are captured by the worker as log lines, so a user's ``print``
+still shows up.
 Exit status: 0 done, 1 failed (a ``failure`` message says why), 3 aborted.
 """
 

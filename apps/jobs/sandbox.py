@@ -100,7 +100,8 @@ def _secret_folders() -> list[str]:
     return folders
 
 
-def _code_paths() -> list[str]:
+def code_paths() -> list[str]:
+    """Folders a job must read to run: the code, the Python installation, sys.path."""
     paths = [str(settings.BASE_DIR), sys.prefix, sys.base_prefix, sys.exec_prefix]
     paths.append(str(Path(os.path.realpath(sys.executable)).parent.parent))
     paths += [p for p in sys.path if p and os.path.isdir(p)]
@@ -198,6 +199,6 @@ def confinement(workspace: Workspace) -> Confinement:
     uid, gid = workspace.owner or (-1, -1)
     return Confinement(
         mode=mode(), workdir=str(workspace.path), uid=uid, gid=gid,
-        read=[*_code_paths(), *(str(p) for p in settings.DIGITS_SERVER_DATA_ROOTS)],
+        read=[*code_paths(), *(str(p) for p in settings.DIGITS_SERVER_DATA_ROOTS)],
         open_only=[str(cache)], hidden=hidden,
     )  # fmt: skip

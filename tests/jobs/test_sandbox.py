@@ -221,7 +221,7 @@ def confine_and_probe(mode: str, tmp_path, uid: int = -1) -> dict:
     listener = socket.create_server(("127.0.0.1", 0))
     conf = Confinement(
         mode=mode, workdir=str(work), uid=uid, gid=uid,
-        read=[*sandbox._code_paths(), str(data), str(checkout), str(checkout / "var" / "data")],
+        read=[*sandbox.code_paths(), str(data), str(checkout), str(checkout / "var" / "data")],
         open_only=[str(hidden / "cache")],
         hidden=[str(hidden), str(checkout / "var"), *sandbox.HIDDEN],
     )  # fmt: skip
