@@ -1,4 +1,4 @@
-"""Extracting an uploaded zip or tar archive, after checking every member.
+"""Extracting an uploaded zip or tar archive, after checking every member (any data plugin).
 
 Nothing is written until the whole member list has passed: a member whose path
 has a ``..`` component or is absolute, a link (symbolic or hard), a device, a
