@@ -195,7 +195,7 @@ def _has_voi(dataset) -> bool:
 def _scale(values: np.ndarray, low: float, high: float, intensity: Intensity) -> np.ndarray:
     if high <= low:
         return np.zeros(values.shape, intensity.dtype)
-    scaled = (np.clip(values, low, high) - low) * (intensity.top / (high - low))
+    scaled = (np.clip(values, low, high) - low) * float(intensity.top) / (high - low)
     return np.rint(scaled).astype(intensity.dtype)
 
 
