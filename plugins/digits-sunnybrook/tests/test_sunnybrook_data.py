@@ -8,12 +8,12 @@ import pydicom
 import pytest
 from digits_sunnybrook.data import (
     Slice,
-    stage_case_counts,
     SunnybrookData,
     convert_channels,
     rasterise_contour,
     read_contour,
     read_dicom_image,
+    stage_case_counts,
 )
 from digits_sunnybrook.testing import (
     contour_path,
