@@ -211,8 +211,15 @@ def test_the_new_dataset_page_explains_the_layout(client, people):
     assert page.status_code == 200
     html = page.content.decode()
     assert 'id="sunnybrook-layout"' in html and "contours-manual/IRCCI-expert" in html
-    for name in ("image_folder", "contour_folder", "channel_conversion", "val_percent", "seed"):
+    assert 'id="sunnybrook-split"' in html and "by case (patient), never by" in html
+    for name in (
+        "source", "image_folder", "contour_folder", "archive", "channel_conversion",
+        "val_percent", "test_percent", "seed", "intensity", "bit_depth", "window_center",
+        "window_width", "percentile_low", "percentile_high", "resize_width", "resize_height",
+        "resize_mode",
+    ):  # fmt: skip
         assert f'name="data-{name}"' in html
+    assert 'type="file" name="data-archive"' in html
     assert 'name="dataset-name"' in html
 
 
