@@ -226,3 +226,28 @@ def test_unsafe_or_incomplete_archives_fail_and_publish_nothing(
     assert list(get_store().list(dataset.data_prefix)) == []
     key = dataset.options["archive"]["upload_key"]
     wait_until(lambda: not get_store().exists(key), message="the upload was not deleted")
+
+
+def test_an_archive_uploaded_on_the_new_dataset_page(client, people, tmp_path, worker):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    tree = make_tree(tmp_path / "export", cases=("SC-N-2", "SC-N-3"), slices=2)
+    client.force_login(people.owner)
+    form = {
+        "data-source": "archive", "data-image_folder": "", "data-contour_folder": "",
+        "data-archive": SimpleUploadedFile("scd.tar.gz", make_tar(archive_members(tree))),
+        "data-val_percent": "50", "data-intensity": "percentile", "data-percentile_low": "1",
+        "data-percentile_high": "99", "data-bit_depth": "8", "dataset-name": "LV (archive)",
+        "dataset-max_error_percent": "10", "dataset-processes": "1",
+        "dataset-visibility": "private", "dataset-team": "",
+    }  # fmt: skip
+    reply = client.post("/datasets/new/image-sunnybrook/", form)
+    assert reply.status_code == 302, reply.content.decode()[-3000:]
+    dataset = finished(int(reply["Location"].strip("/").split("/")[-1]))
+    assert dataset.status == "ready", dataset.job.error
+    assert {s: i["count"] for s, i in dataset.manifest["stages"].items()} == {
+        "train": 2, "val": 2, "test": 0
+    }  # fmt: skip
+    assert dataset.options["archive"]["upload_key"].startswith(f"uploads/{people.owner.pk}/")
+    features, mask = shards.read_entry(dataset, "train", 0)
+    assert features.dtype == np.uint8 and (features[mask == 1] == 255).all()
