@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 from digits_sunnybrook.testing import make_tree
-from test_sunnybrook_sources import archive_members, make_tar
+from sunnybrook_helpers import archive_members, make_tar
 
 from apps.datasets.models import Dataset
 from tests.browser.helpers import launch, run_in_thread, watched_page

@@ -2,15 +2,20 @@
 other matrix sizes, 16-bit intensities, and the same tree uploaded as an archive."""
 
 import io
-import tarfile
-import zipfile
 
 import numpy as np
 import pytest
 from digits_sunnybrook.data import Slice, SunnybrookData, rasterise_contour, read_contour
 from digits_sunnybrook.testing import make_study, make_tree
 from PIL import Image
-from sunnybrook_helpers import finished, post_json, post_multipart
+from sunnybrook_helpers import (
+    archive_members,
+    finished,
+    make_tar,
+    make_zip,
+    post_json,
+    post_multipart,
+)
 
 from apps.core.storage import get_store
 from apps.datasets import shards
@@ -118,45 +123,6 @@ def test_a_hospital_export_builds_with_every_slice_of_a_case_in_one_stage(
     assert values.max() > 20000  # the 16-bit mean, shown in 8 bits (not wrapped around)
     assert mean.mode == "L"
     np.testing.assert_array_equal(np.asarray(mean), np.round(values[..., 0] / 257))
-
-
-def archive_members(tree, broken_contour=False):
-    """The tree as the challenge download lays it out, plus an archiver's debris."""
-    members = [
-        (f"SCD_DeidentifiedImages/{p.relative_to(tree.images).as_posix()}", p.read_bytes())
-        for p in sorted(tree.images.rglob("*.dcm"))
-    ]
-    members += [
-        (f"SCD_ManualContours/{p.relative_to(tree.contours).as_posix()}", p.read_bytes())
-        for p in sorted(tree.contours.rglob("*.txt"))
-    ]
-    if broken_contour:
-        name = "SCD_ManualContours/SC-N-02/contours-manual/IRCCI-expert/"
-        name += "IM-0001-0021-icontour-manual.txt"
-        members = [(n, b"1 1\n2 2\n3 x\n" if n == name else d) for n, d in members]
-    return [*members, ("__MACOSX/SCD_ManualContours/._SC-N-02", b"junk")]
-
-
-def make_zip(members) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members:
-            zf.writestr(name, data)
-    return out.getvalue()
-
-
-def make_tar(members, symlink=None) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tf:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-        if symlink:
-            info = tarfile.TarInfo(symlink)
-            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
-            tf.addfile(info)
-    return out.getvalue()
 
 
 def upload(name, data):
