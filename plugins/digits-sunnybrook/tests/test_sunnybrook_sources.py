@@ -217,3 +217,21 @@ def test_an_archive_uploaded_on_the_new_dataset_page(client, people, tmp_path, w
     assert dataset.options["archive"]["upload_key"].startswith(f"uploads/{people.owner.pk}/")
     features, mask = shards.read_entry(dataset, "train", 0)
     assert features.dtype == np.uint8 and (features[mask == 1] == 255).all()
+
+
+def test_an_upload_key_sent_as_an_option_is_never_used(api_client, people):
+    """Only a file uploaded with the request becomes the archive: a key someone names in
+    the options (another user's upload) is refused, never read."""
+    from apps.core import uploads
+    from apps.datasets.models import Dataset
+
+    key = uploads.store_bytes(make_zip([("a/IM-0001-0001.dcm", b"x")]), "x.zip", people.other)
+    options = {"source": "archive", "archive": {"upload_key": key, "name": "x.zip", "size": 1}}
+    reply = api_client.as_user(people.owner).post(
+        "/api/v1/datasets/", {"type": "image-sunnybrook", "name": "theirs", "options": options},
+        format="json",
+    )  # fmt: skip
+    assert reply.status_code == 400
+    message = reply.json()["options"]["archive"][0]["message"]
+    assert message == "Upload a zip or tar archive of the two folders."
+    assert not Dataset.objects.exists() and get_store().exists(key)
