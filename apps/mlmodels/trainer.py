@@ -169,21 +169,16 @@ class Trainer:
         return inner[-1] if network["source"] == "previous" and inner else model
 
     def _preprocessing(self, info):
+        return preprocessing_layer(self.solver["mean_subtraction"], self.mean_image(info))
+
+    def mean_image(self, info) -> np.ndarray | None:
+        """The dataset's mean image (HWC float32), or None when the dataset has none."""
         from apps.datasets import shards
 
-        mode = self.solver["mean_subtraction"]
         mean_info = info.manifest.get("mean")
-        if mode == "none" or not mean_info:
-            return keras.layers.Rescaling(1 / 255.0, name="scale")
-        mean = np.load(shards.local_copy(info, mean_info["npy"])).astype(np.float32)
-        if mode == "pixel":
-            mean = mean.mean(axis=(0, 1))
-            return keras.layers.Normalization(
-                axis=-1, mean=mean, variance=np.full_like(mean, 255.0**2), name="mean_pixel"
-            )
-        return keras.layers.Normalization(
-            axis=(1, 2, 3), mean=mean, variance=np.full_like(mean, 255.0**2), name="mean_image"
-        )
+        if self.solver["mean_subtraction"] == "none" or not mean_info:
+            return None
+        return np.load(shards.local_copy(info, mean_info["npy"])).astype(np.float32)
 
     def _augmentation(self):
         from keras import layers
@@ -278,6 +273,20 @@ class Trainer:
         for path in folder.iterdir():
             path.unlink()
         folder.rmdir()
+
+
+def preprocessing_layer(mode: str, mean: np.ndarray | None):
+    """The model's first layer: raw pixels (0..255) to what the network trains on."""
+    if mode == "none" or mean is None:
+        return keras.layers.Rescaling(1 / 255.0, name="scale")
+    if mode == "pixel":
+        mean = mean.mean(axis=(0, 1))
+        return keras.layers.Normalization(
+            axis=-1, mean=mean, variance=np.full_like(mean, 255.0**2), name="mean_pixel"
+        )
+    return keras.layers.Normalization(
+        axis=(1, 2, 3), mean=mean, variance=np.full_like(mean, 255.0**2), name="mean_image"
+    )
 
 
 def _best_epoch(epochs: list[dict[str, Any]]) -> int | None:
