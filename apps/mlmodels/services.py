@@ -24,9 +24,9 @@ from apps.core.storage import get_store
 from apps.datasets.models import Dataset
 from apps.jobs import services as jobs
 from apps.jobs.models import Job
-from apps.mlmodels import snapshots
+from apps.mlmodels import snapshots, tasks
 from apps.mlmodels.models import TrainedModel
-from apps.mlmodels.params import CUSTOM_SOURCES, GpuParams
+from apps.mlmodels.params import CUSTOM_SOURCES, TASK_SOLVER_OPTIONS, GpuParams
 
 CUSTOM_CODE_REFUSED = (
     "Running custom network code or uploaded model files needs the permission to run "
@@ -123,6 +123,7 @@ def create(
         # Locked: a dataset deleted meanwhile cannot lose the models about to use it.
         dataset = Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
         _check_trainable(dataset)
+        check_task(dataset, network, solver)
         for batch_size, base_lr in combos:
             label = f"{name} (batch {batch_size}, lr {base_lr:g})" if sweep else name
             model = TrainedModel.objects.create(
@@ -177,10 +178,51 @@ def _check_trainable(dataset: Dataset | None) -> None:
         raise ModelError(
             f"Dataset “{dataset.name}” is {dataset.get_status_display().lower()}, not ready."
         )
-    if dataset.manifest.get("label", {}).get("kind") != "class":
-        raise ModelError("Only classification datasets can be trained on so far.")
+    try:
+        tasks.check_trainable(tasks.task_of(dataset.manifest))
+    except tasks.TaskError as exc:
+        raise ModelError(str(exc)) from None
     if dataset.manifest.get("stages", {}).get("train", {}).get("count", 0) == 0:
         raise ModelError("The dataset has no training entries.")
+
+
+def check_task(dataset: Dataset, network: dict, solver: dict) -> None:
+    """Whether ``network`` and ``solver`` suit the task of ``dataset``: a standard network of
+    that task, an earlier model trained for it, only the solver options it takes (class
+    weights one per class). ``ModelError`` naming the field otherwise."""
+    task = tasks.task_of(dataset.manifest)
+    source = network.get("source")
+    if source == "standard" and network.get("name") not in task.networks:
+        raise ModelError(
+            f"{network.get('name')} is not a {task.name} network; this dataset's task is "
+            f"{task.name}: choose one of {', '.join(task.networks)}.",
+            field="network", subfield="name",
+        )  # fmt: skip
+    if source == "previous":
+        earlier = TrainedModel.objects.filter(pk=network.get("previous_model")).first()
+        if earlier is not None and tasks.task_of(earlier.dataset.manifest) is not task:
+            raise ModelError(
+                f"Model #{earlier.pk} was trained for another task than {task.name}.",
+                field="network", subfield="previous_model",
+            )  # fmt: skip
+    _check_solver_options(task, dataset.manifest, solver)
+
+
+def _check_solver_options(task, manifest: dict, solver: dict) -> None:
+    for option in TASK_SOLVER_OPTIONS:
+        if solver.get(option) and option not in task.solver_options:
+            raise ModelError(
+                f"{option} applies to {' and '.join(t.name for t in tasks.TASKS.values() if option in t.solver_options)} "
+                f"datasets only; this dataset's task is {task.name}.",
+                field="solver", subfield=option,
+            )  # fmt: skip
+    weights, names = solver.get("class_weights") or [], manifest.get("label_names") or []
+    if weights and names and len(weights) != len(names):
+        raise ModelError(
+            f"Give one class weight per class: {len(names)} ({', '.join(names)}), "
+            f"not {len(weights)}.",
+            field="solver", subfield="class_weights",
+        )  # fmt: skip
 
 
 def _start(model: TrainedModel, resume: bool, cloned_from: Job | None = None) -> Job:

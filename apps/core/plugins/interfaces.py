@@ -69,6 +69,15 @@ class DataIngestion:
     def get_category(cls) -> str:
         return cls.category
 
+    @classmethod
+    def get_task(cls) -> str:
+        """What the labels mean, and so how the platform trains on, evaluates and shows
+        the dataset: ``"classification"`` (an ``int`` class per entry, the default) or
+        ``"segmentation"`` (a class per pixel); ``"detection"`` and ``"regression"`` are
+        reserved names for tasks to come. Recorded in the manifest as ``task``; see
+        ``apps.mlmodels.tasks``."""
+        return "classification"
+
     # --- forms and templates --------------------------------------------------------------
     @classmethod
     def get_dataset_form(cls) -> type[forms.Form]:

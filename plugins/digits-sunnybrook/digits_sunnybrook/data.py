@@ -294,6 +294,10 @@ class SunnybrookData(DataIngestion):
         return "Sunnybrook LV segmentation"
 
     @classmethod
+    def get_task(cls) -> str:
+        return "segmentation"
+
+    @classmethod
     def get_dataset_form(cls):
         from digits_sunnybrook.forms import SunnybrookForm
 
