@@ -116,6 +116,11 @@ class DataIngestion:
         """
         raise NotImplementedError
 
+    def get_notes(self) -> list[str]:
+        """Sentences for the dataset page about how the entries were chosen (e.g. how the
+        stages were drawn), asked after ``itemize_entries``; kept as ``manifest["notes"]``."""
+        return []
+
     # --- storage ------------------------------------------------------------------------
     def get_encoding(self) -> str | None:
         """How entries are stored: ``None`` for NumPy shards of decoded arrays, or
@@ -240,6 +245,15 @@ def features_to_image(features: np.ndarray) -> Image.Image:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     return Image.fromarray(array).convert("RGB")
+
+
+def mask_to_image(mask: np.ndarray, palette) -> Image.Image:
+    """A mask alone: each class in its palette colour (background black)."""
+    colours = np.zeros((max(len(palette), int(mask.max()) + 1), 3), dtype=np.uint8)
+    for index, colour in enumerate(palette):
+        colours[index] = colour
+    colours[0] = (0, 0, 0)
+    return Image.fromarray(colours[mask])
 
 
 def overlay_mask(image: Image.Image, mask: np.ndarray, palette, alpha: float = 0.45) -> Image.Image:
