@@ -8,9 +8,10 @@ from django.views.decorators.http import require_POST
 
 from apps.core import permissions
 from apps.core.filters import filtered
+from apps.core.plugins import catalog
 from apps.datasets.models import Dataset
 from apps.jobs.services import JobStateError
-from apps.mlmodels import compare, export, services, snapshots
+from apps.mlmodels import compare, export, services, single_inference, snapshots, tasks
 from apps.mlmodels.filters import TrainedModelFilterSet
 from apps.mlmodels.forms import ModelForm
 from apps.mlmodels.models import TrainedModel
@@ -146,6 +147,8 @@ def model_detail(request, pk):
             if model.sweep
             else [],
             "chart_config": {"steps_per_epoch": model.result.get("steps_per_epoch")},
+            "can_test": single_inference.inference_form_class(model) is not None,
+            "can_classify": tasks.task_of(model.dataset.manifest).name == "classification",
         },
     )
 
@@ -179,6 +182,68 @@ def model_classify(request, pk):
         "mlmodels/classify.html",
         {"model": model, "result": result, "error": error, "snapshots": snapshots.epochs(model.pk)},
     )
+
+
+@login_required
+def model_test(request, pk):
+    """DIGITS' "Test": the data plugin's inference form, the output through a view plugin."""
+    model = _model(request, pk)
+    form_class = single_inference.inference_form_class(model)
+    if form_class is None:
+        raise Http404("The model's dataset type has no inference form.")
+    views = catalog.visualizations_for(tasks.task_of(model.dataset.manifest).name)
+    chosen = request.POST.get("view") or request.GET.get("view") or ""
+    chosen = chosen if chosen in views else next(iter(views), "")
+    data, files = (request.POST, request.FILES) if request.method == "POST" else (None, None)
+    form = form_class(data, files)
+    configs = _config_forms(views, chosen, data)
+    context = {"model": model, "form": form, "views": views, "chosen": chosen, "errors": []}
+    if data is not None and chosen:
+        try:
+            context.update(_test(request, model, form, views[chosen], configs.get(chosen)))
+        except single_inference.InferenceInputError as exc:
+            context["errors"] = [m for k, ms in exc.errors.items() if k not in form.fields
+                                 for m in ms]  # fmt: skip
+    elif data is not None:
+        context["errors"] = ["No view plugin is installed to show the output."]
+    context.update(
+        inference_form=_rendered(single_inference.data_type(model).get_inference_template(form),
+                                 request),
+        configs=[(views[v], _rendered(views[v].get_config_template(c), request), v == chosen)
+                 for v, c in configs.items()],
+        snapshots=snapshots.epochs(model.pk),
+    )  # fmt: skip
+    return render(request, "mlmodels/test.html", context)
+
+
+def _rendered(template_and_context, request):
+    """A plugin's ``(template name, context)`` rendered with exactly that context."""
+    from django.template.loader import render_to_string
+    from django.utils.safestring import mark_safe
+
+    name, context = template_and_context
+    return mark_safe(render_to_string(name, context, request))
+
+
+def _config_forms(views, chosen, data) -> dict:
+    """Each view's config form, prefixed by its id; only the chosen one is bound."""
+    forms = {}
+    for view_id, view_class in views.items():
+        form_class = view_class.get_config_form()
+        if form_class is not None:
+            forms[view_id] = form_class(data if view_id == chosen else None, prefix=view_id)
+    return forms
+
+
+def _test(request, model, form, view_class, config_form) -> dict:
+    if config_form is not None and not config_form.is_valid():
+        raise single_inference.InferenceInputError({"view options": ["See the view's options."]})
+    epoch = request.POST.get("epoch", "")
+    results = single_inference.read_inputs(model, request.user, form)
+    used = single_inference.predict(model, results, int(epoch) if epoch.isdigit() else None)
+    config = config_form.cleaned_data if config_form is not None else {}
+    rendered = single_inference.rendered_views(model, results, view_class, config, request)
+    return {"epoch": used, **rendered}
 
 
 def _image_from_request(request, model):

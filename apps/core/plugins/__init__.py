@@ -15,6 +15,7 @@ from apps.core.plugins.interfaces import (
     TRAIN,
     VAL,
     DataIngestion,
+    DatasetRecord,
     EntryError,
     Visualization,
     colour_mask,
@@ -25,6 +26,6 @@ from apps.core.plugins.scores import mean_score, segmentation_scores
 
 __all__ = [
     "INFERENCE", "STAGES", "TEST", "TRAIN", "VAL",
-    "ConfinedReader", "DataIngestion", "EntryError", "ServerFileField", "ServerFolderField", "Visualization", "colour_mask", "confine",
+    "ConfinedReader", "DataIngestion", "DatasetRecord", "EntryError", "ServerFileField", "ServerFolderField", "Visualization", "colour_mask", "confine",
     "features_to_image", "hookimpl", "mean_score", "open_confined", "png_data_url", "segmentation_scores",
 ]  # fmt: skip

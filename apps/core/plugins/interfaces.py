@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import io
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,6 +35,19 @@ DEFAULT_PALETTE = [
 
 class EntryError(Exception):
     """An entry that cannot be encoded; the message should name the file at fault."""
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """An inference entry that is entry ``index`` of ``stage`` of the model's dataset.
+
+    ``itemize_entries("inference")`` may return it (e.g. for a "validation record" field
+    of the inference form): the platform reads the entry's features and label from the
+    built dataset instead of calling ``encode_entry``, whatever the dataset's source was.
+    """
+
+    stage: str
+    index: int
 
 
 class DataIngestion:
@@ -91,7 +105,16 @@ class DataIngestion:
 
     @classmethod
     def get_inference_form(cls) -> type[forms.Form] | None:
-        """The Django form class used to pick inference input, or None."""
+        """The Django form class used to pick inference input, or None.
+
+        A model's Test page (and ``POST /api/v1/models/<id>/infer/``) validates it in the
+        web process, then creates the type with the dataset's options updated by the
+        form's cleaned data (uploads are Django ``UploadedFile`` objects) and
+        ``is_inference_db=True``, and encodes ``itemize_entries("inference")`` there:
+        keep the work bounded (size limits) — it runs on a small thread pool with a
+        time limit. An entry's label, when the form gave one, is the ground truth the
+        view compares the prediction with (``None`` otherwise).
+        """
         return None
 
     @classmethod

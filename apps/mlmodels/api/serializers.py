@@ -78,3 +78,61 @@ class ClassifyPendingSerializer(serializers.Serializer):
     job = serializers.IntegerField(help_text="The classification job; follow it at jobs/<id>/.")
     status = serializers.CharField()
     detail = serializers.CharField(required=False, help_text="Why the job failed (422).")
+
+
+class InferRequestSerializer(serializers.Serializer):
+    """What every inference request may carry besides the inference form's own fields."""
+
+    epoch = serializers.IntegerField(
+        min_value=1, required=False, help_text="Default: the best epoch, else the latest."
+    )
+
+
+class ClassScoreSerializer(serializers.Serializer):
+    """Agreement of the predicted mask with the ground truth, for one foreground class."""
+
+    index = serializers.IntegerField()
+    dice = serializers.FloatField(allow_null=True, help_text="Null: the class is in neither.")
+    iou = serializers.FloatField(allow_null=True)
+    predicted_pixels = serializers.IntegerField()
+    true_pixels = serializers.IntegerField()
+    # "class" is a keyword: declared below.
+
+
+ClassScoreSerializer._declared_fields["class"] = serializers.CharField(help_text="Class name.")
+
+
+class PredictionSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    label = serializers.CharField()
+    probability = serializers.FloatField()
+
+
+class InferResultSerializer(serializers.Serializer):
+    """One input's answer. Segmentation: ``mask`` and ``pixel_counts`` (plus ``scores``
+    with a ground truth); classification: ``predictions``."""
+
+    input = serializers.CharField(help_text="Which input (a file name, a dataset entry).")
+    mask = serializers.CharField(
+        required=False,
+        help_text="The predicted mask: a data:image/png;base64 URL of an 8-bit grayscale "
+        "PNG whose pixel values are class indices (0 background).",
+    )
+    mask_shape = serializers.ListField(
+        child=serializers.IntegerField(), required=False, help_text="[height, width]"
+    )
+    pixel_counts = serializers.DictField(
+        child=serializers.IntegerField(), required=False, help_text="Pixels per class name."
+    )
+    predictions = PredictionSerializer(many=True, required=False, help_text="Best first.")
+    scores = ClassScoreSerializer(
+        many=True, required=False, help_text="With a ground-truth mask: Dice and IoU per class."
+    )
+    mean_dice = serializers.FloatField(required=False, allow_null=True)
+    mean_iou = serializers.FloatField(required=False, allow_null=True)
+
+
+class InferAnswerSerializer(serializers.Serializer):
+    epoch = serializers.IntegerField(help_text="The snapshot that answered.")
+    task = serializers.CharField(help_text="classification, segmentation, ...")
+    results = InferResultSerializer(many=True)

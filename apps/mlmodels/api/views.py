@@ -1,19 +1,22 @@
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.core import permissions
 from apps.core.api import Conflict, OwnedModelViewSet, answers, owned_viewset_answers
 from apps.jobs.api.serializers import JobSerializer
 from apps.jobs.services import JobStateError, share_like
-from apps.mlmodels import export, services
+from apps.mlmodels import export, services, single_inference
 from apps.mlmodels.api.serializers import (
     ClassificationSerializer,
     ClassifyPendingSerializer,
     CreatedModelsSerializer,
+    InferAnswerSerializer,
+    InferRequestSerializer,
     TrainedModelDetailSerializer,
     TrainedModelSerializer,
 )
@@ -167,6 +170,51 @@ class TrainedModelViewSet(OwnedModelViewSet):
         if job.status != "done":
             return Response({"job": job.pk, "status": job.status, "detail": job.error}, status=422)
         return Response({"job": job.pk, **job.result})
+
+    @extend_schema(
+        request={"multipart/form-data": InferRequestSerializer},
+        responses=answers(
+            {
+                200: InferAnswerSerializer,
+                422: OpenApiResponse(
+                    OpenApiTypes.OBJECT,
+                    description="The input was read but could not be used, or the model "
+                    "failed to run: messages by field, as for 400.",
+                ),
+                503: OpenApiResponse(
+                    OpenApiTypes.OBJECT, description="No inference service answered."
+                ),
+            },
+            400,
+            404,
+            409,
+            413,
+        ),  # fmt: skip
+    )
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])
+    def infer(self, request, pk=None):
+        """Test the model on the inputs its dataset type's inference form chooses (DIGITS'
+        "Test"): multipart with that form's fields — ``GET /api/v1/dataset-types/``
+        describes them, e.g. Sunnybrook's ``dicom_file``, ``contour_file``,
+        ``validation_record`` — and optionally ``epoch``. Errors name the field
+        (``non_field_errors`` for the input as a whole)."""
+        model = self.get_object()
+        form_class = single_inference.inference_form_class(model)
+        if form_class is None:
+            raise Conflict("The model's dataset type has no inference form.")
+        params = InferRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        try:
+            results = single_inference.read_inputs(
+                model, request.user, form_class(request.data, request.FILES)
+            )
+            epoch = single_inference.predict(model, results, params.validated_data.get("epoch"))
+        except single_inference.InferenceInputError as exc:
+            errors = {
+                ("non_field_errors" if k == "__all__" else k): v for k, v in exc.errors.items()
+            }
+            return Response(errors, status=exc.status)
+        return Response(single_inference.api_answer(model, results, epoch))
 
     @extend_schema(
         parameters=[OpenApiParameter("epoch", int)],
