@@ -328,6 +328,8 @@ DIGITS_INFERENCE_MEMORY_MB = envint("DIGITS_INFERENCE_MEMORY_MB", 2048)
 DIGITS_INFERENCE_PROCESSES = envint("DIGITS_INFERENCE_PROCESSES", 3)
 # How often a server forgets models deleted or retrained through another server.
 DIGITS_INFERENCE_SWEEP_SECONDS = envint("DIGITS_INFERENCE_SWEEP_SECONDS", 30)
+# Seconds the Test page and /infer/ give a data plugin to validate and encode the inputs.
+DIGITS_INFERENCE_READ_TIMEOUT = envint("DIGITS_INFERENCE_READ_TIMEOUT", 30)
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -38,9 +38,11 @@ _pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix=
 class InferenceInputError(Exception):
     """The inputs cannot be used; ``errors`` maps form fields (``"__all__"``) to messages."""
 
-    def __init__(self, errors: dict[str, list[str]], status: int = 400):
+    def __init__(self, errors: dict[str, list[str]], status: int = 400, timed_out=False):
         super().__init__("; ".join(m for ms in errors.values() for m in ms))
         self.errors, self.status = errors, status
+        #: The form may still be validating on the pool: do not render it.
+        self.timed_out = timed_out
 
 
 @dataclass
@@ -68,7 +70,7 @@ def inference_form_class(model) -> type[forms.Form] | None:
 
 
 def read_timeout() -> float:
-    return float(getattr(settings, "DIGITS_INFERENCE_READ_TIMEOUT", 30))
+    return float(settings.DIGITS_INFERENCE_READ_TIMEOUT)
 
 
 def read_inputs(model, user, form: forms.Form) -> list[Result]:
@@ -81,7 +83,9 @@ def read_inputs(model, user, form: forms.Form) -> list[Result]:
         return future.result(timeout=read_timeout())
     except concurrent.futures.TimeoutError:
         raise InferenceInputError(
-            {"__all__": [f"Reading the input took longer than {read_timeout():g} s."]}, 422
+            {"__all__": [f"Reading the input took longer than {read_timeout():g} s."]},
+            422,
+            timed_out=True,
         ) from None
 
 

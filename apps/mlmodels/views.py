@@ -202,6 +202,8 @@ def model_test(request, pk):
         try:
             context.update(_test(request, model, form, views[chosen], configs.get(chosen)))
         except single_inference.InferenceInputError as exc:
+            if exc.timed_out:
+                context["form"] = form = form_class()
             context["errors"] = [m for k, ms in exc.errors.items() if k not in form.fields
                                  for m in ms]  # fmt: skip
     elif data is not None:

@@ -74,6 +74,11 @@ def expected_scores(contour_path):
     return predicted, dice, inter / (predicted | truth).sum()
 
 
+@pytest.fixture
+def api(api_client, people):
+    return api_client.as_user(people.owner)
+
+
 def upload(path):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -140,17 +145,28 @@ def test_bad_inputs_are_reported_on_their_field(
     assert inference_server == []
 
 
+def test_reading_inputs_is_bounded_in_time(
+    client, api, people, seg_model, inference_server, files, settings
+):
+    settings.DIGITS_INFERENCE_READ_TIMEOUT = 0  # no input can be read in no time
+    client.force_login(people.owner)
+    page = client.post(f"/models/{seg_model.pk}/test/", {"dicom_file": upload(files[0])})
+    assert "Reading the input took longer than 0 s." in page.content.decode()
+    with files[0].open("rb") as image:
+        reply = api.post(
+            f"/api/v1/models/{seg_model.pk}/infer/", {"dicom_file": image}, format="multipart"
+        )
+    assert reply.status_code == 422
+    assert reply.json() == {"non_field_errors": ["Reading the input took longer than 0 s."]}
+    assert inference_server == []
+
+
 def test_another_user_s_private_model_is_not_found(client, people, seg_model):
     client.force_login(people.other)
     assert client.get(f"/models/{seg_model.pk}/test/").status_code == 404
 
 
 # --- the API -------------------------------------------------------------------------------
-@pytest.fixture
-def api(api_client, people):
-    return api_client.as_user(people.owner)
-
-
 def test_the_api_answers_the_mask_pixel_counts_and_dice(api, seg_model, inference_server, files):
     dicom, contour = files
     with dicom.open("rb") as image, contour.open("rb") as outline:
