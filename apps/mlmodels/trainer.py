@@ -179,7 +179,7 @@ class Trainer:
 
         mode = self.solver["mean_subtraction"]
         mean_info = info.manifest.get("mean")
-        peak = input_peak(info.manifest)
+        peak = tasks.input_peak(info.manifest)
         if mode == "none" or not mean_info:
             return keras.layers.Rescaling(1 / peak, name="scale")
         mean = np.load(shards.local_copy(info, mean_info["npy"])).astype(np.float32)
@@ -288,18 +288,6 @@ class Trainer:
         for path in folder.iterdir():
             path.unlink()
         folder.rmdir()
-
-
-def input_peak(manifest: dict[str, Any]) -> float:
-    """The largest pixel value of the dataset's features: preprocessing divides by it.
-
-    ``feature.max_value`` where the dataset type records one (e.g. 12-bit values kept in
-    16 bits), else the dtype's: 255 for 8-bit features, 65535 for 16-bit ones.
-    """
-    feature = manifest.get("feature", {})
-    if feature.get("max_value"):
-        return float(feature["max_value"])
-    return 65535.0 if feature.get("dtype") == "uint16" else 255.0
 
 
 class MetricsReporter(keras.callbacks.Callback):
