@@ -10,7 +10,7 @@ from apps.core import permissions
 from apps.core.filters import filtered
 from apps.datasets.models import Dataset
 from apps.jobs.services import JobStateError
-from apps.mlmodels import compare, export, services, snapshots
+from apps.mlmodels import compare, export, services, snapshots, tasks
 from apps.mlmodels.filters import TrainedModelFilterSet
 from apps.mlmodels.forms import ModelForm
 from apps.mlmodels.models import TrainedModel
@@ -46,12 +46,14 @@ def model_list(request):
         sort = "created"
     rows = compare.ranked(models[:LIST_LIMIT], sort)
     best = compare.best_of(rows)
+    score_columns = compare.score_columns(rows)
     return render(
         request,
         "mlmodels/list.html",
         {
             "rows": rows,
             "best": best["model"].pk if best else None,
+            "score_columns": score_columns,
             "sort": sort,
             "sorts": [(key, label) for key, (label, _, _) in compare.SORTS.items()],
             "datasets": Dataset.objects.all().visible_to(request.user),
@@ -91,6 +93,7 @@ def model_compare(request):
     rows = [compare.summary(m) for m in models]
     best = compare.best_of(rows)
     differing = compare.differing_solver_keys(rows)
+    score_columns = compare.score_columns(rows)
     for row in rows:
         row["differing"] = [row["solver"][key] for key in differing]
     return render(
@@ -100,6 +103,7 @@ def model_compare(request):
             "rows": rows,
             "best": best["model"].pk if best else None,
             "differing": differing,
+            "score_columns": score_columns,
             "same_dataset": len({m.dataset_id for m in models}) == 1,
             "curves": compare.curves(models),
         },
@@ -132,6 +136,12 @@ def model_new(request):
 def model_detail(request, pk):
     model = _model(request, pk)
     saved = snapshots.epochs(model.pk)
+    manifest = model.dataset.manifest
+    task = tasks.task_of(manifest)
+    columns = task.epoch_columns(manifest.get("label_names"))
+    epochs = [
+        {**e, "values": [e.get(key) for key, _ in columns]} for e in model.result.get("epochs", [])
+    ]
     return render(
         request,
         "mlmodels/detail.html",
@@ -139,13 +149,18 @@ def model_detail(request, pk):
             "model": model,
             "job": model.job,
             "snapshots": saved,
-            "epochs": model.result.get("epochs", []),
+            "epochs": epochs,
+            "columns": [title for _, title in columns],
+            "task": task,
             "can_change": permissions.can(request.user, permissions.CHANGE, model),
             "can_delete": permissions.can(request.user, permissions.DELETE, model),
             "sweep": TrainedModel.objects.filter(sweep=model.sweep).exclude(pk=model.pk)
             if model.sweep
             else [],
-            "chart_config": {"steps_per_epoch": model.result.get("steps_per_epoch")},
+            "chart_config": {
+                "steps_per_epoch": model.result.get("steps_per_epoch"),
+                "label_names": manifest.get("label_names") or [],
+            },
         },
     )
 
