@@ -27,9 +27,10 @@ def prepare_image(data: bytes, input_shape) -> np.ndarray:
 
 
 def classify(ctx) -> dict:
-    """The top ``TOP_K`` classes of the job's image, by the model's snapshot of ``epoch``."""
+    """The answer of the model's snapshot of ``epoch`` for the job's image, as its task
+    gives it (``Task.postprocess``): the top ``TOP_K`` classes for classification."""
     from apps.core.storage import get_store
-    from apps.mlmodels import snapshots
+    from apps.mlmodels import snapshots, tasks
     from apps.mlmodels.trainer import Trainer
 
     params = ctx.params
@@ -42,11 +43,12 @@ def classify(ctx) -> dict:
     model = trainer.build_inference_model()
     model.load_weights(folder / "model.weights.h5")
     image = prepare_image(get_store().get(params["image_key"]), trainer.input_shape)
-    probabilities = model.predict(image[None].astype(np.float32), verbose=0)[0]
-    names = manifest.get("label_names") or [str(i) for i in range(len(probabilities))]
-    order = np.argsort(probabilities)[::-1][:TOP_K]
-    predictions = [
-        {"index": int(i), "label": names[i], "probability": float(probabilities[i])} for i in order
-    ]
-    ctx.log("Top prediction: " + f"{predictions[0]['label']} ({predictions[0]['probability']:.1%})")
-    return {"epoch": params["epoch"], "predictions": predictions}
+    outputs = model.predict(image[None].astype(np.float32), verbose=0)[0]
+    task = tasks.task_of(manifest)
+    answer = task.postprocess(outputs, top_n=TOP_K, label_names=manifest.get("label_names"))
+    # A job's result is JSON: arrays (a segmentation mask) are for warm inference's callers.
+    answer = {k: v for k, v in answer.items() if not isinstance(v, np.ndarray)}
+    if answer.get("predictions"):
+        top = answer["predictions"][0]
+        ctx.log(f"Top prediction: {top['label']} ({top['probability']:.1%})")
+    return {"epoch": params["epoch"], **answer}

@@ -97,7 +97,9 @@ def mobilenet_v2(input_shape, num_classes):
 def _conv_block(x, filters):
     for _ in range(2):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        # Momentum 0.9, not 0.99: small datasets give few steps per epoch, and the moving
+        # statistics validation uses must catch up within a few epochs.
+        x = layers.BatchNormalization(momentum=0.9)(x)
         x = layers.Activation("relu")(x)
     return x
 

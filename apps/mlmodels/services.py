@@ -191,6 +191,10 @@ def check_task(dataset: Dataset, network: dict, solver: dict) -> None:
     that task, an earlier model trained for it, only the solver options it takes (class
     weights one per class). ``ModelError`` naming the field otherwise."""
     task = tasks.task_of(dataset.manifest)
+    try:
+        tasks.check_trainable(task)
+    except tasks.TaskError as exc:
+        raise ModelError(str(exc)) from None
     source = network.get("source")
     if source == "standard" and network.get("name") not in task.networks:
         raise ModelError(

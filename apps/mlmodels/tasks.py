@@ -336,6 +336,18 @@ def _finite(value) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
+def input_peak(manifest: dict[str, Any]) -> float:
+    """The largest pixel value of the dataset's features: preprocessing divides by it.
+
+    ``feature.max_value`` where the dataset type records one (e.g. 12-bit values kept in
+    16 bits), else the dtype's: 255 for 8-bit features, 65535 for 16-bit ones.
+    """
+    feature = manifest.get("feature", {})
+    if feature.get("max_value"):
+        return float(feature["max_value"])
+    return 65535.0 if feature.get("dtype") == "uint16" else 255.0
+
+
 class Untrained(Task):
     """A task the platform knows the name of but cannot train for yet."""
 

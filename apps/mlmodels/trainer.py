@@ -176,7 +176,7 @@ class Trainer:
 
     def _preprocessing(self, info):
         return preprocessing_layer(
-            self.solver["mean_subtraction"], self.mean_image(info), input_peak(info.manifest)
+            self.solver["mean_subtraction"], self.mean_image(info), tasks.input_peak(info.manifest)
         )
 
     def mean_image(self, info) -> np.ndarray | None:
@@ -298,18 +298,6 @@ def preprocessing_layer(mode: str, mean: np.ndarray | None, peak: float = 255.0)
     return keras.layers.Normalization(
         axis=(1, 2, 3), mean=mean, variance=np.full_like(mean, peak**2), name="mean_image"
     )
-
-
-def input_peak(manifest: dict[str, Any]) -> float:
-    """The largest pixel value of the dataset's features: preprocessing divides by it.
-
-    ``feature.max_value`` where the dataset type records one (e.g. 12-bit values kept in
-    16 bits), else the dtype's: 255 for 8-bit features, 65535 for 16-bit ones.
-    """
-    feature = manifest.get("feature", {})
-    if feature.get("max_value"):
-        return float(feature["max_value"])
-    return 65535.0 if feature.get("dtype") == "uint16" else 255.0
 
 
 class MetricsReporter(keras.callbacks.Callback):

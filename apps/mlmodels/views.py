@@ -47,12 +47,14 @@ def model_list(request):
         sort = "created"
     rows = compare.ranked(models[:LIST_LIMIT], sort)
     best = compare.best_of(rows)
+    score_columns = compare.score_columns(rows)
     return render(
         request,
         "mlmodels/list.html",
         {
             "rows": rows,
             "best": best["model"].pk if best else None,
+            "score_columns": score_columns,
             "sort": sort,
             "sorts": [(key, label) for key, (label, _, _) in compare.SORTS.items()],
             "datasets": Dataset.objects.all().visible_to(request.user),
@@ -92,6 +94,7 @@ def model_compare(request):
     rows = [compare.summary(m) for m in models]
     best = compare.best_of(rows)
     differing = compare.differing_solver_keys(rows)
+    score_columns = compare.score_columns(rows)
     for row in rows:
         row["differing"] = [row["solver"][key] for key in differing]
     return render(
@@ -101,6 +104,7 @@ def model_compare(request):
             "rows": rows,
             "best": best["model"].pk if best else None,
             "differing": differing,
+            "score_columns": score_columns,
             "same_dataset": len({m.dataset_id for m in models}) == 1,
             "curves": compare.curves(models),
         },
@@ -133,6 +137,12 @@ def model_new(request):
 def model_detail(request, pk):
     model = _model(request, pk)
     saved = snapshots.epochs(model.pk)
+    manifest = model.dataset.manifest
+    task = tasks.task_of(manifest)
+    columns = task.epoch_columns(manifest.get("label_names"))
+    epochs = [
+        {**e, "values": [e.get(key) for key, _ in columns]} for e in model.result.get("epochs", [])
+    ]
     return render(
         request,
         "mlmodels/detail.html",
@@ -140,13 +150,18 @@ def model_detail(request, pk):
             "model": model,
             "job": model.job,
             "snapshots": saved,
-            "epochs": model.result.get("epochs", []),
+            "epochs": epochs,
+            "columns": [title for _, title in columns],
+            "task": task,
             "can_change": permissions.can(request.user, permissions.CHANGE, model),
             "can_delete": permissions.can(request.user, permissions.DELETE, model),
             "sweep": TrainedModel.objects.filter(sweep=model.sweep).exclude(pk=model.pk)
             if model.sweep
             else [],
-            "chart_config": {"steps_per_epoch": model.result.get("steps_per_epoch")},
+            "chart_config": {
+                "steps_per_epoch": model.result.get("steps_per_epoch"),
+                "label_names": manifest.get("label_names") or [],
+            },
             "can_test": single_inference.inference_form_class(model) is not None,
             "can_classify": tasks.task_of(model.dataset.manifest).name == "classification",
         },

@@ -11,7 +11,8 @@ class TrainedModelSerializer(OwnedSerializerMixin, serializers.ModelSerializer):
     )
     best = serializers.SerializerMethodField(
         help_text="The best epoch's figures (the last epoch's without validation): epoch, "
-        "val_accuracy, val_loss, loss, accuracy; null fields where there are none."
+        "val_accuracy, val_loss, loss, accuracy (classification), val_dice, val_mean_iou "
+        "(segmentation); null fields where there are none."
     )
 
     class Meta:
@@ -32,7 +33,17 @@ class TrainedModelSerializer(OwnedSerializerMixin, serializers.ModelSerializer):
         row = summary(model)
         return {
             "epoch": row["best_epoch"],
-            **{key: row[key] for key in ("val_accuracy", "val_loss", "loss", "accuracy")},
+            **{
+                key: row[key]
+                for key in (
+                    "val_accuracy",
+                    "val_loss",
+                    "loss",
+                    "accuracy",
+                    "val_dice",
+                    "val_mean_iou",
+                )
+            },
         }
 
 
