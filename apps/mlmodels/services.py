@@ -1,4 +1,4 @@
-"""Creating, cloning, resuming, deleting models, and classifying images with them.
+"""Creating, cloning, resuming and deleting models.
 
 The one place that decides what creating a model needs (a dataset the owner may see, an
 earlier model they may see, their own upload, the permission to run custom code), for
@@ -11,15 +11,13 @@ a finishing job never wait on each other in a circle.
 
 from __future__ import annotations
 
-import io
 import itertools
-import time
 import uuid
 from typing import Any
 
 from django.db import transaction
 
-from apps.core import images, permissions, uploads
+from apps.core import permissions, uploads
 from apps.core.storage import get_store
 from apps.datasets.models import Dataset
 from apps.jobs import services as jobs
@@ -320,76 +318,6 @@ def delete(model: TrainedModel) -> None:
         transaction.on_commit(lambda: snapshots.delete_all(model_id))
 
 
-def classify(
-    model: TrainedModel, user, image: bytes, epoch: int | None = None, wait: float = 120
-) -> Job:
-    """Submit a ``model.infer`` job for ``image`` and wait up to ``wait`` s for it to finish.
-
-    The image is checked here, in the web process, with the limits of dataset import
-    (``apps.core.images``): ``ModelError`` naming ``image`` otherwise.
-    """
-    try:
-        images.check_image(image)
-    except ValueError as exc:
-        raise ModelError(str(exc), field="image") from None
-    epoch = _epoch(model, epoch)
-    key = uploads.store_bytes(image, "image", user)
-    job = _submit_classify(model, user, key, epoch)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if not job.is_active:
-            break
-        time.sleep(0.2)
-    if not job.is_active:
-        get_store().delete(key)
-    return job
-
-
-def entry_image(model: TrainedModel, user, stage: str, index: int) -> bytes:
-    """Entry ``index`` of ``stage`` of the model's dataset as PNG bytes, to classify.
-
-    Only from a dataset ``user`` may see: a model shared with them does not share the
-    images it was trained on. ``ModelError`` naming ``index`` otherwise.
-    """
-    from apps.core.plugins.interfaces import features_to_image
-    from apps.datasets import shards
-
-    if not permissions.can(user, permissions.VIEW, model.dataset):
-        raise ModelError("The model's dataset is not shared with you; upload an image.", "index")
-    try:
-        features, _ = shards.read_entry(model.dataset, stage, index)
-    except IndexError as exc:
-        raise ModelError(str(exc), field="index") from None
-    out = io.BytesIO()
-    features_to_image(features).save(out, format="PNG")
-    return out.getvalue()
-
-
-def _epoch(model: TrainedModel, epoch: int | None) -> int:
-    saved = snapshots.epochs(model.pk)
-    if not saved:
-        raise ModelError("The model has no snapshot yet.", field="epoch")
-    epoch = epoch or model.best_epoch or saved[-1]
-    if epoch not in saved:
-        raise ModelError(
-            f"There is no snapshot of epoch {epoch}; saved: {', '.join(map(str, saved))}.",
-            field="epoch",
-        )
-    return epoch
-
-
-def _submit_classify(
-    model: TrainedModel, user, image_key: str, epoch: int, cloned_from: Job | None = None
-) -> Job:
-    return jobs.submit(
-        owner=user, kind="model.infer", name=f"Classify with “{model.name}”",
-        params={"model_id": model.pk, "epoch": epoch, "image_key": image_key,
-                "train_params": _train_params(model, resume=False)},
-        cloned_from=cloned_from,
-    )  # fmt: skip
-
-
 # --- jobs of models, seen through the job API (registered in apps.mlmodels.kinds) ------
 def _visible_model(model_id, user) -> TrainedModel:
     model = TrainedModel.objects.filter(pk=model_id).visible_to(user).first()
@@ -404,21 +332,6 @@ def clone_training_job(job: Job, user) -> Job:
     """Cloning a training job is cloning its model: a new model of ``user``'s."""
     try:
         return clone(_visible_model(job.params.get("model_id"), user), user, cloned_from=job).job
-    except ModelError as exc:
-        raise jobs.CloneRefused(str(exc)) from None
-
-
-def clone_classification_job(job: Job, user) -> Job:
-    """Classifying the same image again, if it is ``user``'s own and still stored (images
-    are deleted once a classification ends)."""
-    model = _visible_model(job.params.get("model_id"), user)
-    try:
-        key = uploads.check_owned(job.params.get("image_key"), user)
-        return _submit_classify(model, user, key, _epoch(model, job.params.get("epoch")), job)
-    except uploads.UnknownUpload:
-        raise jobs.CloneRefused(
-            "The image of this job is not stored any more: classify it again."
-        ) from None
     except ModelError as exc:
         raise jobs.CloneRefused(str(exc)) from None
 
@@ -444,10 +357,3 @@ def _may_see_dataset(user, dataset_id) -> bool:
         rows = Dataset.objects.filter(pk=dataset_id)
         seen[dataset_id] = rows.visible_to(user).exists()
     return seen[dataset_id]
-
-
-def classification_params_shown(params: dict[str, Any], user) -> dict[str, Any]:
-    train = params.get("train_params")
-    if not isinstance(train, dict):
-        return params
-    return {**params, "train_params": training_params_shown(train, user)}

@@ -10,6 +10,9 @@ from apps.core import permissions
 from apps.core.filters import filtered
 from apps.core.plugins import catalog
 from apps.datasets.models import Dataset
+from apps.inference.classify import MAX_TOP_N
+from apps.inference.classify import classify as classify_one
+from apps.inference.service import InferenceError
 from apps.jobs.services import JobStateError
 from apps.mlmodels import compare, export, services, single_inference, snapshots, tasks
 from apps.mlmodels.filters import TrainedModelFilterSet
@@ -175,28 +178,23 @@ def model_download(request, pk):
 
 @login_required
 def model_classify(request, pk):
+    """Classify one image (upload or dataset entry) on the warm path; optionally DIGITS'
+    per-layer visualizations and statistics."""
     model = _model(request, pk)
     result = error = None
     if request.method == "POST":
-        image = _image_from_request(request, model)
-        if isinstance(image, str):
-            error = image
-        else:
-            epoch = int(request.POST["epoch"]) if request.POST.get("epoch") else None
-            try:
-                job = services.classify(model, request.user, image, epoch=epoch)
-            except services.ModelError as exc:
-                error = str(exc)
-            else:
-                if job.status == "done":
-                    result = job.result
-                else:
-                    error = job.error or f"Classification is still running (job #{job.pk})."
+        try:
+            result = classify_one(
+                model, request.user, **_classify_options(request.POST, request.FILES)
+            )
+        except InferenceError as exc:
+            error = str(exc)
     return render(
         request,
         "mlmodels/classify.html",
-        {"model": model, "result": result, "error": error, "snapshots": snapshots.epochs(model.pk)},
-    )
+        {"model": model, "result": result, "error": error, "snapshots": snapshots.epochs(model.pk),
+         "form": request.POST},
+    )  # fmt: skip
 
 
 @login_required
@@ -263,18 +261,29 @@ def _test(request, model, form, view_class, config_form) -> dict:
     return {"epoch": used, **rendered}
 
 
-def _image_from_request(request, model):
-    """The image bytes to classify, or an error message."""
-    upload = request.FILES.get("image")
-    if upload is not None:
-        return upload.read()
-    stage, index = request.POST.get("stage", "val"), request.POST.get("index", "")
-    if not index.isdigit():
-        return "Upload an image or give the number of a dataset entry."
-    try:
-        return services.entry_image(model, request.user, stage, int(index))
-    except services.ModelError as exc:
-        return str(exc)
+def _classify_options(post, files) -> dict:
+    """The classify form's fields as ``classify_one`` takes them; bad ones name the field."""
+    image = files.get("image")
+    options = {"stage": post.get("stage", "val"), "layers": bool(post.get("layers"))}
+    if image is not None:
+        options["image"] = image.read()
+    elif post.get("index", "").strip():
+        options["index"] = _number(post, "index", 0)
+    for name, low in (("top_n", 1), ("epoch", 1)):
+        if post.get(name, "").strip():
+            options[name] = _number(post, name, low)
+    if options.get("top_n", 1) > MAX_TOP_N:
+        raise InferenceError(f"top_n: at most {MAX_TOP_N}.", 400, "top_n")
+    if options["stage"] not in ("train", "val", "test"):
+        raise InferenceError("stage: train, val or test.", 400, "stage")
+    return options
+
+
+def _number(post, name: str, low: int) -> int:
+    value = post[name].strip()
+    if not value.isdigit() or int(value) < low:
+        raise InferenceError(f"{name}: a whole number of at least {low}.", 400, name)
+    return int(value)
 
 
 @login_required

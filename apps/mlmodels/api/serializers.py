@@ -19,12 +19,12 @@ class TrainedModelSerializer(OwnedSerializerMixin, serializers.ModelSerializer):
         model = TrainedModel
         fields = [
             "id", "name", "description", "dataset", "owner", "team", "visibility", "status",
-            "network", "solver", "gpus", "best_epoch", "best", "sweep", "job", "created_at",
-            "updated_at",
+            "network", "solver", "gpus", "best_epoch", "best", "sweep", "job", "request_count",
+            "last_used_at", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = [
             "dataset", "status", "network", "solver", "gpus", "best_epoch", "sweep", "job",
-            "created_at", "updated_at",
+            "request_count", "last_used_at", "created_at", "updated_at",
         ]  # fmt: skip
 
     def get_best(self, model) -> dict[str, float | int | None]:
@@ -68,29 +68,6 @@ class CreatedModelsSerializer(serializers.Serializer):
     models = TrainedModelSerializer(many=True)
 
 
-class PredictionSerializer(serializers.Serializer):
-    index = serializers.IntegerField(help_text="Class index.")
-    label = serializers.CharField(help_text="Class name.")
-    probability = serializers.FloatField()
-
-
-class ClassificationSerializer(serializers.Serializer):
-    """What ``classify`` answers once its job is done."""
-
-    job = serializers.IntegerField(help_text="The classification job.")
-    epoch = serializers.IntegerField(help_text="The snapshot that classified.")
-    predictions = PredictionSerializer(many=True, help_text="The top 5, most probable first.")
-
-
-class ClassifyPendingSerializer(serializers.Serializer):
-    """``classify`` after a minute without an answer (202), or after its job failed (422,
-    with ``detail``)."""
-
-    job = serializers.IntegerField(help_text="The classification job; follow it at jobs/<id>/.")
-    status = serializers.CharField()
-    detail = serializers.CharField(required=False, help_text="Why the job failed (422).")
-
-
 class InferRequestSerializer(serializers.Serializer):
     """What every inference request may carry besides the inference form's own fields."""
 
@@ -113,7 +90,7 @@ class ClassScoreSerializer(serializers.Serializer):
 ClassScoreSerializer._declared_fields["class"] = serializers.CharField(help_text="Class name.")
 
 
-class PredictionSerializer(serializers.Serializer):
+class InferPredictionSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     label = serializers.CharField()
     probability = serializers.FloatField()
@@ -135,7 +112,7 @@ class InferResultSerializer(serializers.Serializer):
     pixel_counts = serializers.DictField(
         child=serializers.IntegerField(), required=False, help_text="Pixels per class name."
     )
-    predictions = PredictionSerializer(many=True, required=False, help_text="Best first.")
+    predictions = InferPredictionSerializer(many=True, required=False, help_text="Best first.")
     scores = ClassScoreSerializer(
         many=True, required=False, help_text="With a ground-truth mask: Dice and IoU per class."
     )
