@@ -84,7 +84,11 @@ def seg_model(people):
 
 
 def test_a_validation_record_through_the_warm_model(
-    client, api_client, people, seg_model, inference_server  # noqa: F811
+    client,
+    api_client,
+    people,
+    seg_model,
+    inference_server,  # noqa: F811
 ):
     model, network = seg_model
     features, masks = val_entries()
@@ -99,7 +103,8 @@ def test_a_validation_record_through_the_warm_model(
         f"/models/{model.pk}/test/", {"validation_record": "1", "view": "image-segmentation"}
     ).content.decode()
     assert "Result (epoch 1)" in page and 'class="seg-mask-layer"' in page
-    assert re.search(r'data-class="1">\s*<td>.*?</td>\s*<td>%d</td>' % predicted.sum(), page)
+    row = re.search(r'data-class="1">\s*<td>.*?</td>\s*<td>(\d+)</td>', page, re.S)
+    assert int(row.group(1)) == predicted.sum()
     shown = re.search(r'<th data-role="dice">(.*?)</th>', page).group(1)
     assert shown == ("—" if dice is None else f"{dice:.3f}")
 
