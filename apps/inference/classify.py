@@ -41,7 +41,7 @@ def classify(
     elif index is not None:
         array, shown = _entry(model, user, stage, index)
     else:
-        raise InferenceError("Upload an image or give a dataset entry index.", 400, "image")
+        raise InferenceError("Upload an image or give the number of a dataset entry.", 400, "image")
     prediction = service.infer(model, array[None], epoch=epoch, layers=layers)
     _count_use(model)
     names = model.dataset.manifest.get("label_names") or []
