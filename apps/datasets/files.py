@@ -10,8 +10,8 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 
 from apps.core.downloads import artifact_response
 from apps.core.plugins import DataIngestion
-from apps.core.plugins.interfaces import features_to_image, mask_to_image
 from apps.core.plugins.catalog import get_data_ingestion
+from apps.core.plugins.interfaces import features_to_image, mask_to_image
 from apps.datasets import shards
 
 #: Files of a built dataset offered for download, with their content types.

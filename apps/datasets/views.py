@@ -47,6 +47,7 @@ def _ingestion_class(type_id):
 #: Entries with masks show three pictures: ``(query of the entry's PNG, title)``.
 MASK_PARTS = [("?part=image", "image"), ("?part=mask", "mask"), ("", "overlay")]
 
+
 @login_required
 def dataset_list(request):
     """Every dataset the user may see, newest first, by type and status."""

@@ -195,7 +195,7 @@ def _has_voi(dataset) -> bool:
 def _scale(values: np.ndarray, low: float, high: float, intensity: Intensity) -> np.ndarray:
     if high <= low:
         return np.zeros(values.shape, intensity.dtype)
-    scaled = (np.clip(values, low, high) - low) * (intensity.top / (high - low))
+    scaled = (np.clip(values, low, high) - low) * float(intensity.top) / (high - low)
     return np.rint(scaled).astype(intensity.dtype)
 
 
@@ -210,11 +210,12 @@ def _linear_window(values: np.ndarray, center: float, width: float, intensity: I
 
 def _window_from_file(values: np.ndarray, dataset, intensity: Intensity) -> np.ndarray:
     """The file's VOI LUT or window (pydicom), scaled from that function's output range."""
-    mapped = apply_voi_lut(values, dataset, index=0)
-    if dataset.get("VOILUTSequence"):
+    if dataset.get("VOILUTSequence"):  # a table indexed by (whole) modality values
+        mapped = apply_voi_lut(np.rint(values).astype(np.int64), dataset, index=0)
         bits = int(dataset.VOILUTSequence[0].LUTDescriptor[2])
         low, high = 0.0, float(2**bits - 1)
     else:
+        mapped = apply_voi_lut(values, dataset, index=0)
         low, high = (float(v) for v in apply_windowing(_EXTREMES.copy(), dataset, index=0))
     return _scale(np.asarray(mapped, dtype=np.float64), low, high, intensity)
 

@@ -17,3 +17,9 @@ def data_root(tmp_path, settings):
     root.mkdir()
     settings.DIGITS_SERVER_DATA_ROOTS = [root.resolve()]
     return root
+
+
+@pytest.fixture
+def worker(start_worker, data_root):  # noqa: F811 - the fixture imported above
+    # The worker and its job processes read the folders: they need the roots too.
+    return start_worker(DIGITS_SERVER_DATA_ROOTS=str(data_root.resolve()))
