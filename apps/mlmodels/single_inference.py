@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from django import forms
 from django.conf import settings
+from django.db import close_old_connections
 
 from apps.core import permissions
 from apps.core.plugins import INFERENCE, DatasetRecord, EntryError, catalog
@@ -78,7 +79,7 @@ def read_inputs(model, user, form: forms.Form) -> list[Result]:
 
     ``InferenceInputError`` naming the form's fields when they are wrong.
     """
-    future = _pool.submit(_read, model, user, form)
+    future = _pool.submit(_read_in_pool, model, user, form)
     try:
         return future.result(timeout=read_timeout())
     except concurrent.futures.TimeoutError:
@@ -87,6 +88,16 @@ def read_inputs(model, user, form: forms.Form) -> list[Result]:
             422,
             timed_out=True,
         ) from None
+
+
+def _read_in_pool(model, user, form: forms.Form) -> list[Result]:
+    # A pool thread's database connection is its own: close it when it has aged out, as
+    # the request cycle does for the request's thread.
+    close_old_connections()
+    try:
+        return _read(model, user, form)
+    finally:
+        close_old_connections()
 
 
 def _read(model, user, form: forms.Form) -> list[Result]:

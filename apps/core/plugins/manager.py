@@ -143,7 +143,8 @@ class PluginRegistry:
         return [p for p in self.plugins.values() if p.status == LOADED]
 
     def django_apps(self) -> list[str]:
-        return [p.django_app for p in self.loaded() if p.django_app]
+        """Each loaded plugin's app, once (a package may hold a data plugin and a view)."""
+        return list(dict.fromkeys(p.django_app for p in self.loaded() if p.django_app))
 
     def collect(self, hook: str, base: type | None = None) -> list[tuple[PluginInfo, Any]]:
         """Call ``hook`` on every loaded plugin; return ``(plugin, item)`` for each returned item.
