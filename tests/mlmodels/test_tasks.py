@@ -197,3 +197,27 @@ def test_the_new_model_page_offers_each_tasks_networks_and_options(client, peopl
     assert reply.status_code == 302, reply.content.decode()[-2000:]
     model = TrainedModel.objects.get(name="page unet")
     assert model.network["name"] == "unet" and model.solver["class_weights"] == [1.0, 9.0]
+
+
+@pytest.mark.tensorflow
+def test_geometric_augmentation_moves_image_and_mask_together():
+    import tensorflow as tf
+
+    from apps.mlmodels.segmentation import joint_augmentation
+
+    augment = joint_augmentation(
+        {"flip_horizontal": True, "flip_vertical": True, "rotation_degrees": 30, "crop_percent": 30}
+    )
+    mask = np.zeros((32, 32), np.uint8)
+    mask[4:14, 6:24] = 1
+    image = (mask * 200.0)[..., None].astype(np.float32)
+    changed = 0
+    for draw in range(8):
+        out_image, out_mask = augment(tf.constant(image), tf.constant(mask), tf.constant([draw, 7]))
+        out_image, out_mask = out_image.numpy()[..., 0], out_mask.numpy()
+        assert out_mask.dtype == np.uint8 and set(np.unique(out_mask)) <= {0, 1}
+        # Bilinear (image) and nearest (mask) differ at most along the edges.
+        assert ((out_image > 100) == (out_mask == 1)).mean() > 0.97
+        changed += not (out_mask == mask).all()
+    assert changed >= 6
+    assert joint_augmentation({"contrast": 0.5, "noise_stddev": 3}) is None  # image only
