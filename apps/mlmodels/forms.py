@@ -46,7 +46,7 @@ FIELD_OF = {
 SOLVER_FIELDS = (
     "epochs", "batch_size", "base_lr", "policy", "step_size", "gamma", "power", "optimizer",
     "momentum", "weight_decay", "seed", "shuffle", "val_interval", "snapshot_interval",
-    "mean_subtraction", "dice_loss",
+    "mean_subtraction",
 )  # fmt: skip
 AUGMENTATION_FIELDS = (
     "flip_horizontal", "flip_vertical", "rotation_degrees", "crop_percent", "noise_stddev",
@@ -132,6 +132,7 @@ class ModelForm(SharingForm):
     dice_loss = forms.FloatField(
         initial=_default(SolverParams, "dice_loss"),
         label="Dice loss weight",
+        required=False,
         help_text="Segmentation: adds this × the soft Dice loss to the cross-entropy.",
     )
     flip_horizontal = forms.BooleanField(required=False)
@@ -207,6 +208,7 @@ class ModelForm(SharingForm):
         solver = {name: cleaned[name] for name in SOLVER_FIELDS}
         solver["augmentation"] = {name: cleaned[name] for name in AUGMENTATION_FIELDS}
         solver["class_weights"] = split_list(cleaned.get("class_weights") or "")
+        solver["dice_loss"] = cleaned.get("dice_loss") or 0
         if cleaned.get("step_values"):
             solver["step_values"] = split_list(cleaned["step_values"])
         gpus = {"mode": cleaned["gpu_mode"], "count": cleaned["gpu_count"], "ids": []}

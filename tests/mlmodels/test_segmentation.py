@@ -142,3 +142,43 @@ def test_a_unet_learns_the_ventricle_and_its_bundle_predicts_the_same_mask(
     assert run.returncode == 0, run.stderr[-3000:]
     assert "left ventricle" in run.stdout
     assert (np.asarray(Image.open(out)) == predicted[3]).all()
+
+
+def test_a_killed_segmentation_job_resumes_from_its_last_snapshot(api, data_root, worker):
+    from tests.mlmodels.test_resume import around, logged_epochs, saved_at_least
+
+    dataset = build_sunnybrook(api, data_root, name="small", cases=4, slices=8)
+    epochs = 6
+    # The options of segmentation training that change the graph: weighted + Dice loss,
+    # augmentation of image and mask in the input pipeline.
+    options = {**OPTIONS, "epochs": epochs, "batch_size": 4, "class_weights": [1, 5],
+               "dice_loss": 0.5, "augmentation": {"flip_horizontal": True,
+               "rotation_degrees": 10, "crop_percent": 10, "contrast": 0.1}}  # fmt: skip
+    created = create_model(api, dataset, "killed unet", network=UNET, **options)
+    model_id = created["id"]
+    wait_until(
+        lambda: saved_at_least(model_id, 2) if logged_epochs(model_id) >= 2 else [],
+        timeout=400, interval=0.2,
+    )  # fmt: skip
+    from tests.mlmodels.helpers import gone, job_process
+
+    child = job_process(worker)
+    child.kill()
+    wait_until(lambda: gone(child), timeout=30)
+
+    model = finished(model_id)
+    job = model.job
+    assert model.status == "ready", job.error
+    assert job.attempts == 2
+    first, second = around(job, "The job process was killed by SIGKILL. Retrying (attempt 2")
+    resumed = model.result["resumed_from"]
+    assert resumed >= 2 and any(
+        f"Resumed from the snapshot of epoch {resumed}" in line for line in log_lines(job)
+    )
+    assert second["lines"] == list(range(resumed + 1, epochs + 1))
+    result = model.result
+    assert [e["epoch"] for e in result["epochs"]] == list(range(1, epochs + 1))
+    assert all("val_dice" in e and "dice_1" in e for e in result["epochs"])
+    steps = result["steps_per_epoch"]
+    assert second["ends"] == [steps * n for n in range(resumed + 1, epochs + 1)]
+    assert model.best_epoch == max(result["epochs"], key=lambda e: e["val_dice"])["epoch"]

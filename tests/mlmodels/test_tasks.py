@@ -197,3 +197,62 @@ def test_the_new_model_page_offers_each_tasks_networks_and_options(client, peopl
     assert reply.status_code == 302, reply.content.decode()[-2000:]
     model = TrainedModel.objects.get(name="page unet")
     assert model.network["name"] == "unet" and model.solver["class_weights"] == [1.0, 9.0]
+
+
+@pytest.mark.tensorflow
+def test_geometric_augmentation_moves_image_and_mask_together():
+    import tensorflow as tf
+
+    from apps.mlmodels.segmentation import joint_augmentation
+
+    augment = joint_augmentation(
+        {"flip_horizontal": True, "flip_vertical": True, "rotation_degrees": 30, "crop_percent": 30}
+    )
+    mask = np.zeros((32, 32), np.uint8)
+    mask[4:14, 6:24] = 1
+    image = (mask * 200.0)[..., None].astype(np.float32)
+    changed = 0
+    for draw in range(8):
+        out_image, out_mask = augment(tf.constant(image), tf.constant(mask), tf.constant([draw, 7]))
+        out_image, out_mask = out_image.numpy()[..., 0], out_mask.numpy()
+        assert out_mask.dtype == np.uint8 and set(np.unique(out_mask)) <= {0, 1}
+        # Bilinear (image) and nearest (mask) differ at most along the edges.
+        assert ((out_image > 100) == (out_mask == 1)).mean() > 0.97
+        changed += not (out_mask == mask).all()
+    assert changed >= 6
+    assert joint_augmentation({"contrast": 0.5, "noise_stddev": 3}) is None  # image only
+
+
+# --- the model pages of a segmentation model ------------------------------------------------
+def seg_rows(*figures):
+    """Epoch rows as the segmentation task writes them: ``(loss, val_loss, val_dice)``."""
+    return [
+        {"epoch": n, "loss": loss, "pixel_accuracy": 0.9, "dice": 0.5, "val_loss": vloss,
+         "val_pixel_accuracy": 0.95, "val_mean_iou": vdice - 0.1, "val_dice": vdice,
+         "val_dice_0": 0.99, "val_dice_1": vdice}
+        for n, (loss, vloss, vdice) in enumerate(figures, start=1)
+    ]  # fmt: skip
+
+
+def seg_model(owner, dataset, name, rows, best):
+    return TrainedModel.objects.create(
+        owner=owner, dataset=dataset, name=name, status="ready", network=UNET,
+        solver={"epochs": len(rows), "batch_size": 8, "base_lr": 0.01},
+        result={"epochs": rows, "task": "segmentation"}, best_epoch=best,
+    )  # fmt: skip
+
+
+def test_segmentation_models_show_and_compare_by_dice(client, people):
+    masks = segmentation_dataset(people.owner)
+    good = seg_model(people.owner, masks, "good", seg_rows((0.5, 0.6, 0.7), (0.3, 0.4, 0.91)), 2)
+    fair = seg_model(people.owner, masks, "fair", seg_rows((0.5, 0.5, 0.8)), 1)
+    client.force_login(people.owner)
+    page = client.get(f"/models/{good.pk}/").content.decode()
+    assert "<th>Val Dice left ventricle</th>" in page and "<td>0.9100</td>" in page
+    assert "best epoch (Validation Dice)" in page and "Segmentation" in page
+    page = client.get("/models/", {"sort": "val_dice"}).content.decode()
+    assert page.index(">good</a>") < page.index(">fair</a>")
+    assert '<td class="text-end" data-role="val_dice">0.9100</td>' in page
+    page = client.get("/models/compare/", {"id": [fair.pk, good.pk]}).content.decode()
+    assert 'title="best validation score"' in page.split(">good</a>")[0].rsplit("<tr", 1)[1]
+    assert 'data-curve="val_dice"' in page and 'data-curve="val_accuracy"' not in page
