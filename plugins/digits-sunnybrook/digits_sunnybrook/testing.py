@@ -288,7 +288,9 @@ def make_study(root: Path, cases: int = 6, slices: int = 6, size: int = 48, seed
     )  # fmt: skip
 
 
-def rotated_ellipse_points(cx: float, cy: float, rx: float, ry: float, angle: float, points: int = 48):
+def rotated_ellipse_points(
+    cx: float, cy: float, rx: float, ry: float, angle: float, points: int = 48
+):
     """``points`` ``(x, y)`` vertices of an ellipse rotated by ``angle`` radians."""
     t = np.linspace(0, 2 * np.pi, points, endpoint=False)
     x, y = rx * np.cos(t), ry * np.sin(t)
