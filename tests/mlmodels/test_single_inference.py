@@ -231,3 +231,22 @@ def test_the_schema_documents_the_answer(api):
     assert set(answer["properties"]) == {"epoch", "task", "results"}
     assert {"input", "mask", "pixel_counts", "scores", "predictions", "mean_dice"} <= set(result)
     assert {"400", "404", "422", "503"} <= set(operation["responses"])
+
+
+def test_a_failing_view_costs_its_output_not_the_page(
+    client, people, seg_model, inference_server, files, monkeypatch
+):
+    from apps.core.plugins import catalog
+    from tests.plugins.views import MaskView
+
+    class Broken(MaskView):
+        def process_data(self, input_id, input_data, output_data, ground_truth=None):
+            raise ValueError("no colours today")
+
+    monkeypatch.setattr(catalog, "visualizations_for", lambda task: {"test-masks": Broken})
+    client.force_login(people.owner)
+    reply = client.post(f"/models/{seg_model.pk}/test/", {"dicom_file": upload(files[0])})
+    page = reply.content.decode()
+    assert reply.status_code == 200
+    assert "The view “Test masks” failed: ValueError: no colours today" in page
+    assert 'id="test-form"' in page  # the form is still there to try again
