@@ -19,7 +19,7 @@ class ConfusionMatrix(keras.metrics.Metric):
 
     ``result()`` is the flattened ``classes × classes`` matrix (row: true class); the
     task turns it into pixel accuracy, IoU and Dice (``tasks.confusion_figures``). One
-    ``argmax`` and one ``bincount`` per batch: about the cost of Keras' ``accuracy``.
+    ``argmax`` and one segment sum per batch: about the cost of Keras' ``accuracy``.
     Labels outside ``0 .. classes-1`` are not counted.
     """
 
@@ -39,10 +39,12 @@ class ConfusionMatrix(keras.metrics.Metric):
         predicted = tf.reshape(tf.argmax(y_pred, axis=-1, output_type=tf.int64), [-1])
         valid = (truth >= 0) & (truth < classes)
         index = tf.boolean_mask(truth * classes + predicted, valid)
-        counts = tf.math.bincount(
-            index, minlength=classes * classes, maxlength=classes * classes, dtype=tf.int64
+        # A segment sum of int32 ones, not ``bincount``: deterministic on a GPU, so a seeded
+        # run (which enables TensorFlow's op determinism) may use it there too.
+        counts = tf.math.unsorted_segment_sum(
+            tf.ones_like(index, dtype=tf.int32), index, classes * classes
         )
-        self.counts.assign_add(counts)
+        self.counts.assign_add(tf.cast(counts, tf.int64))
 
     def result(self):
         return tf.identity(self.counts)

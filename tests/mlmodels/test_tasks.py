@@ -256,3 +256,23 @@ def test_segmentation_models_show_and_compare_by_dice(client, people):
     page = client.get("/models/compare/", {"id": [fair.pk, good.pk]}).content.decode()
     assert 'title="best validation score"' in page.split(">good</a>")[0].rsplit("<tr", 1)[1]
     assert 'data-curve="val_dice"' in page and 'data-curve="val_accuracy"' not in page
+
+
+@pytest.mark.tensorflow
+def test_segmentation_networks_give_a_softmax_per_pixel_and_wrong_ones_are_named():
+    from apps.mlmodels import networks
+
+    task = tasks.get("segmentation")
+    for name, shape in (("unet", (64, 48, 1)), ("fcn_alexnet", (70, 45, 3))):
+        model = networks.standard(name, shape, 3)
+        task.check_output(model, shape, 3)  # (None, H, W, 3)
+        scores = model(np.zeros((1, *shape), np.float32)).numpy()
+        assert np.allclose(scores.sum(axis=-1), 1, atol=1e-5), name
+    with pytest.raises(networks.NetworkError, match="divisible by 8; the images are 60×60"):
+        networks.standard("unet", (60, 60, 1), 2)
+    code = "import keras\n\ndef build_model(input_shape, num_classes):\n" \
+           "    return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),\n" \
+           "                             keras.layers.Dense(num_classes, activation='softmax')])\n"  # fmt: skip
+    check = lambda model: task.check_output(model, (8, 8, 1), 2)  # noqa: E731
+    with pytest.raises(networks.NetworkError, match=r"\(None, 2\); it must be \(None, 8, 8, 2\)"):
+        networks.custom(code, (8, 8, 1), 2, check)
