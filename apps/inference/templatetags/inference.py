@@ -17,14 +17,19 @@ def histogram_svg(histogram) -> str:
     top, bar = max(counts) or 1, WIDTH / len(counts)
     rects = format_html_join(
         "",
-        '<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}"></rect>',
+        '<rect x="{}" y="{}" width="{}" height="{}"></rect>',
         (
-            (i * bar, HEIGHT - HEIGHT * c / top, max(bar - 1, 1), HEIGHT * c / top)
+            (
+                f"{i * bar:.1f}",
+                f"{HEIGHT - HEIGHT * c / top:.1f}",
+                f"{max(bar - 1, 1):.1f}",
+                f"{HEIGHT * c / top:.1f}",
+            )
             for i, c in enumerate(counts)
         ),
     )
     return format_html(
         '<svg class="histogram" width="{}" height="{}" viewBox="0 0 {} {}" role="img">'
-        "<title>{:.3g} … {:.3g}</title>{}</svg>",
-        WIDTH, HEIGHT, WIDTH, HEIGHT, edges[0], edges[-1], rects,
+        "<title>{} … {}</title>{}</svg>",
+        WIDTH, HEIGHT, WIDTH, HEIGHT, f"{edges[0]:.3g}", f"{edges[-1]:.3g}", rects,
     )  # fmt: skip
