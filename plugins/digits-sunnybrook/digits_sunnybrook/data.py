@@ -261,8 +261,16 @@ def archive_roots(ref: dict[str, Any], workdir: Path, limits: dict | None) -> Ro
     contour_root = _the_one(
         contours, "contour folder (<case>/contours-manual/IRCCI-expert/…txt)", name, target
     )
-    label = lambda root: f"{name}:{root.relative_to(target).as_posix()}".removesuffix(".")  # noqa: E731
-    return Roots(image_root, contour_root, label(image_root), label(contour_root), local=True)
+    return Roots(
+        image_root, contour_root, _archive_label(name, image_root, target),
+        _archive_label(name, contour_root, target), local=True,
+    )  # fmt: skip
+
+
+def _archive_label(archive: str, root: Path, target: Path) -> str:
+    """How messages name a folder of an archive: ``scd.zip:SCD_ManualContours``."""
+    relative = root.relative_to(target).as_posix()
+    return f"{archive}:" if relative == "." else f"{archive}:{relative}"
 
 
 def _the_one(found: set[Path], what: str, archive: str, target: Path) -> Path:

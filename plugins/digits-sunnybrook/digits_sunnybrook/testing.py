@@ -43,6 +43,7 @@ def write_dicom(
     data set alone, as older devices do: no 128-byte preamble, no ``DICM`` prefix, no file
     meta group, implicit VR little endian. ``window`` is ``(center, width)`` and ``rescale``
     ``(slope, intercept)``, written as Window Center/Width and Rescale Slope/Intercept.
+    (openjpeg encodes JPEG 2000 only from about 64 × 64 pixels: its default resolutions.)
     """
     pixels = np.ascontiguousarray(pixels, dtype=np.uint16)
     ds = _image_dataset(path, pixels, bits_stored)

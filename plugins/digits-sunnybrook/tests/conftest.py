@@ -7,7 +7,13 @@ re-exported here; in a whole-suite run they are the same functions.
 
 import pytest
 
-from tests.conftest import api_client, people, start_process, start_worker  # noqa: F401
+from tests.conftest import (  # noqa: F401
+    api_client,
+    live_server_url,
+    people,
+    start_process,
+    start_worker,
+)
 
 
 @pytest.fixture

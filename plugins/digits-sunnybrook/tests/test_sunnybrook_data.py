@@ -353,3 +353,17 @@ def test_files_swapped_after_listing_are_checked_when_read(data_root, tmp_path):
         data.encode_entry(entries[1])  # refused at once: a FIFO never blocks the read
     features, mask = data.encode_entry(entries[2])
     assert features.shape[:2] == mask.shape and mask.any()
+
+
+def test_an_uploaded_image_gets_the_features_of_the_datasets_entries(data_root):
+    tree = make_tree(data_root, cases=["SC-N-2"], slices=1, size=40)
+    settings = options(tree, val_percent=0, intensity="window", bit_depth=16,
+                       resize_width=32, resize_height=24, channel_conversion="RGB")  # fmt: skip
+    data = SunnybrookData(**settings)
+    features, _ = data.encode_entry(data.itemize_entries(TRAIN)[0])
+    path = image_path(tree.images, "SC-N-2", 4, 20)
+    with open(path, "rb") as upload:
+        inferred = SunnybrookData(**settings).features_of(upload, "upload.dcm")
+    assert inferred.shape == (24, 32, 3) and inferred.dtype == np.uint16
+    np.testing.assert_array_equal(inferred, features)
+    assert SunnybrookData.get_task() == "segmentation"

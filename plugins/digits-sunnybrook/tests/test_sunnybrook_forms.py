@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from digits_sunnybrook.forms import SunnybrookForm, SunnybrookInferenceForm
-from digits_sunnybrook.testing import make_tree, write_dicom
+from digits_sunnybrook.testing import COMPRESSED, make_tree, write_dicom
 from django.core.files.uploadedfile import SimpleUploadedFile
 from pydicom.data import get_testdata_file
 
@@ -96,6 +96,16 @@ def test_an_uploaded_dicom_image_is_accepted(tmp_path):
     mr = get_testdata_file("MR_small.dcm")
     with open(mr, "rb") as f:
         assert SunnybrookInferenceForm({}, {"dicom_file": upload("mr.dcm", f.read())}).is_valid()
+
+
+@pytest.mark.parametrize(
+    "options", [{"syntax": s} for s in COMPRESSED] + [{"preamble": False}], ids=repr
+)
+def test_compressed_and_preamble_less_uploads_are_accepted(tmp_path, options):
+    pixels = np.arange(4096, dtype=np.uint16).reshape(64, 64)  # JPEG 2000 wants 64 × 64 or more
+    path = write_dicom(tmp_path / "s.dcm", pixels, **options)
+    form = SunnybrookInferenceForm({}, {"dicom_file": upload("s.dcm", path.read_bytes())})
+    assert form.is_valid(), form.errors
 
 
 @pytest.mark.parametrize(
@@ -201,8 +211,15 @@ def test_the_new_dataset_page_explains_the_layout(client, people):
     assert page.status_code == 200
     html = page.content.decode()
     assert 'id="sunnybrook-layout"' in html and "contours-manual/IRCCI-expert" in html
-    for name in ("image_folder", "contour_folder", "channel_conversion", "val_percent", "seed"):
+    assert 'id="sunnybrook-split"' in html and "by case (patient), never by" in html
+    for name in (
+        "source", "image_folder", "contour_folder", "archive", "channel_conversion",
+        "val_percent", "test_percent", "seed", "intensity", "bit_depth", "window_center",
+        "window_width", "percentile_low", "percentile_high", "resize_width", "resize_height",
+        "resize_mode",
+    ):  # fmt: skip
         assert f'name="data-{name}"' in html
+    assert 'type="file" name="data-archive"' in html
     assert 'name="dataset-name"' in html
 
 

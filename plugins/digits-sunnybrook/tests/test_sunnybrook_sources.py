@@ -2,15 +2,20 @@
 other matrix sizes, 16-bit intensities, and the same tree uploaded as an archive."""
 
 import io
-import tarfile
-import zipfile
 
 import numpy as np
 import pytest
 from digits_sunnybrook.data import Slice, SunnybrookData, rasterise_contour, read_contour
 from digits_sunnybrook.testing import make_study, make_tree
 from PIL import Image
-from sunnybrook_helpers import finished, post_json, post_multipart
+from sunnybrook_helpers import (
+    archive_members,
+    finished,
+    make_tar,
+    make_zip,
+    post_json,
+    post_multipart,
+)
 
 from apps.core.storage import get_store
 from apps.datasets import shards
@@ -120,45 +125,6 @@ def test_a_hospital_export_builds_with_every_slice_of_a_case_in_one_stage(
     np.testing.assert_array_equal(np.asarray(mean), np.round(values[..., 0] / 257))
 
 
-def archive_members(tree, broken_contour=False):
-    """The tree as the challenge download lays it out, plus an archiver's debris."""
-    members = [
-        (f"SCD_DeidentifiedImages/{p.relative_to(tree.images).as_posix()}", p.read_bytes())
-        for p in sorted(tree.images.rglob("*.dcm"))
-    ]
-    members += [
-        (f"SCD_ManualContours/{p.relative_to(tree.contours).as_posix()}", p.read_bytes())
-        for p in sorted(tree.contours.rglob("*.txt"))
-    ]
-    if broken_contour:
-        name = "SCD_ManualContours/SC-N-02/contours-manual/IRCCI-expert/"
-        name += "IM-0001-0021-icontour-manual.txt"
-        members = [(n, b"1 1\n2 2\n3 x\n" if n == name else d) for n, d in members]
-    return [*members, ("__MACOSX/SCD_ManualContours/._SC-N-02", b"junk")]
-
-
-def make_zip(members) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members:
-            zf.writestr(name, data)
-    return out.getvalue()
-
-
-def make_tar(members, symlink=None) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tf:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-        if symlink:
-            info = tarfile.TarInfo(symlink)
-            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
-            tf.addfile(info)
-    return out.getvalue()
-
-
 def upload(name, data):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -226,3 +192,46 @@ def test_unsafe_or_incomplete_archives_fail_and_publish_nothing(
     assert list(get_store().list(dataset.data_prefix)) == []
     key = dataset.options["archive"]["upload_key"]
     wait_until(lambda: not get_store().exists(key), message="the upload was not deleted")
+
+
+def test_an_archive_uploaded_on_the_new_dataset_page(client, people, tmp_path, worker):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    tree = make_tree(tmp_path / "export", cases=("SC-N-2", "SC-N-3"), slices=2)
+    client.force_login(people.owner)
+    form = {
+        "data-source": "archive", "data-image_folder": "", "data-contour_folder": "",
+        "data-archive": SimpleUploadedFile("scd.tar.gz", make_tar(archive_members(tree))),
+        "data-val_percent": "50", "data-intensity": "percentile", "data-percentile_low": "1",
+        "data-percentile_high": "99", "data-bit_depth": "8", "dataset-name": "LV (archive)",
+        "dataset-max_error_percent": "10", "dataset-processes": "1",
+        "dataset-visibility": "private", "dataset-team": "",
+    }  # fmt: skip
+    reply = client.post("/datasets/new/image-sunnybrook/", form)
+    assert reply.status_code == 302, reply.content.decode()[-3000:]
+    dataset = finished(int(reply["Location"].strip("/").split("/")[-1]))
+    assert dataset.status == "ready", dataset.job.error
+    assert {s: i["count"] for s, i in dataset.manifest["stages"].items()} == {
+        "train": 2, "val": 2, "test": 0
+    }  # fmt: skip
+    assert dataset.options["archive"]["upload_key"].startswith(f"uploads/{people.owner.pk}/")
+    features, mask = shards.read_entry(dataset, "train", 0)
+    assert features.dtype == np.uint8 and (features[mask == 1] == 255).all()
+
+
+def test_an_upload_key_sent_as_an_option_is_never_used(api_client, people):
+    """Only a file uploaded with the request becomes the archive: a key someone names in
+    the options (another user's upload) is refused, never read."""
+    from apps.core import uploads
+    from apps.datasets.models import Dataset
+
+    key = uploads.store_bytes(make_zip([("a/IM-0001-0001.dcm", b"x")]), "x.zip", people.other)
+    options = {"source": "archive", "archive": {"upload_key": key, "name": "x.zip", "size": 1}}
+    reply = api_client.as_user(people.owner).post(
+        "/api/v1/datasets/", {"type": "image-sunnybrook", "name": "theirs", "options": options},
+        format="json",
+    )  # fmt: skip
+    assert reply.status_code == 400
+    message = reply.json()["options"]["archive"][0]["message"]
+    assert message == "Upload a zip or tar archive of the two folders."
+    assert not Dataset.objects.exists() and get_store().exists(key)
