@@ -18,6 +18,7 @@ render the results on the page; the API answers with ``api_answer``.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +26,13 @@ import numpy as np
 from django import forms
 from django.conf import settings
 from django.db import close_old_connections
+from PIL import Image
 
 from apps.core import permissions
 from apps.core.plugins import INFERENCE, DatasetRecord, EntryError, catalog
 from apps.mlmodels import tasks
+
+log = logging.getLogger(__name__)
 
 #: Inputs one request may hold (an inference form choosing a whole folder is cut here).
 MAX_INPUTS = 16
@@ -114,6 +118,10 @@ def _read(model, user, form: forms.Form) -> list[Result]:
         return [_encoded(model, user, ingestion, entry) for entry in entries]
     except EntryError as exc:
         raise InferenceInputError({"__all__": [str(exc)]}) from None
+    except Exception as exc:  # the plugin's bug: reported as such, not a server error
+        log.exception("dataset type %s failed to read an inference input", model.dataset.type)
+        message = f"The dataset type could not read the input ({type(exc).__name__}: {exc})."
+        raise InferenceInputError({"__all__": [message]}, 422) from None
 
 
 def _encoded(model, user, ingestion, entry) -> Result:
@@ -121,7 +129,11 @@ def _encoded(model, user, ingestion, entry) -> Result:
         raise entry
     if isinstance(entry, DatasetRecord):
         return _record(model, user, entry)
+    from apps.datasets.shards import image_to_array
+
     features, label = ingestion.encode_entry(entry)
+    if isinstance(features, Image.Image):  # an 8-bit image returned as it is
+        features = image_to_array(features)
     return Result(str(entry), np.asarray(features), label)
 
 

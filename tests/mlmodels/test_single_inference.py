@@ -250,3 +250,25 @@ def test_a_failing_view_costs_its_output_not_the_page(
     assert reply.status_code == 200
     assert "The view “Test masks” failed: ValueError: no colours today" in page
     assert 'id="test-form"' in page  # the form is still there to try again
+
+
+def test_a_dataset_type_that_fails_to_read_is_reported_not_a_server_error(
+    api, seg_model, inference_server, files, monkeypatch
+):
+    from digits_sunnybrook.data import SunnybrookData
+
+    def broken(self, entry):
+        raise RuntimeError("decoder crashed")
+
+    monkeypatch.setattr(SunnybrookData, "encode_entry", broken)
+    with files[0].open("rb") as image:
+        reply = api.post(
+            f"/api/v1/models/{seg_model.pk}/infer/", {"dicom_file": image}, format="multipart"
+        )
+    assert reply.status_code == 422
+    assert reply.json() == {
+        "non_field_errors": [
+            "The dataset type could not read the input (RuntimeError: decoder crashed)."
+        ]
+    }
+    assert inference_server == []
