@@ -99,7 +99,10 @@ def walk(base_url: str, dataset_id: int, model_id: int, dicom: str, contour: str
             wait_until(lambda: "Done" in status_text(page), timeout=300, interval=1,
                        message="training did not finish")  # fmt: skip
 
-            page.click("[data-role=test]")
+            # The finished job's page reloads itself: open it afresh, then follow "Test".
+            page.goto(f"{base_url}/models/{model_id}/")
+            with page.expect_navigation():
+                page.click("[data-role=test]")
             page.set_input_files("#id_dicom_file", dicom)
             page.set_input_files("#id_contour_file", contour)
             seen["views"] = page.eval_on_selector_all(

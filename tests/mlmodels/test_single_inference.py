@@ -41,7 +41,7 @@ def seg_model(people):
 
 
 @pytest.fixture
-def inference_server(monkeypatch):
+def stand_in_server(monkeypatch):
     """``service.infer`` answering like a network that segments bright pixels."""
     calls = []
 
@@ -100,7 +100,7 @@ def test_the_model_page_offers_test_with_the_plugin_form_and_the_views(client, p
 
 
 def test_testing_a_dicom_with_its_contour_shows_the_overlay_and_dice(
-    client, people, seg_model, inference_server, files
+    client, people, seg_model, stand_in_server, files
 ):
     dicom, contour = files
     client.force_login(people.owner)
@@ -109,7 +109,7 @@ def test_testing_a_dicom_with_its_contour_shows_the_overlay_and_dice(
         {"dicom_file": upload(dicom), "contour_file": upload(contour), "epoch": "3",
          "view": "image-segmentation", "image-segmentation-opacity": "70"},
     ).content.decode()  # fmt: skip
-    assert inference_server == [(seg_model.pk, (1, SIZE, SIZE, 1), 3)]
+    assert stand_in_server == [(seg_model.pk, (1, SIZE, SIZE, 1), 3)]
     assert "Result (epoch 3)" in page
     assert 'class="seg-mask-layer"' in page and 'data-opacity="70"' in page
     predicted, dice, iou = expected_scores(contour)
@@ -119,7 +119,7 @@ def test_testing_a_dicom_with_its_contour_shows_the_overlay_and_dice(
 
 
 def test_the_raw_output_view_shows_the_network_output(
-    client, people, seg_model, inference_server, files
+    client, people, seg_model, stand_in_server, files
 ):
     client.force_login(people.owner)
     page = client.post(
@@ -132,7 +132,7 @@ def test_the_raw_output_view_shows_the_network_output(
 
 
 def test_bad_inputs_are_reported_on_their_field(
-    client, people, seg_model, inference_server, tmp_path
+    client, people, seg_model, stand_in_server, tmp_path
 ):
     client.force_login(people.owner)
     url = f"/models/{seg_model.pk}/test/"
@@ -142,11 +142,11 @@ def test_bad_inputs_are_reported_on_their_field(
     not_dicom.write_text("hello")
     page = client.post(url, {"dicom_file": upload(not_dicom)}).content.decode()
     assert "notes.dcm is not a readable DICOM file" in page
-    assert inference_server == []
+    assert stand_in_server == []
 
 
 def test_reading_inputs_is_bounded_in_time(
-    client, api, people, seg_model, inference_server, files, settings
+    client, api, people, seg_model, stand_in_server, files, settings
 ):
     settings.DIGITS_INFERENCE_READ_TIMEOUT = 0  # no input can be read in no time
     client.force_login(people.owner)
@@ -158,7 +158,7 @@ def test_reading_inputs_is_bounded_in_time(
         )
     assert reply.status_code == 422
     assert reply.json() == {"non_field_errors": ["Reading the input took longer than 0 s."]}
-    assert inference_server == []
+    assert stand_in_server == []
 
 
 def test_another_user_s_private_model_is_not_found(client, people, seg_model):
@@ -167,7 +167,7 @@ def test_another_user_s_private_model_is_not_found(client, people, seg_model):
 
 
 # --- the API -------------------------------------------------------------------------------
-def test_the_api_answers_the_mask_pixel_counts_and_dice(api, seg_model, inference_server, files):
+def test_the_api_answers_the_mask_pixel_counts_and_dice(api, seg_model, stand_in_server, files):
     dicom, contour = files
     with dicom.open("rb") as image, contour.open("rb") as outline:
         reply = api.post(
@@ -193,7 +193,7 @@ def test_the_api_answers_the_mask_pixel_counts_and_dice(api, seg_model, inferenc
     assert result["mean_dice"] == pytest.approx(dice)
 
 
-def test_the_api_names_the_field_at_fault(api, seg_model, inference_server, files, tmp_path):
+def test_the_api_names_the_field_at_fault(api, seg_model, stand_in_server, files, tmp_path):
     url = f"/api/v1/models/{seg_model.pk}/infer/"
     reply = api.post(url, {}, format="multipart")
     assert reply.status_code == 400
@@ -209,7 +209,7 @@ def test_the_api_names_the_field_at_fault(api, seg_model, inference_server, file
     with files[0].open("rb") as image:
         reply = api.post(url, {"dicom_file": image, "epoch": "zero"}, format="multipart")
     assert reply.status_code == 400 and list(reply.json()) == ["epoch"]
-    assert inference_server == []
+    assert stand_in_server == []
 
 
 def test_the_api_refuses_another_user_s_private_model(api_client, people, seg_model, files):
@@ -234,7 +234,7 @@ def test_the_schema_documents_the_answer(api):
 
 
 def test_a_failing_view_costs_its_output_not_the_page(
-    client, people, seg_model, inference_server, files, monkeypatch
+    client, people, seg_model, stand_in_server, files, monkeypatch
 ):
     from apps.core.plugins import catalog
     from tests.plugins.views import MaskView
@@ -253,7 +253,7 @@ def test_a_failing_view_costs_its_output_not_the_page(
 
 
 def test_a_dataset_type_that_fails_to_read_is_reported_not_a_server_error(
-    api, seg_model, inference_server, files, monkeypatch
+    api, seg_model, stand_in_server, files, monkeypatch
 ):
     from digits_sunnybrook.data import SunnybrookData
 
@@ -271,4 +271,4 @@ def test_a_dataset_type_that_fails_to_read_is_reported_not_a_server_error(
             "The dataset type could not read the input (RuntimeError: decoder crashed)."
         ]
     }
-    assert inference_server == []
+    assert stand_in_server == []

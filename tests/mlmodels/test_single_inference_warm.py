@@ -18,7 +18,6 @@ from apps.datasets.models import Dataset
 from apps.datasets.shards import NPY_FORMAT
 from apps.jobs.models import Job
 from apps.mlmodels.models import TrainedModel
-from tests.inference.conftest import inference_server  # noqa: F401 - the fixture
 from tests.inference.helpers import save_snapshot
 
 pytestmark = [pytest.mark.tensorflow, pytest.mark.slow]
@@ -88,7 +87,7 @@ def test_a_validation_record_through_the_warm_model(
     api_client,
     people,
     seg_model,
-    inference_server,  # noqa: F811
+    inference_server,
 ):
     model, network = seg_model
     features, masks = val_entries()
