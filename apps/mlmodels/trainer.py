@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,9 @@ class Trainer:
 
         network, task = self.params["network"], self.task
         source = network["source"]
-        check = lambda model: task.check_output(model, self.input_shape, self.num_classes)  # noqa: E731
+        check = partial(
+            task.check_output, input_shape=self.input_shape, num_classes=self.num_classes
+        )
         if source == "standard":
             if network["name"] not in task.networks:
                 raise networks.NetworkError(
