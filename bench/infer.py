@@ -137,7 +137,8 @@ def main() -> None:
 
         direct = timed(lambda: service.predict(model, array[None]), args.requests)
         plain = plain_predict(network, array, args.requests)
-        print(f"\n{args.requests} requests, one 28×28 image each, LeNet warm")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"\n{args.requests} requests, one 28×28 image each, LeNet warm (load average {load})")
         rest_p50 = report("REST classify round trip (platform)", rest)
         report("  of which service.predict (no HTTP, no DRF)", direct)
         report("  of which the network in the model process", forward)
