@@ -291,6 +291,7 @@ class _Builder:
             "format": TFRECORD_FORMAT if self.encoding else NPY_FORMAT,
             "encoding": self.encoding,
             "type": self.ctx.params["type"],
+            "task": self.ingestion.get_task(),
             **self.spec,
             "stages": self.stages,
             "error_count": len(self.errors),

@@ -49,8 +49,14 @@ def stage_pipeline(
     training: bool,
     shuffle: bool,
     seed: int | None,
+    augment=None,
 ) -> tf.data.Dataset:
-    """Batches of ``(float32 HWC images, int64 labels)`` of one stage, cached after the first pass."""
+    """Batches of ``(float32 HWC images, labels)`` of one stage, cached after the first pass.
+
+    Labels: int64 class indices, or uint8 (H, W) masks. ``augment(image, label, seed)``,
+    when given, runs on each element after the cache (a fresh draw every epoch), with a
+    stateless seed drawn from ``seed``.
+    """
     manifest = info.manifest
     labels = labels_of(info, stage)
     if manifest["format"] == NPY_FORMAT:
@@ -69,6 +75,13 @@ def stage_pipeline(
     ds = ds.cache()
     if training and shuffle:
         ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    if augment is not None:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda pair, s: augment(pair[0], pair[1], s),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

@@ -44,6 +44,7 @@ from apps.core.plugins import (
     VAL,
     ConfinedReader,
     DataIngestion,
+    DatasetRecord,
     EntryError,
     confine,
 )
@@ -473,7 +474,7 @@ class SunnybrookData(DataIngestion):
     # --- itemizing -----------------------------------------------------------------------
     def itemize_entries(self, stage: str) -> list[Slice | EntryError]:
         if stage == INFERENCE:
-            return []
+            return self._inference_entries()
         if self._split is None:
             self._split = self._make_split()
         return list(self._split.get(stage, []))
@@ -513,8 +514,20 @@ class SunnybrookData(DataIngestion):
             for contour, case, number in _find_contours(roots.contours)
         ]  # fmt: skip
 
+    def _inference_entries(self) -> list[DatasetRecord | UploadedSlice]:
+        """What the inference form chose: a record of the validation stage (read by the
+        platform from the built dataset) or the uploaded DICOM file (and contour file)."""
+        record = self.userdata.get("validation_record")
+        if record is not None:
+            return [DatasetRecord(VAL, int(record))]
+        upload = self.userdata["dicom_file"]
+        contour = self.userdata.get("contour_file")
+        return [UploadedSlice(upload.name, contour.name if contour else None)]
+
     # --- encoding ------------------------------------------------------------------------
     def encode_entry(self, entry: Slice) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(entry, UploadedSlice):
+            return self._encode_upload()
         roots = self.roots()
         image_name, contour_name = roots.image_name(entry.image), roots.contour_name(entry.contour)
         image_data, contour_data = self._read_pair(roots, entry, image_name, contour_name)
@@ -552,12 +565,39 @@ class SunnybrookData(DataIngestion):
             features, mask, int(width), int(height), self.userdata.get("resize_mode") or SQUASH
         )
 
+    def _encode_upload(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The uploaded DICOM file as this dataset encodes its entries; its mask when a
+        contour file came with it (the ground truth), else ``None``."""
+        upload, contour = self.userdata["dicom_file"], self.userdata.get("contour_file")
+        upload.seek(0)
+        image = read_dicom_image(upload, upload.name, Intensity.from_options(self.userdata))
+        features = convert_channels(image, self.userdata.get("channel_conversion") or GRAYSCALE)
+        if contour is None:
+            return self._fit(features, np.zeros(features.shape[:2], np.uint8))[0], None
+        contour.seek(0)
+        data = contour.read(MAX_CONTOUR_BYTES + 1)
+        if len(data) > MAX_CONTOUR_BYTES:
+            raise EntryError(f"{contour.name} is larger than {MAX_CONTOUR_BYTES} bytes")
+        mask = rasterise_contour(parse_contour(data, contour.name), image.shape[:2], contour.name)
+        return self._fit(features, mask)
+
     def features_of(self, source: str | os.PathLike | IO[bytes], name: str) -> np.ndarray:
         """The features of one DICOM image as this dataset encodes its entries: the same
         intensity mapping, channels and size (the input of inference on an uploaded file)."""
         image = read_dicom_image(source, name, Intensity.from_options(self.userdata))
         features = convert_channels(image, self.userdata.get("channel_conversion") or GRAYSCALE)
         return self._fit(features, np.zeros(features.shape[:2], np.uint8))[0]
+
+
+@dataclass(frozen=True)
+class UploadedSlice:
+    """The inference entry of an uploaded DICOM file (the file is in the options)."""
+
+    image: str
+    contour: str | None
+
+    def __str__(self) -> str:
+        return self.image if self.contour is None else f"{self.image} (contour {self.contour})"
 
 
 def _split_note(stage_of: dict[str, str]) -> str:

@@ -9,7 +9,15 @@ from django.core.exceptions import ValidationError
 
 from apps.core.archives import Limits, is_archive
 from apps.core.plugins import EntryError, ServerFolderField
-from digits_sunnybrook.data import ARCHIVE, FOLDER, GRAYSCALE, RGB, read_dicom_image
+from digits_sunnybrook.data import (
+    ARCHIVE,
+    FOLDER,
+    GRAYSCALE,
+    MAX_CONTOUR_BYTES,
+    RGB,
+    parse_contour,
+    read_dicom_image,
+)
 from digits_sunnybrook.dicom import FIXED, MINMAX, PERCENTILE, RAW, WINDOW
 from digits_sunnybrook.resize import CROP, PAD, SQUASH
 
@@ -199,10 +207,16 @@ class SunnybrookForm(forms.Form):
 
 
 class SunnybrookInferenceForm(forms.Form):
-    """One image to segment: an uploaded DICOM file or a record of the validation stage."""
+    """One image to segment: an uploaded DICOM file (with its contour file, optionally, as
+    the ground truth) or a record of the validation stage."""
 
     dicom_file = forms.FileField(
         label="DICOM image", required=False, help_text="A single-frame DICOM file with pixels."
+    )
+    contour_file = forms.FileField(
+        label="Its contour file (optional)",
+        required=False,
+        help_text="The expert's icontour text file of this slice: Dice and IoU against it.",
     )
     validation_record = forms.IntegerField(
         label="…or validation record",
@@ -221,8 +235,25 @@ class SunnybrookInferenceForm(forms.Form):
             upload.seek(0)
         return upload
 
+    def clean_contour_file(self):
+        upload = self.cleaned_data.get("contour_file")
+        if upload:
+            if upload.size > MAX_CONTOUR_BYTES:
+                raise ValidationError(
+                    f"{upload.name} is larger than {MAX_CONTOUR_BYTES} bytes; not a contour file.",
+                    code="too_large",
+                )
+            try:
+                parse_contour(upload.read(), upload.name)
+            except EntryError as exc:
+                raise ValidationError(str(exc), code="invalid_contour") from None
+            upload.seek(0)
+        return upload
+
     def clean(self):
         cleaned = super().clean()
+        if cleaned.get("contour_file") and not cleaned.get("dicom_file"):
+            self.add_error("contour_file", "A contour file goes with an uploaded DICOM image.")
         has_file = bool(cleaned.get("dicom_file"))
         has_record = cleaned.get("validation_record") is not None
         if not self.errors and has_file == has_record:

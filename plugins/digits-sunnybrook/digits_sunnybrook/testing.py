@@ -287,3 +287,48 @@ def make_study(root: Path, cases: int = 6, slices: int = 6, size: int = 48, seed
                   (first, 22): JPEGLosslessSV1},
         no_preamble=[(first, 23)], broken=[(second, 21)],
     )  # fmt: skip
+
+
+def rotated_ellipse_points(
+    cx: float, cy: float, rx: float, ry: float, angle: float, points: int = 48
+):
+    """``points`` ``(x, y)`` vertices of an ellipse rotated by ``angle`` radians."""
+    t = np.linspace(0, 2 * np.pi, points, endpoint=False)
+    x, y = rx * np.cos(t), ry * np.sin(t)
+    cos, sin = np.cos(angle), np.sin(angle)
+    return list(zip(cx + x * cos - y * sin, cy + x * sin + y * cos, strict=True))
+
+
+def make_ellipse_tree(
+    root: Path, cases: int = 6, slices: int = 10, size: int = 64, series: int = 4, seed: int = 0
+) -> Tree:
+    """A Sunnybrook-layout tree of ``cases`` cases × ``slices`` slices for segmentation
+    training: 12-bit images (0..4095) of ``size`` × ``size`` pixels, a bright ellipse (the
+    "ventricle") of varying centre, radii and angle in a darker ring (the "myocardium") on
+    noise, and the ellipse as the inner contour. The mask is the contour's rasterisation
+    (``digits_sunnybrook.data.rasterise_contour``), which also decides the bright pixels, so
+    image and label agree exactly.
+    """
+    from digits_sunnybrook.data import rasterise_contour
+
+    rng = np.random.default_rng(seed)
+    tree = Tree(images=root / "images", contours=root / "contours")
+    yy, xx = np.mgrid[0:size, 0:size]
+    for case_index in range(cases):
+        case = f"SC-HF-I-{case_index + 1}"
+        padded = f"SC-HF-I-{case_index + 1:02d}"
+        for index in range(slices):
+            number = 20 + index
+            rx, ry = rng.uniform(0.12, 0.22, 2) * size
+            cx, cy = rng.uniform(0.35, 0.65, 2) * size
+            points = rotated_ellipse_points(cx, cy, rx, ry, rng.uniform(0, np.pi))
+            mask = rasterise_contour(np.array(points), (size, size), "synthetic")
+            ring = ((xx - cx) / (rx + 5)) ** 2 + ((yy - cy) / (ry + 5)) ** 2 <= 1
+            pixels = rng.normal(700, 250, (size, size))
+            pixels[ring] = rng.normal(1500, 250, int(ring.sum()))
+            pixels[mask == 1] = rng.normal(3000, 300, int(mask.sum()))
+            pixels = np.clip(pixels, 0, 4095).astype(np.uint16)
+            write_dicom(image_path(tree.images, case, series, number), pixels)
+            write_contour(contour_path(tree.contours, padded, number), points)
+            tree.slices.append((case, number))
+    return tree
