@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.datasets",
     "apps.mlmodels",
+    "apps.evaluations",
 ]
 
 # --- Plugins ------------------------------------------------------------------

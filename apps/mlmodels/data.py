@@ -49,8 +49,10 @@ def stage_pipeline(
     training: bool,
     shuffle: bool,
     seed: int | None,
+    cache: bool = True,
 ) -> tf.data.Dataset:
-    """Batches of ``(float32 HWC images, int64 labels)`` of one stage, cached after the first pass."""
+    """Batches of ``(float32 HWC images, int64 labels)`` of one stage, cached after the first
+    pass (unless ``cache`` is false: one pass, as an evaluation makes)."""
     manifest = info.manifest
     labels = labels_of(info, stage)
     if manifest["format"] == NPY_FORMAT:
@@ -66,7 +68,8 @@ def stage_pipeline(
         # iteration counter: the learning-rate schedule, progress and snapshots drift by one
         # step per epoch. The manifest knows the count; say so.
         ds = ds.apply(tf.data.experimental.assert_cardinality(len(labels)))
-    ds = ds.cache()
+    if cache:
+        ds = ds.cache()
     if training and shuffle:
         ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
