@@ -343,6 +343,8 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "apps.jobs.models.JobStatus",
         "DatasetStatusEnum": "apps.datasets.models.Dataset.Status",
         "TrainedModelStatusEnum": "apps.mlmodels.models.TrainedModel.Status",
+        "EvaluationStatusEnum": "apps.evaluations.models.Evaluation.Status",
+        "EvaluationSourceEnum": "apps.evaluations.models.Evaluation.Source",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

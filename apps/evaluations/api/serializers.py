@@ -103,7 +103,7 @@ class TopPerClassSerializer(serializers.Serializer):
     entries = EvaluationEntrySerializer(many=True)
 
 
-class StoredUploadSerializer(serializers.Serializer):
+class StoredEvaluationUploadSerializer(serializers.Serializer):
     upload_key = serializers.CharField(help_text="Name it as archive_key or list_key; yours only.")
     name = serializers.CharField()
     size = serializers.IntegerField()

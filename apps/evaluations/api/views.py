@@ -20,7 +20,7 @@ from apps.evaluations.api.serializers import (
     EvaluationEntrySerializer,
     EvaluationSerializer,
     EvaluationUpload,
-    StoredUploadSerializer,
+    StoredEvaluationUploadSerializer,
     TopPerClassSerializer,
 )
 from apps.evaluations.filters import EntryFilterSet, EntryRows, EvaluationFilterSet
@@ -177,7 +177,7 @@ class EvaluationViewSet(OwnedModelViewSet):
     @extend_schema(
         responses=answers({(200, "text/csv"): OpenApiTypes.BINARY, 422: ENDED_BADLY}, 404, 409)
     )
-    @action(detail=True, methods=["get"], url_path="predictions.csv", url_name="csv")
+    @action(detail=True, methods=["get"], url_path="csv", url_name="csv")
     def csv(self, request, pk=None):
         """Every entry's predictions as CSV (see docs/api.md for the columns)."""
         evaluation = self.get_object()
@@ -186,7 +186,7 @@ class EvaluationViewSet(OwnedModelViewSet):
 
     @extend_schema(
         request={"multipart/form-data": EvaluationUpload},
-        responses=answers({201: StoredUploadSerializer}, 400, 413),
+        responses=answers({201: StoredEvaluationUploadSerializer}, 400, 413),
     )
     @action(detail=False, methods=["post"], url_path="uploads")
     def upload(self, request):
@@ -194,7 +194,7 @@ class EvaluationViewSet(OwnedModelViewSet):
         params = EvaluationUpload(data=request.data)
         params.is_valid(raise_exception=True)
         stored = uploads.store_upload(params.validated_data["file"], request.user)
-        return Response(StoredUploadSerializer(stored).data, status=201)
+        return Response(StoredEvaluationUploadSerializer(stored).data, status=201)
 
 
 def _per_class(value) -> int:
