@@ -26,3 +26,23 @@ def evaluation(people, dataset):
     labels = val_labels()
     model = model_row(people.owner, dataset)
     return finished_evaluation(people.owner, model, labels, noisy_probs(labels), dataset=dataset)
+
+
+@pytest.fixture
+def data_root(tmp_path, settings):
+    """A folder server paths may be read from, here and in the worker."""
+    root = (tmp_path / "data").resolve()
+    root.mkdir()
+    settings.DIGITS_SERVER_DATA_ROOTS = [root]
+    return root
+
+
+@pytest.fixture
+def worker(start_worker, data_root, tmp_path):
+    """A worker on the default and gpu queues (training and evaluating)."""
+    return start_worker(
+        queues=("default", "gpu"),
+        threads=2,
+        DIGITS_SERVER_DATA_ROOTS=str(data_root),
+        DIGITS_DATA_DIR=str(tmp_path / "worker-var"),
+    )
