@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.evaluations import services
 from apps.evaluations.models import Evaluation
-from apps.jobs.kinds import Input, JobKind, register
+from apps.jobs.kinds import DomainRules, Input, JobKind, register, register_domain
 from apps.mlmodels import snapshots
 from apps.mlmodels.kinds import refuse_custom_code, train_inputs
 
@@ -73,3 +74,6 @@ class EvaluateModel(JobKind):
         aborted = job.status == JobStatus.ABORTED
         status = Evaluation.Status.ABORTED if aborted else Evaluation.Status.ERROR
         Evaluation.objects.filter(job=job).update(status=status)
+
+
+register_domain("model.evaluate", DomainRules(services.clone_job, services.params_shown))

@@ -16,6 +16,7 @@ from django.db import transaction
 
 from apps.core import permissions, uploads
 from apps.core.storage import get_store
+from apps.datasets.models import Dataset
 from apps.evaluations import predictions
 from apps.evaluations.models import Evaluation
 from apps.jobs import services as jobs
@@ -222,3 +223,44 @@ def entry_rows(evaluation: Evaluation, positions) -> list[dict[str, Any]]:
             }
         )
     return found
+
+
+# --- evaluation jobs, seen through the job API (registered in apps.evaluations.kinds) ----
+def clone_job(job, user):
+    """Cloning an evaluation job is evaluating again, as ``user``: with the rights a new
+    evaluation needs (the model and dataset visible to them, the uploads their own)."""
+    from apps.evaluations.requests import EvaluateRequest
+
+    evaluation = Evaluation.objects.filter(job=job).visible_to(user).first()
+    if evaluation is None:
+        raise jobs.CloneRefused("The evaluation of this job is not available any more.")
+    params = job.params
+    data = {
+        "model": evaluation.model_id, "source": evaluation.source, "epoch": evaluation.epoch,
+        "top_n": evaluation.top_n, "batch_size": params.get("batch_size", 256),
+        **({"dataset": evaluation.dataset_id, "stage": evaluation.stage}
+           if evaluation.dataset_id else {}),
+        **{k: v for k in ("archive_key", "list_key") if (v := params.get(k))},
+    }  # fmt: skip
+    request = EvaluateRequest(data=data, context={"user": user})
+    if not request.is_valid():
+        raise jobs.CloneRefused(f"Cannot evaluate again: {dict(request.errors)}")
+    try:
+        return evaluate(user, request.validated_data).job
+    except EvaluationError as exc:
+        raise jobs.CloneRefused(str(exc)) from None
+
+
+def params_shown(params: dict[str, Any], user) -> dict[str, Any]:
+    """The job's params without the manifests of datasets ``user`` may not see."""
+    shown = dict(params)
+    if isinstance(params.get("train_params"), dict):
+        shown["train_params"] = models.training_params_shown(params["train_params"], user)
+    dataset = params.get("dataset")
+    if isinstance(dataset, dict) and set(dataset) > {"id"} and not _may_see(user, dataset):
+        shown["dataset"] = {"id": dataset.get("id")}
+    return shown
+
+
+def _may_see(user, dataset: dict) -> bool:
+    return Dataset.objects.filter(pk=dataset.get("id")).visible_to(user).exists()

@@ -9,7 +9,7 @@ import numpy as np
 from apps.core.storage import get_store
 from apps.datasets import shards
 from apps.datasets.models import Dataset
-from apps.evaluations import metrics, predictions
+from apps.evaluations import metrics, predictions, services
 from apps.evaluations.models import Evaluation
 from apps.jobs import services as jobs
 from apps.jobs.models import Job
@@ -77,6 +77,8 @@ def finished_evaluation(
         inputs={} if dataset is not None else {"archive_key": "k", "archive_name": "a.zip"},
         **sharing,
     )  # fmt: skip
+    job.params = services._params(evaluation, 256)  # what evaluate() submits
+    job.save(update_fields=["params"])
     table = predictions.table(np.arange(len(labels)), list(names), labels, probs)
     with get_store().staged(job.staging_prefix + predictions.NAME) as out:
         predictions.write(table, out)

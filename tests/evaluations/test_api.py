@@ -247,3 +247,27 @@ def test_the_schema_documents_the_real_shapes(api):
     assert {"accuracy", "top_n_accuracy", "confusion", "classes"} <= set(summary)
     csv_answer = paths["/api/v1/evaluations/{id}/csv/"]["get"]["responses"]["200"]
     assert "text/csv" in csv_answer["content"]
+
+
+def test_cloning_the_job_evaluates_again_with_the_callers_rights(api_client, people, evaluation):
+    owner = api_client.as_user(people.owner)
+    get_store().put(snapshots.key(evaluation.model_id, 1), b"snapshot")
+    reply = owner.post(f"/api/v1/jobs/{evaluation.job_id}/clone/")
+    assert reply.status_code == 201, reply.content
+    again = Evaluation.objects.get(job_id=reply.json()["id"])
+    assert (again.owner, again.model_id, again.dataset_id, again.stage) == (
+        people.owner, evaluation.model_id, evaluation.dataset_id, "val",
+    )  # fmt: skip
+    # Shared with the team, but the dataset is not: a member may not evaluate its stage,
+    # nor read its manifest through the job.
+    for obj in (evaluation, evaluation.model):
+        obj.team, obj.visibility = people.team, "team"
+        obj.save()
+    jobs.share_like(evaluation.job_id, evaluation)
+    member = api_client.as_user(people.team_member)
+    shown = member.get(f"/api/v1/jobs/{evaluation.job_id}/").json()["params"]
+    assert shown["dataset"] == {"id": evaluation.dataset_id}
+    assert shown["train_params"]["dataset"] == {"id": evaluation.dataset_id}
+    reply = member.post(f"/api/v1/jobs/{evaluation.job_id}/clone/")
+    assert reply.status_code == 400 and "dataset" in str(reply.json())
+    assert Evaluation.objects.filter(owner=people.team_member).count() == 0
