@@ -20,12 +20,15 @@ from apps.mlmodels.models import TrainedModel
 
 STAGES = ("val", "test", "train")
 MAX_TOP_N = 20
+MAX_ID = 2**63 - 1  # the database's bigint: a larger id is invalid, not a server error
 
 
 class EvaluateRequest(OwnedSerializerMixin, serializers.Serializer):
     """Classify many inputs with a model's snapshot; figures where they carry labels."""
 
-    model = serializers.IntegerField(help_text="The model to evaluate (one you may see).")
+    model = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, help_text="The model to evaluate (one you may see)."
+    )
     source = serializers.ChoiceField(
         choices=Evaluation.Source.choices,
         help_text="stage: a dataset's stage; archive: a zip/tar of images (top folders named "
@@ -33,8 +36,9 @@ class EvaluateRequest(OwnedSerializerMixin, serializers.Serializer):
         "one is given, else server paths under DIGITS_SERVER_DATA_ROOTS).",
     )
     dataset = serializers.IntegerField(
-        required=False, allow_null=True, help_text="Source stage: default the model's dataset."
-    )
+        min_value=1, max_value=MAX_ID, required=False, allow_null=True,
+        help_text="Source stage: default the model's dataset.",
+    )  # fmt: skip
     stage = serializers.ChoiceField(choices=STAGES, default="val")
     archive = serializers.FileField(required=False, help_text="A zip or tar archive (multipart).")
     archive_key = serializers.CharField(
@@ -42,8 +46,10 @@ class EvaluateRequest(OwnedSerializerMixin, serializers.Serializer):
     )
     list = serializers.FileField(required=False, help_text="A text list (multipart).")
     list_key = serializers.CharField(required=False, help_text="A text list uploaded before.")
-    epoch = serializers.IntegerField(min_value=1, required=False, allow_null=True,
-                                     help_text="Default: the best epoch.")  # fmt: skip
+    epoch = serializers.IntegerField(
+        min_value=1, max_value=1_000_000, required=False, allow_null=True,
+        help_text="Default: the best epoch.",
+    )  # fmt: skip
     top_n = serializers.IntegerField(min_value=1, max_value=MAX_TOP_N, default=5)
     batch_size = serializers.IntegerField(min_value=1, max_value=4096, default=256)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")

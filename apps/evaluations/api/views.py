@@ -163,7 +163,7 @@ class EvaluationViewSet(OwnedModelViewSet):
         entries: same dataset stage, or the same uploads) wrong."""
         evaluation = self.get_object()
         other_id = request.query_params.get("other", "")
-        if not other_id.isdigit():
+        if not other_id.isdigit() or len(other_id) > 18:
             raise serializers.ValidationError({"other": ["An evaluation id."]})
         other = permissions.get_object_for(request.user, self.get_queryset(), pk=int(other_id))
         self._rows(evaluation), self._rows(other)
