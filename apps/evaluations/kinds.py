@@ -75,5 +75,10 @@ class EvaluateModel(JobKind):
         status = Evaluation.Status.ABORTED if aborted else Evaluation.Status.ERROR
         Evaluation.objects.filter(job=job).update(status=status)
 
+    def on_delete(self, job):
+        """An evaluation is its job's product: deleting the job (and so its predictions)
+        through the job API deletes the evaluation too."""
+        Evaluation.objects.filter(job=job).delete()
+
 
 register_domain("model.evaluate", DomainRules(services.clone_job, services.params_shown))

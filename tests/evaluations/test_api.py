@@ -271,3 +271,19 @@ def test_cloning_the_job_evaluates_again_with_the_callers_rights(api_client, peo
     reply = member.post(f"/api/v1/jobs/{evaluation.job_id}/clone/")
     assert reply.status_code == 400 and "dataset" in str(reply.json())
     assert Evaluation.objects.filter(owner=people.team_member).count() == 0
+
+
+def test_deleting_the_job_deletes_the_evaluation_and_its_predictions(
+    api, evaluation, django_capture_on_commit_callbacks
+):
+    key = evaluation.predictions_key
+    assert get_store().exists(key)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.delete(f"/api/v1/jobs/{evaluation.job_id}/").status_code == 204
+    assert not Evaluation.objects.filter(pk=evaluation.pk).exists()
+    assert not get_store().exists(key)
+
+
+def test_deleting_the_evaluation_deletes_its_job(api, evaluation):
+    assert api.delete(f"{URL}{evaluation.pk}/").status_code == 204
+    assert not Job.objects.filter(pk=evaluation.job_id).exists()
