@@ -59,6 +59,7 @@ def csv_lines(rows: np.ndarray, class_names: list[str], top_n: int) -> Iterator[
     ``top_n`` classes with their probabilities, then every class's probability."""
     classes = rows["probs"].shape[1] if len(rows) else len(class_names)
     names = [class_names[i] if i < len(class_names) else str(i) for i in range(classes)]
+    top_n = min(top_n, classes)
     header = ["index", "name", "label", "label_name"]
     for k in range(1, top_n + 1):
         header += [f"top{k}", f"top{k}_name", f"top{k}_probability"]

@@ -84,3 +84,12 @@ def test_predictions_file_and_csv_hold_the_arrays():
     assert [r["top1_name"] for r in rows] == [NAMES[i] for i in order[:, 0]]
     for row, p in zip(rows, probs, strict=True):
         assert [float(row[f"p_{n}"]) for n in NAMES] == pytest.approx(p, rel=1e-5)
+
+
+def test_csv_with_more_asked_than_classes():
+    labels = np.array([0, 1])
+    table = predictions.table(np.arange(2), [], labels, noisy_probs(labels, classes=2))
+    rows = list(csv.reader(io.StringIO("".join(predictions.csv_lines(table, ["a", "b"], 5)))))
+    assert rows[0][4:] == ["top1", "top1_name", "top1_probability", "top2", "top2_name",
+                           "top2_probability", "p_a", "p_b"]  # fmt: skip
+    assert all(len(row) == len(rows[0]) for row in rows)
