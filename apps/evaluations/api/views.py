@@ -140,7 +140,7 @@ class EvaluationViewSet(OwnedModelViewSet):
         parameters=[OpenApiParameter("per_class", int, description="1..50, default 9.")],
         responses=answers({200: TopPerClassSerializer(many=True), 422: ENDED_BADLY}, 400, 404, 409),
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def top(self, request, pk=None):
         """DIGITS' "top N images per class": per class, the entries most confidently
         given that class."""
