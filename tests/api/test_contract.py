@@ -408,6 +408,7 @@ class Contract:
         return "\n".join(f"  {label}: {' '.join(codes)}" for label, codes in by_operation.items())
 
 
+@pytest.mark.timeout(600)  # about 50 operations × 2 users: minutes on two busy cores
 def test_every_operation_answers_as_documented(users, live_server_url):
     alice, bob = users
     schema = schemathesis.openapi.from_url(f"{live_server_url}/api/schema/?format=json")
