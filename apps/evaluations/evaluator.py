@@ -122,7 +122,8 @@ class Evaluator:
             images.check_image(data)
             return prepare_image(data, self.trainer.input_shape)
         except Exception as exc:  # noqa: BLE001 - any unreadable input is skipped and named
-            self.skipped.append(f"{item.name}: {exc}")
+            message = " ".join(getattr(exc, "messages", ())) or str(exc)  # ValidationError
+            self.skipped.append(f"{item.name}: {message}")
             return None
 
     def _files(self, model, classes: int) -> np.ndarray:
