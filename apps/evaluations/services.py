@@ -143,14 +143,16 @@ def update_sharing(evaluation: Evaluation) -> None:
 # --- reading predictions ----------------------------------------------------------------
 _CACHE: OrderedDict[str, np.ndarray] = OrderedDict()
 _CACHE_LOCK = Lock()
-_CACHE_SIZE = 4
+#: Bytes of predictions kept in a web process's memory at most (the newest read first).
+CACHE_BYTES = 256 * 2**20
 
 
 def rows(evaluation: Evaluation) -> np.ndarray:
     """The evaluation's per-entry predictions (``apps.evaluations.predictions``).
 
-    Published artifacts never change, so the last few read are kept in memory: paging
-    through the entries reads the file once. ``NotReady`` while there is none.
+    Published artifacts never change, so the files read last are kept in memory (up to
+    ``CACHE_BYTES``): paging through the entries reads the file once. ``NotReady`` while
+    there is none.
     """
     key = evaluation.predictions_key
     if evaluation.status != Evaluation.Status.DONE or not key:
@@ -163,8 +165,10 @@ def rows(evaluation: Evaluation) -> np.ndarray:
     table.flags.writeable = False
     with _CACHE_LOCK:
         _CACHE[key] = table
-        while len(_CACHE) > _CACHE_SIZE:
+        while sum(t.nbytes for t in _CACHE.values()) > CACHE_BYTES and len(_CACHE) > 1:
             _CACHE.popitem(last=False)
+        if table.nbytes > CACHE_BYTES:
+            _CACHE.pop(key, None)
     return table
 
 
