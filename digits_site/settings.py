@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "apps.datasets",
     "apps.mlmodels",
     "apps.inference",
+    "apps.evaluations",
 ]
 
 # --- Plugins ------------------------------------------------------------------
@@ -357,6 +358,8 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "apps.jobs.models.JobStatus",
         "DatasetStatusEnum": "apps.datasets.models.Dataset.Status",
         "TrainedModelStatusEnum": "apps.mlmodels.models.TrainedModel.Status",
+        "EvaluationStatusEnum": "apps.evaluations.models.Evaluation.Status",
+        "EvaluationSourceEnum": "apps.evaluations.models.Evaluation.Source",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -70,6 +70,11 @@ def _train_params(model: TrainedModel, resume: bool) -> dict[str, Any]:
     }
 
 
+def inference_params(model: TrainedModel) -> dict[str, Any]:
+    """What a job running ``model`` (classifying, evaluating) needs to rebuild it."""
+    return _train_params(model, resume=False)
+
+
 def check_custom_code(user) -> None:
     """``CustomCodeRefused`` unless ``user`` may run custom code and uploaded models."""
     if not permissions.can_run_custom_code(user):
