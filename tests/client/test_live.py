@@ -135,3 +135,23 @@ def test_another_users_job_is_not_found_and_not_watched(server):
     other, _ = Client.login(server.url, "sam", PASSWORD, name="tests")
     with pytest.raises(NotFound):
         list(other.jobs.watch(job["id"]))
+
+
+@pytest.mark.tensorflow
+def test_the_sdk_guides_example_runs(server, tmp_path):
+    """docs/sdk.md's example, as written, against the live server (its URL and password
+    filled in), in a folder holding what it names: ``digits/`` and ``seven.png``."""
+    text = (ROOT / "docs" / "sdk.md").read_text()
+    example = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert '"http://127.0.0.1:8000", "ursula", "…"' in example
+    example = example.replace('"http://127.0.0.1:8000"', repr(server.url))
+    example = example.replace('"…"', repr(PASSWORD))
+    write_digits(tmp_path / "digits", per_class=20)
+    images, labels = digits()
+    (tmp_path / "seven.png").write_bytes(png(images[labels == 7][0]))
+    done = subprocess.run(
+        [sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:] + server.log()[-2000:]
+    assert "ready" in done.stdout and "options.folder" in done.stdout
+    assert (tmp_path / "lenet.tar.gz").stat().st_size > 0
