@@ -2,6 +2,7 @@
 scripts — log in, dataset from a local folder, train, watch, classify, download — and the
 failures a script must tell apart: a wrong token, field errors, a dropped websocket."""
 
+import csv
 import json
 import os
 import subprocess
@@ -73,6 +74,16 @@ def test_cli_flow_dataset_train_watch_classify_download(server, config_file, tmp
         >= predictions[1]["probability"]
         >= predictions[2]["probability"]
     )
+
+    table = tmp_path / "val.csv"
+    done = cli("--json", "evaluate", str(model.id), "--stage", "val", "--csv", str(table))
+    assert done.returncode == 0, done.stderr + server.log()[-3000:]
+    summary = json.loads(done.stdout[done.stdout.index('{\n "id"') :])["summary"]
+    with table.open() as rows:
+        entries = list(csv.DictReader(rows))
+    assert summary["count"] == len(entries) == manifest["stages"]["val"]["count"]
+    right = sum(entry["label"] == entry["top1"] for entry in entries)
+    assert summary["accuracy"] == pytest.approx(right / len(entries))
 
     target = tmp_path / "lenet.tar.gz"
     done = cli("download", str(model.id), "-o", str(target))

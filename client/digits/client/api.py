@@ -14,6 +14,7 @@ client.models.download(model.id, "lenet.tar.gz")
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import os
@@ -44,6 +45,7 @@ class Client:
         self.datasets = Datasets(self)
         self.models = Models(self)
         self.jobs = Jobs(self)
+        self.evaluations = Evaluations(self)
 
     # --- authentication ------------------------------------------------------------------
     @classmethod
@@ -210,6 +212,53 @@ class Models:
 
     def delete(self, model_id: int) -> None:
         self.client.request("DELETE", f"models/{model_id}/")
+
+
+class Evaluations:
+    """Classify many: a model run over a dataset stage, an archive of images or a text list,
+    with accuracy, top-N accuracy, per-class figures and a confusion matrix."""
+
+    def __init__(self, client: Client):
+        self.client = client
+
+    def create(
+        self, model: int, source: str = "stage", *, stage: str | None = None,
+        dataset: int | None = None, archive: str | os.PathLike | None = None,
+        list: str | os.PathLike | None = None, progress: upload.Progress | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Start an evaluation job (``top_n``, ``batch_size``, ``epoch``, ``name`` as
+        ``fields``); the evaluation, its ``job`` running."""
+        body = _clean({"model": model, "source": source, "stage": stage, "dataset": dataset})
+        body.update(fields)
+        paths = _clean({"archive": archive, "list": list})
+        if not paths:
+            return self.client.request("POST", "evaluations/", json=body)
+        with contextlib.ExitStack() as stack:
+            files = {
+                field: (Path(path).name, stack.enter_context(Path(path).open("rb")))
+                for field, path in paths.items()
+            }
+            multipart = upload.MultipartBody({k: str(v) for k, v in body.items()}, files, progress)
+            return self.client.request(
+                "POST", "evaluations/", data=multipart,
+                headers={"Content-Type": multipart.content_type},
+            )  # fmt: skip
+
+    def get(self, evaluation_id: int) -> dict[str, Any]:
+        """The evaluation with its ``summary`` (null until its job is done)."""
+        return self.client.request("GET", f"evaluations/{evaluation_id}/")
+
+    def list(self, **filters: Any) -> list[dict[str, Any]]:
+        return builtins.list(self.client.pages("evaluations/", filters))
+
+    def entries(self, evaluation_id: int, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Per-entry predictions; filters ``true``, ``predicted`` (class indices), ``correct``."""
+        return self.client.pages(f"evaluations/{evaluation_id}/entries/", filters)
+
+    def download_csv(self, evaluation_id: int, path: str | os.PathLike) -> Path:
+        response = self.client.raw("GET", f"evaluations/{evaluation_id}/csv/", stream=True)
+        return _save(response, Path(path), None)
 
 
 class Jobs:

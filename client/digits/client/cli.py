@@ -171,6 +171,45 @@ def cmd_classify(args, out: Printer) -> int:
     return 0
 
 
+def cmd_evaluate(args, out: Printer) -> int:
+    """Start an evaluation, follow its job, print its figures (and save its CSV)."""
+    client = client_of(args)
+    source = "archive" if args.archive else "list" if args.list else "stage"
+    fields = {"top_n": args.top_n, "epoch": args.epoch}
+    evaluation = client.evaluations.create(
+        args.model, source, stage=args.stage, dataset=args.dataset, archive=args.archive,
+        list=args.list, **{k: v for k, v in fields.items() if v is not None},
+    )  # fmt: skip
+    if follow(client, evaluation["job"], out) != 0:
+        return 1
+    evaluation = client.evaluations.get(evaluation["id"])
+    if args.csv:
+        client.evaluations.download_csv(evaluation["id"], args.csv)
+    out.result(evaluation, summary_text(evaluation))
+    return 0
+
+
+def summary_text(evaluation: dict[str, Any]) -> str:
+    summary = evaluation.get("summary") or {}
+    n = summary.get("top_n")
+
+    def share(value):
+        return "-" if value is None else f"{value:.2%}"
+
+    lines = [
+        f"Evaluation {evaluation['id']}: {summary.get('count', 0)} entries, "
+        f"{summary.get('labelled', 0)} labelled; top-1 {share(summary.get('accuracy'))}, "
+        f"top-{n} {share(summary.get('top_n_accuracy'))}",
+        "class        precision  recall  f1      support",
+    ]
+    for row in summary.get("classes", []):
+        lines.append(
+            f"{row['name'][:12]:<12} {row['precision']:<10.3f} {row['recall']:<7.3f} "
+            f"{row['f1']:<7.3f} {row['support']}"
+        )
+    return "\n".join(lines)
+
+
 def cmd_download(args, out: Printer) -> int:
     bar = ProgressLine(out, "Downloading")
     path = client_of(args).models.download(

@@ -132,6 +132,19 @@ def _inference(command, commands) -> None:
     sub.add_argument("--index", type=int, help="a dataset entry instead of an image")
     sub.add_argument("--epoch", type=int, help="(default: the best)")
     sub.add_argument("--top-n", type=int, help="how many classes to show (default 5)")
+    sub = command(
+        commands, "evaluate", "cmd_evaluate",
+        "classify many: accuracy, top-N, per-class figures, confusion matrix",
+    )  # fmt: skip
+    sub.add_argument("model", type=int)
+    source = sub.add_mutually_exclusive_group()
+    source.add_argument("--stage", choices=["train", "val", "test"], help="(default: val)")
+    source.add_argument("--archive", help="a zip or tar of images, a folder per class")
+    sub.add_argument("--list", help="DIGITS' text list: `path [label]` per line")
+    sub.add_argument("--dataset", type=int, help="with --stage (default: the model's)")
+    sub.add_argument("--top-n", type=int, help="(default 5)")
+    sub.add_argument("--epoch", type=int, help="(default: the best)")
+    sub.add_argument("--csv", metavar="PATH", help="save every entry's predictions as CSV")
     sub = command(commands, "download", "cmd_download", "download a model as .tar.gz")
     sub.add_argument("model", type=int)
     sub.add_argument("-o", "--output", help="(default: model-<id>.tar.gz)")
