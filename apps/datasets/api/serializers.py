@@ -4,6 +4,7 @@ from rest_framework import serializers
 from apps.accounts.models import Team
 from apps.core.api import OwnedSerializerMixin
 from apps.core.plugins.catalog import data_ingestion_types
+from apps.core.schema import FormOptionsField, RegistryField
 from apps.datasets.models import Dataset
 from apps.datasets.params import max_error_percent_field, processes_field
 
@@ -41,7 +42,9 @@ class DatasetEntrySerializer(serializers.Serializer):
 class DatasetCreateSerializer(OwnedSerializerMixin, serializers.Serializer):
     """Create a dataset of ``type``; ``options`` are validated by the type's own form."""
 
-    type = serializers.CharField(help_text="A dataset type from /api/v1/dataset-types/.")
+    type = RegistryField(
+        lambda: data_ingestion_types(), help_text="A dataset type from /api/v1/dataset-types/."
+    )
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     team = serializers.SlugRelatedField(
@@ -50,7 +53,8 @@ class DatasetCreateSerializer(OwnedSerializerMixin, serializers.Serializer):
     visibility = serializers.ChoiceField(
         choices=Dataset._meta.get_field("visibility").choices, default="private"
     )
-    options = serializers.JSONField(
+    options = FormOptionsField(
+        lambda: {t: cls.get_dataset_form() for t, cls in data_ingestion_types().items()},
         default=dict,
         help_text="Values of the type's form. With multipart/form-data send it as a JSON "
         "string and each file field as a part named after the field.",
@@ -114,3 +118,6 @@ class DatasetTypeSerializer(serializers.Serializer):
     category = serializers.CharField()
     plugin = serializers.CharField()
     options = serializers.DictField(help_text="Form fields: type, required, help text, choices.")
+    options_schema = serializers.DictField(
+        help_text="The JSON Schema of `options` (file fields are multipart parts instead)."
+    )
