@@ -83,8 +83,8 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):
             while True:
                 text, meta = await self.mailbox.get()
                 if not self.stale(meta):
+                    self.sent(meta)  # handed to the server: a later hint starts after it
                     await self.send(text_data=text)
-                    self.sent(meta)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - the client went away; disconnect() follows
