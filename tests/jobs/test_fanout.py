@@ -86,9 +86,7 @@ def rss(process) -> int:
     return psutil.Process(process.pid).memory_info().rss
 
 
-async def test_a_client_that_does_not_read_cannot_grow_the_servers_memory(
-    start_process, people
-):
+async def test_a_client_that_does_not_read_cannot_grow_the_servers_memory(start_process, people):
     """A socket whose client stops reading gets a backfill hint and the newest events.
 
     64 MB of events go to a client that reads nothing; the web process must not
@@ -147,7 +145,9 @@ async def test_a_user_whose_access_is_revoked_stops_receiving_within_a_second(ws
         )
 
     await log("seen")
-    assert (await job_socket.receive_json_from(timeout=10))["events"][0]["data"]["message"] == "seen"
+    assert (await job_socket.receive_json_from(timeout=10))["events"][0]["data"][
+        "message"
+    ] == "seen"
     assert (await list_socket.receive_json_from(timeout=10))["job"]["id"] == job.pk
 
     revoked = time.monotonic()
