@@ -28,6 +28,7 @@ from apps.jobs.models import Job, JobEvent
 log = logging.getLogger(__name__)
 
 EVENT_TYPES = frozenset({"status", "progress", "log", "metric"})
+LIST_EVENT_TYPES = frozenset({"status", "progress"})  # the others leave the job list as it was
 JOB_LIST_GROUP = "jobs"
 SUMMARY_FIELDS = (
     "id", "name", "kind", "status", "progress", "eta_seconds", "status_text",
@@ -76,6 +77,10 @@ def append(job_id: int, events: Iterable[dict[str, Any]], **job_fields: Any) -> 
         )
         payload = [serialize(row) for row in rows]
         access = bool(SHARING_FIELDS & job_fields.keys())
+        # The job lists show fields, status and progress: a batch of logs or
+        # metrics alone changes nothing there, and every tab would receive it.
+        if not job_fields and not any(ev["type"] in LIST_EVENT_TYPES for ev in events):
+            summary = None
         transaction.on_commit(lambda: publish(job_id, payload, summary, access))
     return rows
 
@@ -90,7 +95,10 @@ SHARING_FIELDS = frozenset({"team", "team_id", "visibility", "owner", "owner_id"
 
 
 def publish(
-    job_id: int, events: list[dict[str, Any]], summary: dict[str, Any], access: bool = False
+    job_id: int,
+    events: list[dict[str, Any]],
+    summary: dict[str, Any] | None,
+    access: bool = False,
 ) -> None:
     """Send events to the job's sockets and the summary to the job lists (best effort).
 
@@ -99,11 +107,12 @@ def publish(
     by sequence number. ``access``: the job's sharing changed, so its viewers'
     sockets check again whether they may still see it.
     """
-    summary = {**summary, "updated_at": timezone.now().isoformat()}
     try:
         if events:
             fanout.publish(job_group(job_id), {"type": "events", "job": job_id, "events": events})
-        fanout.publish(JOB_LIST_GROUP, {"type": "job", "job": summary})
+        if summary is not None:
+            summary = {**summary, "updated_at": timezone.now().isoformat()}
+            fanout.publish(JOB_LIST_GROUP, {"type": "job", "job": summary})
         if access:
             fanout.publish(fanout.ACCESS_GROUP, {"type": "access", "job": job_id})
     except Exception:  # the channel layer being down must not fail a job

@@ -145,19 +145,27 @@ class RedisTransport:
         self.pubsub = self.client.pubsub()
         self.waiting: dict[str, deque[asyncio.Future]] = {}
         self.reader: asyncio.Task | None = None
+        # redis-py opens the pub/sub connection on the first command: two first
+        # commands at once would open two, one of them never read.
+        self.lock = asyncio.Lock()
 
     async def subscribe(self, group: str) -> None:
         channel = _channel(group)
         confirmed = asyncio.get_running_loop().create_future()
         self.waiting.setdefault(channel, deque()).append(confirmed)
-        await self.pubsub.subscribe(channel)
-        if self.reader is None or self.reader.done():
-            self.reader = asyncio.create_task(self._read())
+        async with self.lock:
+            await self.pubsub.subscribe(channel)
+            if self.reader is None or self.reader.done():
+                self.reader = asyncio.create_task(self._read())
         await asyncio.wait_for(confirmed, SUBSCRIBE_TIMEOUT)
 
     def unsubscribe(self, group: str) -> None:
-        task = asyncio.create_task(self.pubsub.unsubscribe(_channel(group)))
+        task = asyncio.create_task(self._unsubscribe(_channel(group)))
         task.add_done_callback(_log_failure)
+
+    async def _unsubscribe(self, channel: str) -> None:
+        async with self.lock:
+            await self.pubsub.unsubscribe(channel)
 
     def close(self) -> None:
         if self.reader:
