@@ -139,9 +139,13 @@ async def test_a_user_whose_access_is_revoked_stops_receiving_within_a_second(ws
     list_socket, connected, _ = await ws("/ws/jobs/", key)
     assert connected
 
-    async def log(message):
+    async def log(message):  # with progress: the job lists show that
         await db(events.append)(
-            job.pk, [events.event("log", level="info", message=message, stream="job")]
+            job.pk,
+            [
+                events.event("log", level="info", message=message, stream="job"),
+                events.event("progress", progress=0.5, eta_seconds=None, text=message),
+            ],
         )
 
     await log("seen")
