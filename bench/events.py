@@ -30,7 +30,7 @@ Reported per phase: p50/p95/max latency, messages received and lost, backfill
 hints received (a slow socket's coalescing), web CPU per delivered message.
 A job-list tab may legitimately skip an intermediate state of a job when it
 falls behind (it gets the newest); it has lost one only if a job's last state
-never reached it. Exit status 1 when a message was lost, a client was refused or
+never reached it and no ``backfill`` hint told it to re-read the list. Exit status 1 when a message was lost, a client was refused or
 dropped, or a web process logged an error.
 """
 
@@ -79,6 +79,7 @@ def _record(msg, now, index, samples, state) -> int:
         return 1
     if kind == "backfill":
         state["hints"] += 1
+        samples.append(("hint", index, None, 0.0))
     return 0
 
 
@@ -155,12 +156,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_web(env: dict[str, str], log_path: Path):
+def start_web(env: dict[str, str], log_path: Path, deflate: bool):
     port = free_port()
     with open(log_path, "wb") as log:  # the child keeps its own descriptor
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "digits_site.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log", "--ws-per-message-deflate", "false"],
+             "--port", str(port), "--no-access-log",
+             "--ws-per-message-deflate", "true" if deflate else "false"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -217,10 +219,11 @@ def send_phase(series: str, jobs: list[int], n: int, interval: float, raw: bool,
             events.append(job_id, [events.event("metric", **data)], **(fields if progress else {}))
         costs.append((time.time() - sent) * 1000)
         cpu.append((time.process_time() - cpu_started) * 1000)
+    rate = n / max(time.monotonic() - start, 1e-9)
     if raw:  # the seqs used stay used: later appends continue above them
         for job_id in jobs:
             Job.objects.filter(pk=job_id).update(last_seq=F("last_seq") + (n - 1) // len(jobs) + 1)
-    return statistics.mean(costs), statistics.mean(cpu)
+    return statistics.mean(costs), statistics.mean(cpu), rate
 
 
 def summarize(samples, series: str, expected: dict[int, set], final: dict | None = None) -> dict:
@@ -236,8 +239,15 @@ def summarize(samples, series: str, expected: dict[int, set], final: dict | None
             got[s[1]].add(s[2])
     if final is None:
         lost = sum(len(keys - got[i]) for i, keys in expected.items())
-    else:
-        lost = sum(1 for i in expected for job, step in final.items() if (job, step) not in got[i])
+    else:  # a tab told to re-read the list (a backfill hint) has lost nothing
+        hinted = {s[1] for s in samples if s[0] == "hint"}
+        lost = sum(
+            1
+            for i in expected
+            if i not in hinted
+            for job, step in final.items()
+            if (job, step) not in got[i]
+        )
     return {
         "messages": len(lat), "expected": sum(len(k) for k in expected.values()), "lost": lost,
         "p50": statistics.median(lat) if lat else float("nan"),
@@ -251,7 +261,7 @@ class Run:
     def __init__(self, args, env, key, web_count: int, targets: list, log_dir: Path):
         self.args, self.targets = args, targets
         self.logs = [log_dir / f"digits-bench-events-web{i}.log" for i in range(web_count)]
-        self.webs = [start_web(env, log) for log in self.logs]
+        self.webs = [start_web(env, log, args.deflate) for log in self.logs]
         ctx = mp.get_context("spawn")
         self.stop, self.results = ctx.Event(), ctx.Queue()
         self.ready = [ctx.Event() for _ in range(args.client_procs)]
@@ -297,17 +307,17 @@ class Run:
         deadline = time.monotonic() + 300
         if not all(ready.wait(max(1, deadline - time.monotonic())) for ready in self.ready):
             sys.exit("the websocket clients did not all connect in time")
-        time.sleep(0.5)
+        time.sleep(3)  # let the connection storm settle before measuring
         return time.perf_counter() - started
 
     def phase(self, series, jobs, n, interval, raw, progress, expected_deliveries):
         """Run one sending phase; wait for its deliveries to drain. Returns its figures."""
         cpu_before, target = self.web_cpu(), self.received + expected_deliveries
-        wall, send_cpu = send_phase(series, jobs, n, interval, raw, progress)
+        wall, send_cpu, rate = send_phase(series, jobs, n, interval, raw, progress)
         sent_at = time.monotonic()
         while self.received < target and time.monotonic() - sent_at < self.args.drain:
             time.sleep(0.05)
-        return {"send": (wall, send_cpu), "web_cpu": self.web_cpu() - cpu_before,
+        return {"send": (wall, send_cpu), "rate": rate, "web_cpu": self.web_cpu() - cpu_before,
                 "drain": time.monotonic() - sent_at}  # fmt: skip
 
     def finish(self) -> dict:
@@ -338,7 +348,7 @@ def print_table(title: str, rows: list[tuple[str, dict, dict]]) -> None:
     print(title)
     header = (
         f"{'phase':<34} | {'p50':>7} {'p95':>7} {'max':>7} | {'received':>8} {'lost':>5} | "
-        f"{'send ms':>7} {'send CPU':>8} | {'web CPU/msg':>11} | {'drain s':>7}"
+        f"{'send ms':>7} {'send CPU':>8} {'sent/s':>6} | {'web CPU/msg':>11} | {'drain s':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -347,7 +357,7 @@ def print_table(title: str, rows: list[tuple[str, dict, dict]]) -> None:
         per_msg = phase["web_cpu"] * 1000 / r["messages"] if r["messages"] else float("nan")
         print(
             f"{name:<34} | {r['p50']:7.1f} {r['p95']:7.1f} {r['max']:7.1f} | "
-            f"{r['messages']:>8} {r['lost']:>5} | {wall_ms:7.1f} {cpu_ms:8.1f} | "
+            f"{r['messages']:>8} {r['lost']:>5} | {wall_ms:7.1f} {cpu_ms:8.1f} {phase['rate']:6.1f} | "
             f"{per_msg:8.3f} ms | {phase['drain']:7.1f}"
         )
 
@@ -470,7 +480,11 @@ def parse_args():
     add("--interval", type=float, default=0.25, help="seconds between events (one-job)")
     add("--many-interval", type=float, default=0.02, help="seconds between events (many-jobs)")
     add("--client-procs", type=int, default=4, help="processes the clients are spread over")
-    add("--deflate", action="store_true", help="clients offer permessage-deflate")
+    add(
+        "--deflate",
+        action="store_true",
+        help="permessage-deflate (uvicorn's default, browsers offer it); off by default",
+    )
     add("--drain", type=float, default=30.0, help="seconds to wait for a phase's last messages")
     add("--redis-db", type=int, default=11, help="Redis database (kept apart from the tests')")
     return parser.parse_args()
@@ -498,7 +512,7 @@ def main() -> int:
     log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; web: uvicorn, "
           f"fan-out over Redis pub/sub ({layer_url}); clients "
-          f"{'with' if args.deflate else 'without'} permessage-deflate")  # fmt: skip
+          f"permessage-deflate {'on' if args.deflate else 'off'}")  # fmt: skip
     ok = True
     for scenario in args.scenario:
         for web_count in args.web:
