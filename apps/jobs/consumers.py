@@ -54,8 +54,12 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):
         self.hub = fanout.hub()
         self.mailbox = fanout.Mailbox(self.backfill_hint)
         self.joined = (self.group, fanout.ACCESS_GROUP)
-        for group in self.joined:  # returns once the subscription is live
-            await self.hub.join(group, self)
+        try:
+            for group in self.joined:  # returns once the subscription is live
+                await self.hub.join(group, self)
+        except BaseException:
+            await self.disconnect(None)
+            raise
         await self.accept(selected_subprotocol(self.scope))
         await self.on_accepted()
         self.pump = asyncio.create_task(self._pump())

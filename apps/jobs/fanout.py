@@ -145,31 +145,41 @@ class RedisTransport:
         self.pubsub = self.client.pubsub()
         self.waiting: dict[str, deque[asyncio.Future]] = {}
         self.reader: asyncio.Task | None = None
-        # redis-py opens the pub/sub connection on the first command: two first
-        # commands at once would open two, one of them never read.
-        self.lock = asyncio.Lock()
+        # One writer sends (un)subscribe commands in the order they were asked for (a
+        # group left and joined again ends subscribed), and redis-py opens the pub/sub
+        # connection on the first command: two first commands at once would open two.
+        self.commands: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self.writer: asyncio.Task | None = None
 
     async def subscribe(self, group: str) -> None:
         channel = _channel(group)
         confirmed = asyncio.get_running_loop().create_future()
         self.waiting.setdefault(channel, deque()).append(confirmed)
-        async with self.lock:
-            await self.pubsub.subscribe(channel)
-            if self.reader is None or self.reader.done():
-                self.reader = asyncio.create_task(self._read())
+        self._command("subscribe", channel)
         await asyncio.wait_for(confirmed, SUBSCRIBE_TIMEOUT)
 
     def unsubscribe(self, group: str) -> None:
-        task = asyncio.create_task(self._unsubscribe(_channel(group)))
-        task.add_done_callback(_log_failure)
+        self._command("unsubscribe", _channel(group))
 
-    async def _unsubscribe(self, channel: str) -> None:
-        async with self.lock:
-            await self.pubsub.unsubscribe(channel)
+    def _command(self, name: str, channel: str) -> None:
+        self.commands.put_nowait((name, channel))
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        while True:
+            name, channel = await self.commands.get()
+            try:
+                await getattr(self.pubsub, name)(channel)
+            except Exception:  # noqa: BLE001 - a subscriber waiting times out
+                log.warning("live fan-out: %s %s failed", name, channel, exc_info=True)
+            if self.reader is None or self.reader.done():
+                self.reader = asyncio.create_task(self._read())
 
     def close(self) -> None:
-        if self.reader:
-            self.reader.cancel()
+        for task in (self.reader, self.writer):
+            if task:
+                task.cancel()
 
     async def _read(self) -> None:
         while True:
@@ -199,27 +209,21 @@ class RedisTransport:
                 self.hub.missed(channel.rsplit(":live:", 1)[1])
 
 
-def _log_failure(task: asyncio.Task) -> None:
-    if not task.cancelled() and task.exception():
-        log.warning("live fan-out: unsubscribe failed", exc_info=task.exception())
-
-
 # --- the hub -------------------------------------------------------------------------
 class Hub:
     """The sockets of one event loop, by group."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop = loop
+    def __init__(self):
         self.groups: dict[str, set[Sink]] = {}
+        self.subscribed: set[str] = set()
         self._pending: dict[str, asyncio.Future] = {}  # subscriptions on their way
         url = _redis_url()
         self.transport = RedisTransport(self, url) if url else LocalTransport(self)
 
     async def join(self, group: str, sink: Sink) -> None:
         """Add ``sink`` to ``group``; returns once messages of the group reach it."""
-        members = self.groups.setdefault(group, set())
-        members.add(sink)
-        if len(members) == 1 or group in self._pending:
+        self.groups.setdefault(group, set()).add(sink)
+        if group not in self.subscribed:
             await self._subscribe(group)
 
     async def _subscribe(self, group: str) -> None:
@@ -228,6 +232,8 @@ class Hub:
             pending = self._pending[group] = asyncio.ensure_future(self.transport.subscribe(group))
             pending.add_done_callback(lambda _: self._pending.pop(group, None))
         await asyncio.shield(pending)
+        if group in self.groups:  # (its sockets may all have left meanwhile)
+            self.subscribed.add(group)
 
     def leave(self, group: str, sink: Sink) -> None:
         members = self.groups.get(group)
@@ -236,6 +242,7 @@ class Hub:
         members.discard(sink)
         if not members:
             del self.groups[group]
+            self.subscribed.discard(group)
             self.transport.unsubscribe(group)
 
     def dispatch(self, group: str, text: str) -> None:
@@ -268,7 +275,7 @@ def hub() -> Hub:
     loop = asyncio.get_running_loop()
     found = _hubs.get(loop)
     if found is None:
-        found = _hubs[loop] = Hub(loop)
+        found = _hubs[loop] = Hub()  # (a hub must not refer to its loop: weak key)
         if isinstance(found.transport, LocalTransport):
             _local_loop = loop
     return found
