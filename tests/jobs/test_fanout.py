@@ -235,3 +235,32 @@ async def test_reconnect_with_backfill_is_gap_free_across_a_web_process_restart(
     finally:
         await asyncio.to_thread(publisher.join, 60)
     assert seen == list(range(1, final + 1))
+
+
+class _Sink:
+    def __init__(self):
+        self.got: list[dict] = []
+
+    def deliver(self, group, message, text):
+        self.got.append(message)
+
+    def missed(self):
+        self.got.append({"type": "missed"})
+
+
+async def test_a_group_left_and_joined_again_at_once_stays_subscribed(transactional_db):
+    """The last socket of a job leaves and a new one arrives in the same instant (a page
+    reload): the process must end subscribed, so the new socket gets the job's events."""
+    hub = fanout.Hub()
+    first, second = _Sink(), _Sink()
+    await hub.join("job.424242", first)
+    hub.leave("job.424242", first)  # its unsubscribe is on its way ...
+    await hub.join("job.424242", second)  # ... and a subscribe follows it
+    await asyncio.sleep(0.2)
+    await db(fanout.publish)("job.424242", {"type": "events", "job": 424242, "events": []})
+    async with asyncio.timeout(5):
+        while not second.got:
+            await asyncio.sleep(0.02)
+    assert second.got == [{"type": "events", "job": 424242, "events": []}]
+    assert first.got == []
+    hub.transport.close()
