@@ -278,6 +278,9 @@ DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 DIGITS_EMBEDDED_WORKER_THREADS = envint("DIGITS_EMBEDDED_WORKER_THREADS", 4)
 
 # --- Channel layer ------------------------------------------------------------
+# The live updates publish to this Redis (pub/sub, `<prefix>:live:<group>`) and each web
+# process fans out to its own sockets (apps.jobs.fanout, docs/decisions/0012); without
+# a URL they stay inside the one process (the embedded default).
 CHANNEL_LAYER_URL = envsecret("DIGITS_CHANNEL_LAYER_URL")
 if CHANNEL_LAYER_URL:
     CHANNEL_LAYERS = {

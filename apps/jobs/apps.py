@@ -7,6 +7,7 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self):
-        from apps.jobs import kinds
+        from apps.jobs import kinds, signals
 
         kinds.register_plugin_kinds()
+        signals.connect()

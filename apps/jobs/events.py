@@ -8,28 +8,27 @@ An event is ``{"type": ..., "data": {...}, "time": datetime}`` with type one of:
 - ``metric``:   ``{"series": str, "step": int, "value": float}``
 
 Persisting gives each event the job's next sequence number; after the
-transaction commits the events go to the channel group of the job, and a
-summary of the job (status, progress) to the group of the job list.
+transaction commits the events go to the sockets of the job, and a summary of
+the job (status, progress) to the job lists (``apps.jobs.fanout``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 from collections.abc import Iterable
 from typing import Any
 
-from channels.layers import get_channel_layer
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps.jobs import fanout
 from apps.jobs.models import Job, JobEvent
 
 log = logging.getLogger(__name__)
 
 EVENT_TYPES = frozenset({"status", "progress", "log", "metric"})
+LIST_EVENT_TYPES = frozenset({"status", "progress"})  # the others leave the job list as it was
 JOB_LIST_GROUP = "jobs"
 SUMMARY_FIELDS = (
     "id", "name", "kind", "status", "progress", "eta_seconds", "status_text",
@@ -77,7 +76,12 @@ def append(job_id: int, events: Iterable[dict[str, Any]], **job_fields: Any) -> 
             for i, ev in enumerate(events)
         )
         payload = [serialize(row) for row in rows]
-        transaction.on_commit(lambda: publish(job_id, payload, summary))
+        access = bool(SHARING_FIELDS & job_fields.keys())
+        # The job lists show fields, status and progress: a batch of logs or
+        # metrics alone changes nothing there, and every tab would receive it.
+        if not job_fields and not any(ev["type"] in LIST_EVENT_TYPES for ev in events):
+            summary = None
+        transaction.on_commit(lambda: publish(job_id, payload, summary, access))
     return rows
 
 
@@ -87,63 +91,38 @@ def update(job_id: int, **job_fields: Any) -> None:
 
 
 # --- publishing -----------------------------------------------------------------
-
-# Sends run on a long-lived event loop rather than a fresh ``async_to_sync`` loop
-# per call, which would open a new Redis connection (and thread) for every batch.
-# In the embedded default that loop is the web server's own: the in-memory
-# channel layer only delivers within the loop its consumers run on.
-_server_loop: asyncio.AbstractEventLoop | None = None
-_publisher_loop: asyncio.AbstractEventLoop | None = None
-_publisher_lock = threading.Lock()
-SEND_TIMEOUT = 10
+SHARING_FIELDS = frozenset({"team", "team_id", "visibility", "owner", "owner_id"})
 
 
-def bind_server_loop(loop: asyncio.AbstractEventLoop) -> None:
-    global _server_loop
-    _server_loop = loop
+def publish(
+    job_id: int,
+    events: list[dict[str, Any]],
+    summary: dict[str, Any] | None,
+    access: bool = False,
+) -> None:
+    """Send events to the job's sockets and the summary to the job lists (best effort).
 
-
-def _target_loop() -> asyncio.AbstractEventLoop:
-    global _publisher_loop
-    if _server_loop is not None and _server_loop.is_running():
-        return _server_loop
-    with _publisher_lock:
-        if _publisher_loop is None or not _publisher_loop.is_running():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="channel-publisher", daemon=True).start()
-            _publisher_loop = loop
-    return _publisher_loop
-
-
-def _send(group: str, message: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    loop = _target_loop()
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:  # called from inside that loop: it cannot wait for itself
-        loop.create_task(layer.group_send(group, message))
-        return
-    # Wait for the send: fired and forgotten, two sends of one thread could
-    # overtake each other (a job list showing "queued" after "aborted").
-    asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(
-        timeout=SEND_TIMEOUT
-    )
-
-
-def publish(job_id: int, events: list[dict[str, Any]], summary: dict[str, Any]) -> None:
-    """Send events to the job's group and the summary to the job list (best effort).
-
+    One publish per group (``apps.jobs.fanout``), whatever the number of viewers.
     Losing a websocket message loses nothing: clients backfill from the REST API
-    by sequence number.
+    by sequence number. ``access``: the job's sharing changed, so its viewers'
+    sockets check again whether they may still see it.
     """
-    summary = {**summary, "updated_at": timezone.now().isoformat()}
     try:
         if events:
-            _send(job_group(job_id), {"type": "job.events", "job": job_id, "events": events})
-        _send(JOB_LIST_GROUP, {"type": "job.summary", "job": summary})
+            fanout.publish(job_group(job_id), {"type": "events", "job": job_id, "events": events})
+        if summary is not None:
+            summary = {**summary, "updated_at": timezone.now().isoformat()}
+            fanout.publish(JOB_LIST_GROUP, {"type": "job", "job": summary})
+        if access:
+            fanout.publish(fanout.ACCESS_GROUP, {"type": "access", "job": job_id})
     except Exception:  # the channel layer being down must not fail a job
         log.warning("could not publish events of job %s", job_id, exc_info=True)
+
+
+def access_changed(user_ids: Iterable[int] | None) -> None:
+    """Tell every web process that these users' team roles changed (None: anyone's)."""
+    users = None if user_ids is None else sorted(set(user_ids))
+    try:
+        fanout.publish(fanout.ACCESS_GROUP, {"type": "access", "users": users})
+    except Exception:
+        log.warning("could not publish an access change", exc_info=True)

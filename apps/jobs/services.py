@@ -218,9 +218,13 @@ def requeue_or_fail(job: Job, reason: str) -> str:
 
 
 def share_like(job_id: int | None, obj) -> None:
-    """Give a job the sharing of the object it builds, so whoever sees one sees the other."""
+    """Give a job the sharing of the object it builds, so whoever sees one sees the other.
+
+    Through ``events.update``: the job lists get the new sharing, and sockets of
+    viewers who may no longer see the job stop receiving.
+    """
     if job_id is not None:
-        Job.objects.filter(pk=job_id).update(team=obj.team, visibility=obj.visibility)
+        events.update(job_id, team=obj.team, visibility=obj.visibility)
 
 
 def sharing_for(user, team, visibility: str) -> tuple[Any, str]:

@@ -128,7 +128,9 @@
     }
 
     connect(root.dataset.ws, function (msg) {
-      if (msg.type === "hello") {
+      // "backfill": this socket fell behind (or the server lost messages): fetch
+      // from the last seq shown; newer messages follow on the socket.
+      if (msg.type === "hello" || msg.type === "backfill") {
         backfill();
       } else if (msg.type === "events") {
         const first = msg.events.length ? msg.events[0].seq : lastSeq + 1;
@@ -143,11 +145,22 @@
 
   // --- job list ----------------------------------------------------------------
   function jobList(table) {
+    // After a "backfill" hint (updates were dropped for this tab), the rows shown
+    // are read again from the REST API.
+    async function refresh() {
+      const response = await fetch("/api/v1/jobs/", { credentials: "same-origin" });
+      if (!response.ok) return;
+      (await response.json()).results.forEach(function (job) { update(job, false); });
+    }
+
     connect(table.dataset.ws, function (msg) {
-      if (msg.type !== "job") return;
-      const job = msg.job;
+      if (msg.type === "backfill") refresh();
+      if (msg.type === "job") update(msg.job, table.dataset.prepend !== "false");
+    });
+
+    function update(job, prepend) {
       let row = table.querySelector('tr[data-job="' + job.id + '"]');
-      if (!row && table.dataset.prepend === "false") return;  // a filtered or later page
+      if (!row && !prepend) return;  // a filtered or later page
       if (!row) {
         const empty = table.querySelector("tr.empty");
         if (empty) empty.remove();
@@ -165,7 +178,7 @@
       }
       setStatus(row, job.status, job.status_text);
       setProgress(row, job.progress, job.status);
-    });
+    }
   }
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -156,6 +156,27 @@ def wait_for(predicate, timeout, what, log):
     raise AssertionError(f"{what} not within {timeout} s; server log:\n{log()[-4000:]}")
 
 
+def follow_live(base: str, key: str, job_id: int) -> list[dict]:
+    """The events a websocket on ``job_id`` receives live, until a final status."""
+    from websockets.sync.client import connect
+
+    got: list[dict] = []
+    with connect(
+        "ws" + base[4:] + f"/ws/jobs/{job_id}/",
+        additional_headers={"Authorization": f"Token {key}"},
+        origin=base,
+        open_timeout=30,
+    ) as ws:
+        hello = json.loads(ws.recv(timeout=30))
+        assert hello["type"] == "hello", hello
+        while not got or got[-1]["type"] != "status" or got[-1]["data"]["status"] != "done":
+            message = json.loads(ws.recv(timeout=60))
+            assert message["type"] == "events", message
+            assert message["events"][0]["seq"] > hello["last_seq"]
+            got.extend(message["events"])
+    return got
+
+
 @pytest.mark.slow
 def test_embedded_default_runs_with_nothing_configured(tmp_path):
     """No database, broker, channel layer or S3 configured: one command runs everything."""
@@ -213,9 +234,12 @@ def test_embedded_default_runs_with_nothing_configured(tmp_path):
         assert body["checks"] == {"database": "ok", "broker": "ok", "object_store": "ok"}
         assert "Embedded worker and reaper started" in server_log()
 
-        params = {"steps": 2, "step_seconds": 0, "matrix_size": 8}
+        params = {"steps": 4, "step_seconds": 0.5, "matrix_size": 8}
         status, job = http(base + "/api/v1/jobs/", {"kind": "worker.check", "params": params}, key)
         assert status == 201, job
+        # Live updates without Redis: the in-process fan-out reaches the job's socket.
+        live = follow_live(base, key, job["id"])
+        assert live[-1]["type"] == "status" and live[-1]["data"]["status"] == "done", live
 
         def finished():
             status, current = http(f"{base}/api/v1/jobs/{job['id']}/", token=key)
@@ -224,7 +248,7 @@ def test_embedded_default_runs_with_nothing_configured(tmp_path):
 
         final = wait_for(finished, 180, "the job finishing", server_log)
         assert final["status"] == "done", final
-        assert final["progress"] == 1.0 and final["result"]["steps"] == 2
+        assert final["progress"] == 1.0 and final["result"]["steps"] == 4
         assert [a["name"] for a in final["artifacts"]] == ["report.json"]
         assert (data_dir / "artifacts" / "jobs" / str(job["id"]) / "report.json").is_file()
     finally:
