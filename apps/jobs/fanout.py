@@ -1,4 +1,4 @@
-"""Fan-out of live messages to this process's websockets (docs/decisions/0012-live-fan-out.md).
+"""Fan-out of live messages to this process's websockets (docs/decisions/0013-live-fan-out.md).
 
 Publishing a message costs one Redis ``PUBLISH`` whatever the number of viewers.
 Each web process holds one ``Hub`` (per event loop) with one Redis pub/sub

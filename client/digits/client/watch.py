@@ -104,8 +104,10 @@ class Follower:
                 except TimeoutError:
                     socket.send(json.dumps({"type": "ping"}))
                     continue
-                if message.get("type") == "hello":
-                    yield from self._backfill()  # what happened while connecting
+                if message.get("type") in ("hello", "backfill"):
+                    # What happened while connecting, or what the server dropped for this
+                    # socket when it fell behind (a hint: fetch it by sequence number).
+                    yield from self._backfill()
                 elif message.get("type") == "events":
                     yield from self._events(message["events"])
 
