@@ -19,7 +19,7 @@ from apps.core import permissions
 @extend_schema_field(OpenApiTypes.STR)
 class UsernameField(serializers.SlugRelatedField):
     """A user by username; typed for the schema, where a serializer without a model
-    (``DatasetCreateSerializer``) cannot tell what a read-only related field is."""
+    (``apps.datasets.requests.BuildRequest``) cannot tell what a read-only related field is."""
 
     def __init__(self, **kwargs):
         super().__init__(slug_field="username", **kwargs)
