@@ -11,14 +11,12 @@ import json
 
 from rest_framework import serializers
 
-from apps.accounts.models import Team
-from apps.core.api import OwnedSerializerMixin
+from apps.core.api import NewOwnedRequest
 from apps.core.plugins.catalog import data_ingestion_types
-from apps.datasets.models import Dataset
 from apps.datasets.params import max_error_percent_field, processes_field
 
 
-class BuildRequest(OwnedSerializerMixin, serializers.Serializer):
+class BuildRequest(NewOwnedRequest):
     """Create a dataset of ``type``; ``options`` are validated by the type's own form."""
 
     # Context: ``user`` (or ``request``); ``files``, the files sent with the request (the
@@ -26,14 +24,6 @@ class BuildRequest(OwnedSerializerMixin, serializers.Serializer):
     # ``options`` (the page's ``data-``; none in the API).
 
     type = serializers.CharField(help_text="A dataset type from /api/v1/dataset-types/.")
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    team = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True
-    )
-    visibility = serializers.ChoiceField(
-        choices=Dataset._meta.get_field("visibility").choices, default="private"
-    )
     options = serializers.JSONField(
         default=dict,
         help_text="Values of the type's form. With multipart/form-data send it as a JSON "
