@@ -87,6 +87,12 @@ def api_client():
     return client
 
 
+@pytest.fixture(scope="session")
+def built_datasets() -> dict:
+    """Datasets built once per test process and shared read-only (``tests/builds.py``)."""
+    return {}
+
+
 # --- processes -------------------------------------------------------------------------
 def database_url() -> str:
     """The URL of the database the tests use (pytest-django's test database)."""

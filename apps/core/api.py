@@ -13,13 +13,15 @@ from drf_spectacular.utils import (
 )
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 
+from apps.accounts.models import Team
 from apps.core import permissions
+from apps.core.visibility import Visibility
 
 
 @extend_schema_field(OpenApiTypes.STR)
 class UsernameField(serializers.SlugRelatedField):
     """A user by username; typed for the schema, where a serializer without a model
-    (``DatasetCreateSerializer``) cannot tell what a read-only related field is."""
+    (``apps.datasets.requests.BuildRequest``) cannot tell what a read-only related field is."""
 
     def __init__(self, **kwargs):
         super().__init__(slug_field="username", **kwargs)
@@ -48,6 +50,18 @@ class OwnedSerializerMixin(serializers.Serializer):
         if visibility == "team" and team is None:
             raise serializers.ValidationError({"team": "Choose the team to share with."})
         return attrs
+
+
+class NewOwnedRequest(OwnedSerializerMixin, serializers.Serializer):
+    """What every request to create an owned object says besides its own: the name, a
+    description, the team and the visibility (``apps.*.requests``)."""
+
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    team = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True
+    )
+    visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.PRIVATE)
 
 
 class ErrorSerializer(serializers.Serializer):

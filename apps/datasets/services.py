@@ -78,6 +78,17 @@ def create(
     return dataset
 
 
+def build(owner, request: dict[str, Any]) -> Dataset:
+    """Start what a ``BuildRequest`` asks (its validated data), for the page and the API
+    alike; the files it carries are stored here as ``owner``'s uploads."""
+    return create(
+        owner=owner, type_id=request["type"], options=request["options"], name=request["name"],
+        description=request["description"], team=request.get("team"),
+        visibility=request["visibility"], processes=request["processes"],
+        max_error_percent=request["max_error_percent"],
+    )  # fmt: skip
+
+
 def clone_build(job: Job, user) -> Job:
     """Cloning a build job is building a new dataset of ``user``'s from the same options.
 

@@ -96,20 +96,15 @@ def dataset_new_menu(request):
 
 @login_required
 def dataset_new(request, type_id):
+    """The dataset form and its type's form, checked as one ``BuildRequest``."""
     cls = _ingestion_class(type_id)
     data = request.POST if request.method == "POST" else None
-    form = DatasetForm(data, user=request.user, prefix="dataset")
-    type_form = cls.get_dataset_form()(data, request.FILES or None, prefix="data")
-    if data is not None and form.is_valid() & type_form.is_valid():
-        d = form.cleaned_data
-        dataset = services.create(
-            owner=request.user, type_id=type_id, options=type_form.cleaned_data, name=d["name"],
-            description=d["description"], team=d["team"], visibility=d["visibility"],
-            processes=d["processes"], max_error_percent=d["max_error_percent"],
-        )  # fmt: skip
+    form = DatasetForm(data, request.FILES or None, user=request.user, type_id=type_id)
+    if data is not None and form.is_valid():
+        dataset = services.build(request.user, form.cleaned_data["build_request"])
         return redirect("datasets:detail", pk=dataset.pk)
     # The plugin's template gets exactly the context its get_dataset_template returned.
-    type_template, type_context = cls.get_dataset_template(type_form)
+    type_template, type_context = cls.get_dataset_template(form.type_form)
     type_html = render_to_string(type_template, type_context, request=request)
     return render(
         request,

@@ -11,12 +11,10 @@ from collections.abc import Mapping
 
 from rest_framework import serializers
 
-from apps.accounts.models import Team
 from apps.core import permissions
-from apps.core.api import OwnedSerializerMixin
+from apps.core.api import NewOwnedRequest
 from apps.datasets.models import Dataset
 from apps.mlmodels import services, tasks
-from apps.mlmodels.models import TrainedModel
 from apps.mlmodels.params import (
     DEFAULT_BASE_LR,
     DEFAULT_BATCH_SIZE,
@@ -59,21 +57,13 @@ class SweepSolverParams(SolverParams):
         return super().to_internal_value(data)
 
 
-class TrainRequest(OwnedSerializerMixin, serializers.Serializer):
+class TrainRequest(NewOwnedRequest):
     """Train one model, or one per batch size × learning rate (a sweep)."""
 
     # Context: ``user`` (or ``request``); ``model_file`` when the request carries the
     # ``.keras`` file to train from (network source ``upload`` without an ``upload_key``).
 
     dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    team = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True
-    )
-    visibility = serializers.ChoiceField(
-        choices=TrainedModel._meta.get_field("visibility").choices, default="private"
-    )
     network = NetworkParams()
     solver = SweepSolverParams()
     gpus = GpuParams(required=False)

@@ -49,7 +49,9 @@ def visit_pages(base_url: str, job_id: int) -> dict:
 
             page.on("dialog", answer)
             page.click("form[data-confirm] button[type=submit]")
-            page.wait_for_timeout(500)
+            # A dismissed confirmation submits nothing: once no request is in flight (a
+            # submitted form would be one) the page is where it was.
+            page.wait_for_load_state("networkidle")
             seen["url_after_cancel"] = page.url
         finally:
             browser.close()

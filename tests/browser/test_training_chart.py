@@ -14,6 +14,7 @@ import pytest
 from apps.jobs import services as jobs
 from apps.jobs.models import Job
 from tests.browser.helpers import launch, log_in, run_in_thread
+from tests.builds import shared_dataset
 from tests.conftest import wait_until
 from tests.mlmodels.helpers import build_dataset, create_model
 
@@ -82,8 +83,9 @@ def watch_chart(base_url: str, model_id: int, username: str, password: str) -> d
 
 
 def test_the_loss_chart_grows_while_the_model_trains(
-    django_user_model, api_client, start_worker, live_server_url, tmp_path, settings
-):
+    django_user_model, api_client, start_worker, live_server_url, tmp_path, settings,
+    built_datasets,
+):  # fmt: skip
     root = (tmp_path / "data").resolve()
     root.mkdir()
     settings.DIGITS_SERVER_DATA_ROOTS = [root]
@@ -91,7 +93,11 @@ def test_the_loss_chart_grows_while_the_model_trains(
     start_worker(queues=("default", "gpu"), threads=2, DIGITS_SERVER_DATA_ROOTS=str(root),
                  DIGITS_DATA_DIR=str(tmp_path / "worker-var"))  # fmt: skip
     api = api_client.as_user(user)
-    dataset = build_dataset(api, root, size=16, per_class=40, name="chart digits")
+    dataset = shared_dataset(  # the tests' digits, built once per test process
+        built_datasets, ("digits", 16, 40), user,
+        lambda: build_dataset(api, root, size=16, per_class=40, name="chart digits"),
+        name="chart digits",
+    )  # fmt: skip
     # 300 training images in batches of 8, 20 epochs, a chart point every 2 steps: the
     # run lasts far longer than the page is watched.
     created = create_model(api, dataset, "charted", epochs=20, batch_size=8, base_lr=0.01,

@@ -7,6 +7,7 @@ from apps.core.storage import get_store
 from apps.datasets import shards
 from apps.datasets.models import Dataset
 from apps.jobs.models import Job
+from tests.builds import shared_dataset
 from tests.datasets.test_build import build, finished
 
 
@@ -17,12 +18,17 @@ def fresh_cache(settings, tmp_path):
 
 
 @pytest.fixture
-def squares(people, start_worker, fresh_cache):
-    """A ready dataset of 16×16 PNG squares with a mean image: train 8 even + 8 odd, val 2 + 2."""
-    start_worker()
-    dataset = finished(build(people.owner, processes=1, encoding="png", mean_image=True))
-    assert dataset.status == "ready", dataset.job.error
-    return dataset
+def squares(people, start_worker, fresh_cache, built_datasets):
+    """A ready dataset of 16×16 PNG squares with a mean image: train 8 even + 8 odd, val 2 + 2.
+
+    Built by a worker once per test process, copied for the tests after (read-only).
+    """
+
+    def built():
+        start_worker()
+        return finished(build(people.owner, processes=1, encoding="png", mean_image=True))
+
+    return shared_dataset(built_datasets, "squares", people.owner, built)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ Workers beat every second here; the test process plays the reaper, calling
 """
 
 import signal
-import time
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -186,9 +185,14 @@ def test_a_database_outage_mid_job_loses_no_events_and_no_attempt(people, start_
     (worker,) = start_workers(1, **HEARTBEAT)
     job = submit_check(people.owner, steps=16, step_seconds=0.25)
     wait_reporting(job)
-    for _ in range(2):  # twice: the relay's new connection is cut too
+    for outage in (1, 2):  # twice: the relay's new connection is cut too
         assert terminate_other_connections() >= 1
-        time.sleep(0.8)  # a few flushes, heartbeats and abort polls fail meanwhile
+        # Its flushes, heartbeats and abort polls fail until it has a new connection.
+        wait_until(
+            lambda n=outage: worker.log().count("the database is back") >= n,
+            timeout=30,
+            message=f"the worker did not get over outage {outage}",
+        )
     job = wait_status(job, "done", "error", "aborted", timeout=60)
 
     assert job.status == "done", job.error

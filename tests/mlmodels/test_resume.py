@@ -14,7 +14,6 @@ from apps.mlmodels import snapshots
 from apps.mlmodels.models import TrainedModel
 from tests.conftest import wait_until
 from tests.mlmodels.helpers import (
-    build_dataset,
     create_model,
     epoch_lines,
     finished,
@@ -59,8 +58,8 @@ def around(job, marker: str) -> tuple[dict, dict]:
     return parts
 
 
-def test_a_killed_job_process_is_retried_from_the_last_snapshot(api, data_root, worker):
-    dataset = build_dataset(api, data_root, size=16, per_class=40, name="small")
+def test_a_killed_job_process_is_retried_from_the_last_snapshot(api, worker, digits_dataset):
+    dataset = digits_dataset(size=16, per_class=40, name="small")
     created = create_model(api, dataset, "killed", **OPTIONS)
     model_id = created["id"]
     # Killed once two epochs are saved and logged (a snapshot is published just before its
@@ -101,8 +100,8 @@ def test_a_killed_job_process_is_retried_from_the_last_snapshot(api, data_root, 
     assert second["ends"] == [steps * n for n in range(resumed + 1, EPOCHS + 1)]
 
 
-def test_an_aborted_run_is_resumed_by_the_user(api, data_root, worker):
-    dataset = build_dataset(api, data_root, size=16, per_class=40, name="small")
+def test_an_aborted_run_is_resumed_by_the_user(api, worker, digits_dataset):
+    dataset = digits_dataset(size=16, per_class=40, name="small")
     created = create_model(api, dataset, "aborted", **OPTIONS)
     model_id, job_id = created["id"], created["job"]
     wait_until(lambda: saved_at_least(model_id, 2), timeout=300, interval=0.2)

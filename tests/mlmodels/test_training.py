@@ -109,8 +109,8 @@ def test_lenet_learns_the_digits_classifies_an_upload_and_downloads(
     assert local[predictions[0]["index"]] == pytest.approx(probabilities[0], abs=1e-4)
 
 
-def test_a_seeded_run_is_reproducible_on_the_cpu(api, data_root, worker):
-    dataset = build_dataset(api, data_root, size=16, per_class=40, name="small")
+def test_a_seeded_run_is_reproducible_on_the_cpu(api, digits_dataset):
+    dataset = digits_dataset(size=16, per_class=40, name="small")
     first, second = (
         create_model(api, dataset, f"seeded {n}", epochs=3, batch_size=16, base_lr=0.01,
                      optimizer="momentum", policy="step", step_size=50, seed=1234)

@@ -4,9 +4,8 @@ from rest_framework import serializers
 from apps.accounts.models import Team
 from apps.core.api import OwnedSerializerMixin
 from apps.core.plugins.catalog import data_ingestion_types
-from apps.core.schema import FormOptionsField, RegistryField
 from apps.datasets.models import Dataset
-from apps.datasets.params import max_error_percent_field, processes_field
+from apps.datasets.requests import BuildRequest
 
 
 class DatasetSerializer(OwnedSerializerMixin, serializers.ModelSerializer):
@@ -39,67 +38,16 @@ class DatasetEntrySerializer(serializers.Serializer):
     image = serializers.URLField(help_text="The entry as a PNG.")
 
 
-class DatasetCreateSerializer(OwnedSerializerMixin, serializers.Serializer):
-    """Create a dataset of ``type``; ``options`` are validated by the type's own form."""
-
-    type = RegistryField(
-        lambda: data_ingestion_types(), help_text="A dataset type from /api/v1/dataset-types/."
-    )
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    team = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True
-    )
-    visibility = serializers.ChoiceField(
-        choices=Dataset._meta.get_field("visibility").choices, default="private"
-    )
-    options = FormOptionsField(
-        lambda: {t: cls.get_dataset_form() for t, cls in data_ingestion_types().items()},
-        default=dict,
-        help_text="Values of the type's form. With multipart/form-data send it as a JSON "
-        "string and each file field as a part named after the field.",
-    )
-    processes = processes_field()
-    max_error_percent = max_error_percent_field()
-
-    def validate_options(self, value):
-        if isinstance(value, str):  # multipart: a JSON string
-            import json
-
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise serializers.ValidationError("Must be a JSON object.") from None
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        return value
-
-    def validate_type(self, value):
-        if value not in data_ingestion_types():
-            choices = ", ".join(sorted(data_ingestion_types())) or "none installed"
-            raise serializers.ValidationError(
-                f"Unknown dataset type {value!r}. Choose one of: {choices}."
-            )
-        return value
-
-    def validate(self, attrs):
-        attrs = super().validate(attrs)
-        files = self.context.get("files")
-        form_class = data_ingestion_types()[attrs["type"]].get_dataset_form()
-        form = form_class(data=attrs["options"], files=files)
-        if not form.is_valid():
-            raise serializers.ValidationError({"options": form.errors.get_json_data()})
-        attrs["options"] = form.cleaned_data
-        return attrs
-
-
-class DatasetUploadSerializer(DatasetCreateSerializer):
-    """``DatasetCreateSerializer`` as multipart/form-data, for the schema: ``options`` is a
+class DatasetUploadSerializer(BuildRequest):
+    """``BuildRequest`` as multipart/form-data, for the schema: ``options`` is a
     JSON string, and each file field of an installed type's form is a part of its own."""
 
     options = serializers.CharField(
         default="{}", help_text="The values of the type's form, as a JSON object."
     )
+
+    class Meta:
+        ref_name = "DatasetUpload"
 
     def get_fields(self):
         fields = super().get_fields()

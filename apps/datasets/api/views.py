@@ -12,7 +12,6 @@ from apps.core.plugins.catalog import data_ingestion_types
 from apps.core.schema import form_json_schema
 from apps.datasets import files, queries, services
 from apps.datasets.api.serializers import (
-    DatasetCreateSerializer,
     DatasetDetailSerializer,
     DatasetEntrySerializer,
     DatasetSerializer,
@@ -21,6 +20,7 @@ from apps.datasets.api.serializers import (
 )
 from apps.datasets.filters import DatasetFilterSet
 from apps.datasets.models import Dataset
+from apps.datasets.requests import BuildRequest
 from apps.jobs.services import JobStateError, share_like
 
 #: What the dataset files answer: JSON (any), or bytes of another media type (without
@@ -49,27 +49,22 @@ class DatasetViewSet(OwnedModelViewSet):
 
     def get_serializer_class(self):
         if self.action == "create":
-            return DatasetCreateSerializer
+            return BuildRequest
         return DatasetDetailSerializer if self.action == "retrieve" else DatasetSerializer
 
     @extend_schema(
         request={
-            "application/json": DatasetCreateSerializer,
+            "application/json": BuildRequest,
             "multipart/form-data": DatasetUploadSerializer,
         },
         responses=answers({201: DatasetSerializer}, 400, 413),
     )
     def create(self, request, *args, **kwargs):
-        serializer = DatasetCreateSerializer(
+        serializer = BuildRequest(
             data=request.data, context={"request": request, "files": request.FILES}
         )
         serializer.is_valid(raise_exception=True)
-        d = serializer.validated_data
-        dataset = services.create(
-            owner=request.user, type_id=d["type"], options=d["options"], name=d["name"],
-            description=d["description"], team=d.get("team"), visibility=d["visibility"],
-            processes=d["processes"], max_error_percent=d["max_error_percent"],
-        )  # fmt: skip
+        dataset = services.build(request.user, serializer.validated_data)
         return Response(
             DatasetSerializer(dataset, context={"request": request}).data,
             status=status.HTTP_201_CREATED,
