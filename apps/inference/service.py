@@ -144,7 +144,8 @@ def model_request(model, epoch: int | None, timeout: float = DEFAULT_TIMEOUT) ->
         "group": f"code-{model.owner_id}" if custom else "shared",
         "spec": {"model_id": model.pk, "network": network, "solver": model.solver,
                  "input_shape": list(manifest["feature"]["shape"]),
-                 "num_classes": len(manifest.get("label_names") or [])},
+                 "num_classes": len(manifest.get("label_names") or []),
+                 "manifest": {k: manifest.get(k) for k in ("task", "label", "feature")}},
         "dataset": {"id": model.dataset_id, "prefix": model.dataset.data_prefix,
                     "mean": manifest.get("mean")},
     }  # fmt: skip
