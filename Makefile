@@ -18,8 +18,9 @@ $(VENV)/bin/python:
 # The in-repo plugins (plugins/*) are pip packages, installed like any third-party plugin.
 PLUGINS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
 
-$(VENV)/.installed: $(VENV)/bin/python pyproject.toml $(wildcard plugins/*/pyproject.toml)
-	$(PY) -m pip install --quiet -e . $(foreach p,$(PLUGINS),-e $(p))
+# client/ is the SDK and the `digits` command (a package of its own, without Django).
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml client/pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	$(PY) -m pip install --quiet -e . -e client $(foreach p,$(PLUGINS),-e $(p))
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml

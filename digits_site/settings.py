@@ -66,6 +66,8 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.datasets",
     "apps.mlmodels",
+    "apps.inference",
+    "apps.evaluations",
 ]
 
 # --- Plugins ------------------------------------------------------------------
@@ -316,6 +318,20 @@ DIGITS_REAPER_INTERVAL = envint("DIGITS_REAPER_INTERVAL", 15)
 # How long an aborted child gets to stop cleanly before it is killed.
 DIGITS_JOB_KILL_GRACE_SECONDS = envint("DIGITS_JOB_KILL_GRACE_SECONDS", 2)
 
+# --- Warm inference (apps.inference, docs/decisions/0011-warm-inference.md) ----------
+# Where the inference server listens: unix:///path or tcp://host:port. Unset: a socket in
+# the data folder, served by `manage.py serve` itself (the embedded default).
+DIGITS_INFERENCE_URL = envstr("DIGITS_INFERENCE_URL", "")
+# Memory a model process may fill with cached models (MiB, TensorFlow included); the least
+# recently used models are evicted beyond it.
+DIGITS_INFERENCE_MEMORY_MB = envint("DIGITS_INFERENCE_MEMORY_MB", 2048)
+# Model processes per inference server: one shared, one per owner of custom network code.
+DIGITS_INFERENCE_PROCESSES = envint("DIGITS_INFERENCE_PROCESSES", 3)
+# How often a server forgets models deleted or retrained through another server.
+DIGITS_INFERENCE_SWEEP_SECONDS = envint("DIGITS_INFERENCE_SWEEP_SECONDS", 30)
+# Seconds the Test page and /infer/ give a data plugin to validate and encode the inputs.
+DIGITS_INFERENCE_READ_TIMEOUT = envint("DIGITS_INFERENCE_READ_TIMEOUT", 30)
+
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -342,6 +358,8 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "apps.jobs.models.JobStatus",
         "DatasetStatusEnum": "apps.datasets.models.Dataset.Status",
         "TrainedModelStatusEnum": "apps.mlmodels.models.TrainedModel.Status",
+        "EvaluationStatusEnum": "apps.evaluations.models.Evaluation.Status",
+        "EvaluationSourceEnum": "apps.evaluations.models.Evaluation.Source",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

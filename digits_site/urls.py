@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("apps.jobs.api.urls")),
     path("", include("apps.datasets.api.urls")),
     path("", include("apps.mlmodels.api.urls")),
+    path("", include("apps.evaluations.api.urls")),
 ]
 
 # Plugin apps' urls.py / api/urls.py are mounted by convention under their name.
@@ -31,6 +32,7 @@ urlpatterns = [
     path("jobs/", include("apps.jobs.urls")),
     path("datasets/", include("apps.datasets.urls")),
     path("models/", include("apps.mlmodels.urls")),
+    path("evaluations/", include("apps.evaluations.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

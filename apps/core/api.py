@@ -95,10 +95,20 @@ ERRORS = {
     413: OpenApiResponse(
         ErrorSerializer, description="The request body is larger than the limit it names."
     ),
+    422: OpenApiResponse(
+        ErrorSerializer,
+        description="The request was valid but the model could not do it (it failed to "
+        "load or run); the detail says why.",
+    ),
     429: OpenApiResponse(
         ErrorSerializer,
         description="Too many failed logins for this username from this address; "
         "wait for the cool-off period it names.",
+    ),
+    503: OpenApiResponse(
+        ErrorSerializer,
+        description="A service the request needs (the inference service) did not answer; "
+        "try again later.",
     ),
 }
 

@@ -7,9 +7,9 @@ from apps.core.plugins import catalog
 
 @login_required
 def plugin_list(request):
-    types = catalog.data_ingestion_types()
+    provided = [*catalog.data_ingestion_types().values(), *catalog.visualization_types().values()]
     plugins = [
-        (info, [cls for cls in types.values() if cls.plugin_name == info.name])
+        (info, [cls for cls in provided if cls.plugin_name == info.name])
         for info in settings.PLUGINS.plugins.values()
     ]
     return render(request, "core/plugins.html", {"plugins": plugins})

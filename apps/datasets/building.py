@@ -291,6 +291,7 @@ class _Builder:
             "format": TFRECORD_FORMAT if self.encoding else NPY_FORMAT,
             "encoding": self.encoding,
             "type": self.ctx.params["type"],
+            "task": self.ingestion.get_task(),
             **self.spec,
             "stages": self.stages,
             "error_count": len(self.errors),
@@ -300,10 +301,14 @@ class _Builder:
         if names:
             manifest["label_names"] = list(names)
             store.put(prefix + "labels.txt", ("\n".join(names) + "\n").encode())
+        notes = self.ingestion.get_notes()
+        if notes:
+            manifest["notes"] = [str(note) for note in notes]
         if self.mean_count:
             mean = self.mean_sum / self.mean_count
             store.put(prefix + "mean.npy", to_npy_bytes(mean.astype(np.float32)))
-            store.put(prefix + "mean.png", encode_image(np.round(mean).astype(np.uint8), "png"))
+            preview = mean / 257 if self.spec["feature"]["dtype"] == "uint16" else mean  # 8 bits
+            store.put(prefix + "mean.png", encode_image(np.round(preview).astype(np.uint8), "png"))
             manifest["mean"] = {"npy": "mean.npy", "png": "mean.png", "count": self.mean_count}
         store.put(prefix + "errors.json", json.dumps(self.errors, indent=1).encode())
         store.put(prefix + "manifest.json", json.dumps(manifest, indent=1).encode())

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 
 from apps.core.downloads import artifact_response
 from apps.core.plugins import DataIngestion
 from apps.core.plugins.catalog import get_data_ingestion
+from apps.core.plugins.interfaces import features_to_image, mask_to_image
 from apps.datasets import shards
 
 #: Files of a built dataset offered for download, with their content types.
@@ -33,8 +35,18 @@ def downloads(dataset) -> list[str]:
     return [n for n in names if n in DOWNLOADS]
 
 
-def entry_response(dataset, stage: str, index: int) -> HttpResponse:
-    """Entry ``index`` of ``stage`` as its dataset type pictures it, a PNG (404 if none)."""
+#: The pictures of an entry with a mask label: ``None`` is ``render_entry``'s (the overlay).
+ENTRY_PARTS = (None, "image", "mask")
+
+
+def entry_response(dataset, stage: str, index: int, part: str | None = None) -> HttpResponse:
+    """Entry ``index`` of ``stage`` as its dataset type pictures it, a PNG (404 if none).
+
+    ``part`` ``"image"`` or ``"mask"``: the features alone, or the mask alone in the
+    palette's colours (entries with mask labels only).
+    """
+    if part not in ENTRY_PARTS:
+        raise Http404(f"An entry has no picture {part!r}.")
     try:
         features, label = shards.read_entry(dataset, stage, index)
     except IndexError:
@@ -43,8 +55,16 @@ def entry_response(dataset, stage: str, index: int) -> HttpResponse:
         ingestion = get_data_ingestion(dataset.type)(**dataset.options)
     except LookupError:  # plugin uninstalled: the platform's own picture of the entry
         ingestion = DataIngestion(**dataset.options)
+    if part == "image":
+        picture = features_to_image(features)
+    elif part == "mask":
+        if not (isinstance(label, np.ndarray) and label.ndim == 2):
+            raise Http404("This entry has no mask.")
+        picture = mask_to_image(label, ingestion.get_palette())
+    else:
+        picture = ingestion.render_entry(features, label)
     out = io.BytesIO()
-    ingestion.render_entry(features, label).save(out, format="PNG")
+    picture.save(out, format="PNG")
     response = HttpResponse(out.getvalue(), content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -43,5 +43,16 @@ class Dataset(OwnedModel):
         """Where the dataset's shards live: the published artifacts of its build job."""
         return f"jobs/{self.job_id}/"
 
+    def palette(self) -> list[tuple[int, int, int]]:
+        """The class colours of the dataset's type, or the default when its plugin is gone."""
+        from apps.core.plugins import catalog
+        from apps.core.plugins.interfaces import DEFAULT_PALETTE
+
+        try:
+            ingestion = catalog.get_data_ingestion(self.type)(**(self.options or {}))
+            return ingestion.get_palette()
+        except Exception:  # plugin removed, or it refuses the stored options
+            return DEFAULT_PALETTE
+
     def stage_count(self, stage: str) -> int:
         return self.manifest.get("stages", {}).get(stage, {}).get("count", 0)

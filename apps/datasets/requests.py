@@ -13,6 +13,7 @@ from rest_framework import serializers
 
 from apps.core.api import NewOwnedRequest
 from apps.core.plugins.catalog import data_ingestion_types
+from apps.core.schema import FormOptionsField, RegistryField
 from apps.datasets.params import max_error_percent_field, processes_field
 
 
@@ -23,8 +24,11 @@ class BuildRequest(NewOwnedRequest):
     # type form's file fields); ``options_prefix``, the prefix of the type form's fields in
     # ``options`` (the page's ``data-``; none in the API).
 
-    type = serializers.CharField(help_text="A dataset type from /api/v1/dataset-types/.")
-    options = serializers.JSONField(
+    type = RegistryField(
+        lambda: data_ingestion_types(), help_text="A dataset type from /api/v1/dataset-types/."
+    )
+    options = FormOptionsField(
+        lambda: {t: cls.get_dataset_form() for t, cls in data_ingestion_types().items()},
         default=dict,
         help_text="Values of the type's form. With multipart/form-data send it as a JSON "
         "string and each file field as a part named after the field.",

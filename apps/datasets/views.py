@@ -44,6 +44,10 @@ def _ingestion_class(type_id):
         raise Http404(f"No installed plugin provides the dataset type {type_id!r}.") from None
 
 
+#: Entries with masks show three pictures: ``(query of the entry's PNG, title)``.
+MASK_PARTS = [("?part=image", "image"), ("?part=mask", "mask"), ("", "overlay")]
+
+
 @login_required
 def dataset_list(request):
     """Every dataset the user may see, newest first, by type and status."""
@@ -188,6 +192,8 @@ def dataset_explore(request, pk):
             "gallery": gallery,
             "label": label,
             "classes": _class_choices(dataset, stage) if by_class else None,
+            "masks": dataset.manifest.get("label", {}).get("kind") == "mask",
+            "mask_parts": MASK_PARTS,
             "label_query": f"&label={label}" if label is not None else "",
             "page_query": urlencode(query),
         },
@@ -202,7 +208,8 @@ def _class_choices(dataset, stage):
 
 @login_required
 def dataset_entry_image(request, pk, stage, index):
-    return files.entry_response(_ready_dataset(request, pk), stage, index)
+    part = request.GET.get("part") or None
+    return files.entry_response(_ready_dataset(request, pk), stage, index, part)
 
 
 @login_required

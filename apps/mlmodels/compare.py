@@ -2,9 +2,11 @@
 
 A model's figures come from its training result (``TrainedModel.result["epochs"]``,
 one row per finished epoch: ``loss``, ``accuracy`` and, on validated epochs,
-``val_loss``, ``val_accuracy``, ``val_top5``). Its *best* epoch is the one training
-chose (``best_epoch``: highest validation accuracy, then lowest validation loss),
-else its last. Models without a result (still training, failed before the end) show
+``val_loss``, ``val_accuracy``, ``val_top5`` for classification; ``val_dice``,
+``val_mean_iou``, ... for segmentation — see ``apps.mlmodels.tasks``). Its *best*
+epoch is the one training chose (``best_epoch``: the highest of its task's
+``best_metric``, then lowest validation loss), else its last; that figure is the
+model's ``score``. Models without a result (still training, failed before the end) show
 no figures and sort last.
 """
 
@@ -15,23 +17,22 @@ from typing import Any
 
 from django.urls import reverse
 
+from apps.mlmodels import tasks
 from apps.mlmodels.models import TrainedModel
 
 #: What the model list sorts by: query value → (label, key of ``summary``, higher is better).
 SORTS: dict[str, tuple[str, str, bool]] = {
     "created": ("Newest", "created", True),
     "val_accuracy": ("Best validation accuracy", "val_accuracy", True),
+    "val_dice": ("Best validation Dice (segmentation)", "val_dice", True),
     "val_loss": ("Lowest validation loss", "val_loss", False),
     "loss": ("Lowest training loss", "loss", False),
     "name": ("Name", "name", False),
 }
-#: The curves the compare page draws: result key → title.
-CURVES = {
-    "val_accuracy": "Validation accuracy",
-    "val_loss": "Validation loss",
-    "loss": "Training loss",
-    "accuracy": "Training accuracy",
-}
+#: The curves the compare page may draw: result key → title (each task's ``curves``).
+CURVES = {key: title for task in tasks.TASKS.values() for key, title in task.curves.items()}
+#: The validation figures the list and compare tables show, as columns: key → title.
+SCORE_COLUMNS = {"val_accuracy": "Val accuracy", "val_dice": "Val Dice"}
 #: Solver options shown in the comparison (the rest differ rarely and are in each model's page).
 SOLVER_KEYS = (
     "epochs", "batch_size", "base_lr", "policy", "optimizer", "momentum", "weight_decay",
@@ -58,7 +59,10 @@ def summary(model: TrainedModel) -> dict[str, Any]:
     if best is None and epochs:
         best = epochs[-1]
     best = best or {}
+    task = tasks.task_of(model.dataset.manifest)
     return {
+        "task": task.name,
+        "score": best.get(task.best_metric),
         "model": model,
         "name": model.name,
         "created": model.created_at,
@@ -67,6 +71,8 @@ def summary(model: TrainedModel) -> dict[str, Any]:
         "epochs_done": len(epochs),
         "best_epoch": best.get("epoch"),
         "val_accuracy": best.get("val_accuracy"),
+        "val_dice": best.get("val_dice"),
+        "val_mean_iou": best.get("val_mean_iou"),
         "val_loss": best.get("val_loss"),
         "loss": best.get("loss"),
         "accuracy": best.get("accuracy"),
@@ -87,11 +93,24 @@ def ranked(models: Iterable[TrainedModel], sort: str) -> list[dict[str, Any]]:
 
 
 def best_of(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The row with the highest validation accuracy (lowest validation loss on a tie)."""
-    scored = [r for r in rows if r["val_accuracy"] is not None]
-    if not scored:
+    """The row with the highest score — validation accuracy, Dice, ... as its task picks the
+    best epoch — (lowest validation loss on a tie); None when the rows' tasks differ."""
+    scored = [r for r in rows if r["score"] is not None]
+    if not scored or len({r["task"] for r in scored}) > 1:
         return None
-    return max(scored, key=lambda r: (r["val_accuracy"], -(r["val_loss"] or 0.0)))
+    return max(scored, key=lambda r: (r["score"], -(r["val_loss"] or 0.0)))
+
+
+def score_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``SCORE_COLUMNS`` the rows have figures for (validation accuracy always); each row
+    gets its values as ``scores``, in the same order."""
+    columns = [
+        (key, title) for key, title in SCORE_COLUMNS.items()
+        if key == "val_accuracy" or any(r.get(key) is not None for r in rows)
+    ]  # fmt: skip
+    for row in rows:
+        row["scores"] = [(key, row.get(key)) for key, _ in columns]
+    return columns
 
 
 def differing_solver_keys(rows: list[dict[str, Any]]) -> list[str]:
@@ -102,11 +121,18 @@ def differing_solver_keys(rows: list[dict[str, Any]]) -> list[str]:
 def curves(models: Iterable[TrainedModel]) -> dict[str, Any]:
     """Per-epoch series for the compare charts: ``{"curves": {key: title}, "models": [{"id",
     "name", "url", "series": {key: [[epoch, value], ...]}}]}`` (JSON for the page's script)."""
+    models = list(models)
+    wanted = {tasks.task_of(m.dataset.manifest).name for m in models}
+    shown = {
+        key: title
+        for task in tasks.TASKS.values() if task.name in wanted
+        for key, title in task.curves.items()
+    }  # fmt: skip
     out = []
     for model in models:
         epochs = (model.result or {}).get("epochs") or []
         series = {
-            key: [[e["epoch"], e[key]] for e in epochs if e.get(key) is not None] for key in CURVES
+            key: [[e["epoch"], e[key]] for e in epochs if e.get(key) is not None] for key in shown
         }
         out.append(
             {
@@ -116,4 +142,4 @@ def curves(models: Iterable[TrainedModel]) -> dict[str, Any]:
                 "series": series,
             }
         )
-    return {"curves": CURVES, "models": out}
+    return {"curves": shown, "models": out}

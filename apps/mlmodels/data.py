@@ -49,8 +49,16 @@ def stage_pipeline(
     training: bool,
     shuffle: bool,
     seed: int | None,
+    augment=None,
+    cache: bool = True,
 ) -> tf.data.Dataset:
-    """Batches of ``(float32 HWC images, int64 labels)`` of one stage, cached after the first pass."""
+    """Batches of ``(float32 HWC images, labels)`` of one stage, cached after the first pass
+    (unless ``cache`` is false: one pass, as an evaluation makes).
+
+    Labels: int64 class indices, or uint8 (H, W) masks. ``augment(image, label, seed)``,
+    when given, runs on each element after the cache (a fresh draw every epoch), with a
+    stateless seed drawn from ``seed``.
+    """
     manifest = info.manifest
     labels = labels_of(info, stage)
     if manifest["format"] == NPY_FORMAT:
@@ -66,9 +74,17 @@ def stage_pipeline(
         # iteration counter: the learning-rate schedule, progress and snapshots drift by one
         # step per epoch. The manifest knows the count; say so.
         ds = ds.apply(tf.data.experimental.assert_cardinality(len(labels)))
-    ds = ds.cache()
+    if cache:
+        ds = ds.cache()
     if training and shuffle:
         ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    if augment is not None:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda pair, s: augment(pair[0], pair[1], s),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

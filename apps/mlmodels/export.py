@@ -7,30 +7,52 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
+from pathlib import Path
 
 from django.http import Http404, HttpResponse
 
 from apps.core.storage import get_store
-from apps.mlmodels import snapshots
+from apps.mlmodels import snapshots, tasks
+from apps.mlmodels.tasks import input_peak
+
+#: The example script of every bundle (plain Keras, reads preprocessing.json).
+PREDICT_SCRIPT = Path(__file__).with_name("bundle") / "predict.py"
+#: Dataset options that are where the data came from, not how it was encoded: left out.
+_SOURCE_OPTION = re.compile(r"(folder|path|file|key|archive|url|source|upload)s?$")
 
 
-def archive(model, epoch: int) -> bytes:
-    """``.tar.gz`` with model.keras, labels.txt, preprocessing.json, network.py, mean.npy."""
+def preprocessing(model, epoch: int) -> dict:
+    """What running the model elsewhere needs to know (``preprocessing.json``)."""
     dataset, result = model.dataset, model.result
     manifest = dataset.manifest
-    preprocessing = {
+    options = dataset.options or {}
+    return {
+        "task": tasks.task_of(manifest).name,
         "input_shape": manifest.get("feature", {}).get("shape"),
         "input_dtype": manifest.get("feature", {}).get("dtype"),
         "layout": "HWC",
-        "resize_mode": dataset.options.get("resize_mode", "squash"),
+        "input_scale": input_peak(manifest),
+        "resize_mode": options.get("resize_mode", "squash"),
         "mean_subtraction": model.solver.get("mean_subtraction"),
-        "notes": "model.keras takes raw pixel values (0..255); scaling and mean "
-        "subtraction are layers of the model.",
+        "notes": "model.keras takes raw pixel values (0..input_scale); scaling and mean "
+        "subtraction are layers of the model. Segmentation outputs are (H, W, classes) "
+        "per-pixel probabilities: the mask is their argmax.",
         "label_names": manifest.get("label_names"),
+        # How the dataset type turned its files into pixels (e.g. DICOM windowing).
+        "dataset_type": dataset.type,
+        "dataset_options": {k: v for k, v in options.items() if not _SOURCE_OPTION.search(k)},
+        "window": manifest.get("window") or options.get("window") or None,
         "epoch": epoch,
         "metrics": next((e for e in result.get("epochs", []) if e["epoch"] == epoch), None),
     }
+
+
+def archive(model, epoch: int) -> bytes:
+    """``.tar.gz`` with model.keras, preprocessing.json, labels.txt, predict.py and, where
+    they exist, network.py (custom code) and mean.npy."""
+    dataset, manifest = model.dataset, model.dataset.manifest
     out = io.BytesIO()
     with get_store().open(snapshots.key(model.pk, epoch)) as fh:
         snapshot_bytes = fh.read()
@@ -38,13 +60,14 @@ def archive(model, epoch: int) -> bytes:
         model_file = snapshot.extractfile("model.keras").read()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
 
-        def add(name: str, data: bytes) -> None:
+        def add(name: str, data: bytes, mode: int = 0o644) -> None:
             info = tarfile.TarInfo(f"{_slug(model.name)}-epoch{epoch}/{name}")
-            info.size = len(data)
+            info.size, info.mode = len(data), mode
             tar.addfile(info, io.BytesIO(data))
 
         add("model.keras", model_file)
-        add("preprocessing.json", json.dumps(preprocessing, indent=2).encode())
+        add("preprocessing.json", json.dumps(preprocessing(model, epoch), indent=2).encode())
+        add("predict.py", PREDICT_SCRIPT.read_bytes(), 0o755)
         if manifest.get("label_names"):
             add("labels.txt", ("\n".join(manifest["label_names"]) + "\n").encode())
         if model.network.get("source") == "custom":

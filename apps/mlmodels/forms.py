@@ -13,7 +13,6 @@ from apps.mlmodels.params import (
     DEFAULT_BATCH_SIZE,
     MEAN_SUBTRACTION,
     OPTIMIZERS,
-    STANDARD,
     AugmentationParams,
     GpuParams,
     NetworkParams,
@@ -21,6 +20,7 @@ from apps.mlmodels.params import (
     split_list,
 )
 from apps.mlmodels.requests import TrainRequest
+from apps.mlmodels.tasks import TASKS, task_of
 
 
 def _default(serializer_class, name: str, section: str | None = None):
@@ -64,8 +64,13 @@ class ModelForm(SharingForm):
                  ("previous", "Earlier model (fine-tune or continue)"), ("upload", "Uploaded Keras model")],
         initial="standard",
     )  # fmt: skip
+    #: Grouped by task; blank is the standard network of the dataset's task (the page's
+    #: script shows only the networks of the chosen dataset's task).
     standard_network = forms.ChoiceField(
-        choices=sorted(STANDARD.items()), initial=_default(NetworkParams, "name"), required=False
+        choices=[("", "The default of the dataset's task")]
+        + [(task.title, sorted(task.networks.items())) for task in TASKS.values()],
+        initial=_default(NetworkParams, "name"),
+        required=False,
     )
     custom_code = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 10, "class": "font-monospace", "spellcheck": "false"}),
@@ -119,6 +124,17 @@ class ModelForm(SharingForm):
         choices=[(m, m) for m in MEAN_SUBTRACTION],
         initial=_default(SolverParams, "mean_subtraction"),
     )
+    class_weights = forms.CharField(
+        required=False,
+        help_text="Segmentation: one cross-entropy weight per class, comma-separated, in class "
+        "order (e.g. 1, 20 when the object is a few percent of the pixels). Empty: all 1.",
+    )
+    dice_loss = forms.FloatField(
+        initial=_default(SolverParams, "dice_loss"),
+        label="Dice loss weight",
+        required=False,
+        help_text="Segmentation: adds this × the soft Dice loss to the cross-entropy.",
+    )
     flip_horizontal = forms.BooleanField(required=False)
     flip_vertical = forms.BooleanField(required=False)
     rotation_degrees = forms.FloatField(initial=_default(AugmentationParams, "rotation_degrees"))
@@ -146,6 +162,11 @@ class ModelForm(SharingForm):
         self.fields["previous_model"].queryset = TrainedModel.objects.filter(
             status=TrainedModel.Status.READY
         ).visible_to(user)
+        #: For the page's script: each dataset's task, each task's standard networks.
+        self.dataset_tasks = {
+            str(d.pk): task_of(d.manifest).name for d in self.fields["dataset"].queryset
+        }
+        self.task_networks = {task.name: list(task.networks) for task in TASKS.values()}
         if not permissions.can_run_custom_code(user):
             # Neither offered nor accepted: a posted "custom" is not a valid choice.
             source = self.fields["network_source"]
@@ -186,6 +207,8 @@ class ModelForm(SharingForm):
             network["name"] = cleaned["standard_network"]
         solver = {name: cleaned[name] for name in SOLVER_FIELDS}
         solver["augmentation"] = {name: cleaned[name] for name in AUGMENTATION_FIELDS}
+        solver["class_weights"] = split_list(cleaned.get("class_weights") or "")
+        solver["dice_loss"] = cleaned.get("dice_loss") or 0
         if cleaned.get("step_values"):
             solver["step_values"] = split_list(cleaned["step_values"])
         gpus = {"mode": cleaned["gpu_mode"], "count": cleaned["gpu_count"], "ids": []}

@@ -1,8 +1,10 @@
-"""The models app's job kinds: training a model (``model.train``) and classifying an
-image with one (``model.infer``), with the rules for cloning and showing their jobs.
+"""The models app's job kind: training a model (``model.train``), with the rules for
+cloning and showing its jobs.
 
-The work itself is ``apps.mlmodels.trainer`` and ``apps.mlmodels.inference``, imported
-in the job process only. Preprocessing (scaling, mean subtraction) and augmentation are
+Classifying an image is no job (warm inference, ``apps.inference``); the ``model.infer``
+jobs of earlier versions were deleted by migration ``mlmodels.0005``.
+
+The work itself is ``apps.mlmodels.trainer``, imported in the job process only. Preprocessing (scaling, mean subtraction) and augmentation are
 layers of the model, so a snapshot takes raw images and the exported model needs nothing
 else. Snapshots hold weights and optimizer state: a retried job (worker lost) or a resumed
 one continues from the last snapshot instead of starting over.
@@ -13,8 +15,6 @@ from __future__ import annotations
 import os
 import re
 from typing import Any
-
-from rest_framework import serializers
 
 from apps.core import permissions
 from apps.jobs.kinds import DomainRules, Input, JobKind, register, register_domain
@@ -107,38 +107,6 @@ class TrainModel(JobKind):
         TrainedModel.objects.filter(job=job).update(status=status)
 
 
-class InferParams(serializers.Serializer):
-    model_id = serializers.IntegerField()
-    epoch = serializers.IntegerField(min_value=1)
-    image_key = serializers.CharField()
-    train_params = serializers.DictField()
-
-
-@register
-class ClassifyImage(JobKind):
-    name = "model.infer"
-    title = "Classify image"
-    params_serializer = InferParams
-
-    def inputs(self, params):
-        dataset = params["train_params"]["dataset"]
-        return [
-            Input(snapshots.key(params["model_id"], params["epoch"])),
-            Input(params["image_key"]),
-            Input(dataset["prefix"], cache=(dataset["id"], dataset["manifest"])),
-            *train_inputs(params["train_params"])[2:],  # the network's source, if any
-        ]
-
-    def run(self, ctx):
-        from apps.mlmodels import inference  # NumPy, Pillow, TensorFlow: the job process only
-
-        return inference.classify(ctx)
-
-
 register_domain(
     "model.train", DomainRules(services.clone_training_job, services.training_params_shown)
-)
-register_domain(
-    "model.infer",
-    DomainRules(services.clone_classification_job, services.classification_params_shown),
 )

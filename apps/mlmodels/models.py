@@ -29,6 +29,10 @@ class TrainedModel(OwnedModel):
     sweep = models.CharField(
         max_length=32, blank=True, db_index=True, help_text="Models created together by a sweep."
     )
+    request_count = models.PositiveBigIntegerField(
+        default=0, help_text="Single images classified with it (warm inference, no job)."
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

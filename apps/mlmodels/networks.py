@@ -2,8 +2,10 @@
 
 Runs only in job processes (it imports TensorFlow). Every builder takes the
 input shape ``(height, width, channels)`` and the number of classes and returns
-an uncompiled Keras model ending in a softmax over the classes; inputs are
-float images already preprocessed (see ``apps.mlmodels.kinds``).
+an uncompiled Keras model ending in a softmax over the classes — per image for
+classification networks, per pixel (``(H, W, classes)``) for segmentation ones; inputs
+are float images already preprocessed (see ``apps.mlmodels.kinds``). Which task a
+network is for is listed in ``apps.mlmodels.tasks``.
 """
 
 from __future__ import annotations
@@ -92,7 +94,68 @@ def mobilenet_v2(input_shape, num_classes):
     )
 
 
-BUILDERS = {"lenet": lenet, "alexnet": alexnet, "resnet": resnet, "mobilenet_v2": mobilenet_v2}
+def _conv_block(x, filters):
+    for _ in range(2):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        # Momentum 0.9, not 0.99: small datasets give few steps per epoch, and the moving
+        # statistics validation uses must catch up within a few epochs.
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.Activation("relu")(x)
+    return x
+
+
+def unet(input_shape, num_classes, base_filters=16, depth=3):
+    """A small U-Net (Ronneberger et al. 2015): ``depth`` down and up steps with skip
+    connections, ``base_filters`` doubling per step; trains on a CPU at 64×64..256×256."""
+    height, width = input_shape[:2]
+    if height % 2**depth or width % 2**depth:
+        raise NetworkError(
+            f"U-Net needs a height and width divisible by {2**depth}; the images are "
+            f"{width}×{height} (resize them in the dataset, or use FCN-AlexNet)."
+        )
+    inputs = keras.Input(input_shape)
+    x, skips = inputs, []
+    for level in range(depth):
+        x = _conv_block(x, base_filters * 2**level)
+        skips.append(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = _conv_block(x, base_filters * 2**depth)
+    for level in reversed(range(depth)):
+        x = layers.Conv2DTranspose(base_filters * 2**level, 2, strides=2, padding="same")(x)
+        x = _conv_block(layers.Concatenate()([x, skips[level]]), base_filters * 2**level)
+    outputs = layers.Conv2D(num_classes, 1, activation="softmax", name="scores")(x)
+    return keras.Model(inputs, outputs, name="unet")
+
+
+def fcn_alexnet(input_shape, num_classes):
+    """DIGITS' FCN-AlexNet in spirit (Long et al. 2015, FCN-32s on AlexNet): AlexNet's
+    convolutions (narrower, for a CPU), its fully connected layers as convolutions, a
+    1×1 class score and one learned 32× upsampling, cropped to the input size."""
+    height, width = input_shape[:2]
+    if min(height, width) < 32:
+        raise NetworkError("FCN-AlexNet needs images of at least 32×32 pixels.")
+    inputs = keras.Input(input_shape)
+    x = layers.Conv2D(48, 11, strides=4, padding="same", activation="relu")(inputs)
+    x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    x = layers.Conv2D(128, 5, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    for filters in (192, 192, 128):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    x = layers.Conv2D(512, 3, padding="same", activation="relu", name="fc6")(x)
+    x = layers.Dropout(0.5)(x)
+    x = layers.Conv2D(512, 1, activation="relu", name="fc7")(x)
+    x = layers.Dropout(0.5)(x)
+    x = layers.Conv2D(num_classes, 1, name="score")(x)
+    x = layers.Conv2DTranspose(num_classes, 64, strides=32, padding="same", name="upscore")(x)
+    up_height, up_width = -(-height // 32) * 32, -(-width // 32) * 32
+    x = layers.Cropping2D(((0, up_height - height), (0, up_width - width)))(x)
+    outputs = layers.Softmax(name="scores")(x)
+    return keras.Model(inputs, outputs, name="fcn_alexnet")
+
+
+BUILDERS = {"lenet": lenet, "alexnet": alexnet, "resnet": resnet, "mobilenet_v2": mobilenet_v2,
+            "unet": unet, "fcn_alexnet": fcn_alexnet}  # fmt: skip
 
 
 def standard(name: str, input_shape, num_classes) -> keras.Model:
@@ -106,8 +169,10 @@ def standard(name: str, input_shape, num_classes) -> keras.Model:
 CUSTOM_FILENAME = "<network.py>"
 
 
-def custom(code: str, input_shape, num_classes) -> keras.Model:
+def custom(code: str, input_shape, num_classes, check=None) -> keras.Model:
     """Run the user's module and call its ``build_model(input_shape, num_classes)``.
+
+    ``check(model)`` raises ``NetworkError`` when the output does not suit the task.
 
     Errors carry the user's traceback (frames of their code only), so the job
     page shows where their network went wrong.
@@ -138,25 +203,11 @@ def custom(code: str, input_shape, num_classes) -> keras.Model:
         raise NetworkError(
             f"Your network code raised {type(exc).__name__}: {exc}\n{where}".rstrip()
         ) from exc
-    check_output(model, num_classes)
+    if check is not None:
+        check(model)
     return model
 
 
-def check_output(model, num_classes: int) -> None:
+def check_model(model) -> None:
     if not isinstance(model, keras.Model):
         raise NetworkError(f"build_model must return a keras.Model, not {type(model).__name__}.")
-    shape = tuple(model.output_shape)
-    if len(shape) != 2 or shape[-1] != num_classes:
-        raise NetworkError(
-            f"The network's output shape is {shape}; it must be (None, {num_classes}) "
-            f"— one score per class."
-        )
-
-
-def with_new_head(model: keras.Model, num_classes: int) -> keras.Model:
-    """Fine-tuning: keep everything up to the last layer, add a fresh classifier."""
-    if tuple(model.output_shape)[-1] == num_classes:
-        return model
-    features = model.layers[-2].output
-    outputs = layers.Dense(num_classes, activation="softmax", name="digits_head")(features)
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_finetuned")

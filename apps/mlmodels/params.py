@@ -2,21 +2,20 @@
 
 from rest_framework import serializers
 
+from apps.mlmodels import tasks
 from apps.mlmodels.lr_policies import POLICIES
 
-#: The standard networks (built in ``apps.mlmodels.networks``, which imports TensorFlow).
-STANDARD = {
-    "lenet": "LeNet (28×28-class inputs, digits)",
-    "alexnet": "AlexNet (reduced for small inputs)",
-    "resnet": "ResNet-20 (CIFAR-style residual network)",
-    "mobilenet_v2": "MobileNetV2 (keras.applications, inputs ≥ 32×32)",
-}
+#: The standard networks of every task (built in ``apps.mlmodels.networks``, which imports
+#: TensorFlow); which ones suit a dataset is its task's (``apps.mlmodels.tasks``).
+STANDARD = tasks.all_networks()
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad", "adadelta")
 MEAN_SUBTRACTION = ("none", "image", "pixel")
 NETWORK_SOURCES = ("standard", "custom", "previous", "upload")
 #: Sources that run the user's own code or model file: they need the permission to run
 #: custom code (``apps.core.permissions.can_run_custom_code``).
 CUSTOM_SOURCES = ("custom", "upload")
+#: Solver options that only the tasks naming them in ``Task.solver_options`` take.
+TASK_SOLVER_OPTIONS = ("class_weights", "dice_loss")
 #: The solver's defaults that the new-model page shows and a sweep falls back on.
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_BASE_LR = 0.01
@@ -34,7 +33,10 @@ def split_list(value) -> list:
 
 class NetworkParams(serializers.Serializer):
     source = serializers.ChoiceField(choices=NETWORK_SOURCES, default="standard")
-    name = serializers.ChoiceField(choices=sorted(STANDARD), required=False, default="lenet")
+    #: Blank: the standard network of the dataset's task (``Task.default_network``).
+    name = serializers.ChoiceField(
+        choices=sorted(STANDARD), required=False, allow_blank=True, default=""
+    )
     code = serializers.CharField(
         required=False, allow_blank=True, default="", trim_whitespace=False
     )
@@ -110,6 +112,28 @@ class SolverParams(serializers.Serializer):
         default=20,
         help_text="Report training metrics every N steps.",
     )
+    # Options of some tasks only (``Task.solver_options``; checked against the dataset's
+    # task by ``services.check_task_options``).
+    class_weights = serializers.ListField(
+        child=serializers.FloatField(
+            min_value=0, max_value=1e6,
+            error_messages={"invalid": "Class weights are numbers separated by commas.",
+                            "min_value": "Class weights cannot be negative."},
+        ),
+        default=list, max_length=1000,
+        help_text="Segmentation: the cross-entropy weight of each class, in class order "
+        "(empty: all 1).",
+    )  # fmt: skip
+    dice_loss = serializers.FloatField(
+        min_value=0, max_value=100, default=0,
+        help_text="Segmentation: weight of the soft Dice loss added to the cross-entropy "
+        "(0: none).",
+    )  # fmt: skip
+
+    def validate_class_weights(self, value):
+        if value and not any(value):
+            raise serializers.ValidationError("At least one class weight must be above 0.")
+        return value
 
     def validate(self, attrs):
         if attrs["policy"] in ("exp",) and not 0 < attrs["gamma"] <= 1:

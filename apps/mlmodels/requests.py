@@ -14,7 +14,7 @@ from rest_framework import serializers
 from apps.core import permissions
 from apps.core.api import NewOwnedRequest
 from apps.datasets.models import Dataset
-from apps.mlmodels import services
+from apps.mlmodels import services, tasks
 from apps.mlmodels.params import (
     DEFAULT_BASE_LR,
     DEFAULT_BATCH_SIZE,
@@ -51,7 +51,7 @@ class SweepSolverParams(SolverParams):
         if not isinstance(data, Mapping):  # DRF's own error: "Expected a dictionary"
             return super().to_internal_value(data)
         data = dict(data)
-        for name in ("batch_size", "base_lr"):
+        for name in ("batch_size", "base_lr", "class_weights"):
             if name in data:
                 data[name] = split_list(data[name])
         return super().to_internal_value(data)
@@ -75,6 +75,19 @@ class TrainRequest(NewOwnedRequest):
         if not permissions.can(self.user, permissions.VIEW, dataset):
             raise serializers.ValidationError("Unknown dataset.")
         return dataset
+
+    def validate(self, attrs):
+        """The network and solver options suit the dataset's task (``services.check_task``)."""
+        attrs = super().validate(attrs)  # the team and visibility
+        solver = {**attrs["solver"], "batch_size": None, "base_lr": None}
+        task = tasks.task_of(attrs["dataset"].manifest)
+        if attrs["network"]["source"] == "standard" and not attrs["network"].get("name"):
+            attrs["network"] = {**attrs["network"], "name": task.default_network}
+        try:
+            services.check_task(attrs["dataset"], attrs["network"], solver)
+        except services.ModelError as exc:
+            raise serializers.ValidationError(exc.detail) from None
+        return attrs
 
     def validate_network(self, network):
         try:

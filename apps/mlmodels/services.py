@@ -1,4 +1,4 @@
-"""Creating, cloning, resuming, deleting models, and classifying images with them.
+"""Creating, cloning, resuming and deleting models.
 
 The one place that decides what creating a model needs (a dataset the owner may see, an
 earlier model they may see, their own upload, the permission to run custom code), for
@@ -11,22 +11,20 @@ a finishing job never wait on each other in a circle.
 
 from __future__ import annotations
 
-import io
 import itertools
-import time
 import uuid
 from typing import Any
 
 from django.db import transaction
 
-from apps.core import images, permissions, uploads
+from apps.core import permissions, uploads
 from apps.core.storage import get_store
 from apps.datasets.models import Dataset
 from apps.jobs import services as jobs
 from apps.jobs.models import Job
-from apps.mlmodels import snapshots
+from apps.mlmodels import snapshots, tasks
 from apps.mlmodels.models import TrainedModel
-from apps.mlmodels.params import CUSTOM_SOURCES, GpuParams
+from apps.mlmodels.params import CUSTOM_SOURCES, TASK_SOLVER_OPTIONS, GpuParams
 
 CUSTOM_CODE_REFUSED = (
     "Running custom network code or uploaded model files needs the permission to run "
@@ -70,6 +68,11 @@ def _train_params(model: TrainedModel, resume: bool) -> dict[str, Any]:
         "gpus": model.gpus,
         "resume": resume,
     }
+
+
+def inference_params(model: TrainedModel) -> dict[str, Any]:
+    """What a job running ``model`` (classifying, evaluating) needs to rebuild it."""
+    return _train_params(model, resume=False)
 
 
 def check_custom_code(user) -> None:
@@ -123,6 +126,7 @@ def create(
         # Locked: a dataset deleted meanwhile cannot lose the models about to use it.
         dataset = Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
         _check_trainable(dataset)
+        check_task(dataset, network, solver)
         for batch_size, base_lr in combos:
             label = f"{name} (batch {batch_size}, lr {base_lr:g})" if sweep else name
             model = TrainedModel.objects.create(
@@ -177,10 +181,55 @@ def _check_trainable(dataset: Dataset | None) -> None:
         raise ModelError(
             f"Dataset “{dataset.name}” is {dataset.get_status_display().lower()}, not ready."
         )
-    if dataset.manifest.get("label", {}).get("kind") != "class":
-        raise ModelError("Only classification datasets can be trained on so far.")
+    try:
+        tasks.check_trainable(tasks.task_of(dataset.manifest))
+    except tasks.TaskError as exc:
+        raise ModelError(str(exc)) from None
     if dataset.manifest.get("stages", {}).get("train", {}).get("count", 0) == 0:
         raise ModelError("The dataset has no training entries.")
+
+
+def check_task(dataset: Dataset, network: dict, solver: dict) -> None:
+    """Whether ``network`` and ``solver`` suit the task of ``dataset``: a standard network of
+    that task, an earlier model trained for it, only the solver options it takes (class
+    weights one per class). ``ModelError`` naming the field otherwise."""
+    task = tasks.task_of(dataset.manifest)
+    try:
+        tasks.check_trainable(task)
+    except tasks.TaskError as exc:
+        raise ModelError(str(exc)) from None
+    source = network.get("source")
+    if source == "standard" and network.get("name") not in task.networks:
+        raise ModelError(
+            f"{network.get('name')} is not a {task.name} network; this dataset's task is "
+            f"{task.name}: choose one of {', '.join(task.networks)}.",
+            field="network", subfield="name",
+        )  # fmt: skip
+    if source == "previous":
+        earlier = TrainedModel.objects.filter(pk=network.get("previous_model")).first()
+        if earlier is not None and tasks.task_of(earlier.dataset.manifest) is not task:
+            raise ModelError(
+                f"Model #{earlier.pk} was trained for another task than {task.name}.",
+                field="network", subfield="previous_model",
+            )  # fmt: skip
+    _check_solver_options(task, dataset.manifest, solver)
+
+
+def _check_solver_options(task, manifest: dict, solver: dict) -> None:
+    for option in TASK_SOLVER_OPTIONS:
+        if solver.get(option) and option not in task.solver_options:
+            raise ModelError(
+                f"{option} applies to {' and '.join(t.name for t in tasks.TASKS.values() if option in t.solver_options)} "
+                f"datasets only; this dataset's task is {task.name}.",
+                field="solver", subfield=option,
+            )  # fmt: skip
+    weights, names = solver.get("class_weights") or [], manifest.get("label_names") or []
+    if weights and names and len(weights) != len(names):
+        raise ModelError(
+            f"Give one class weight per class: {len(names)} ({', '.join(names)}), "
+            f"not {len(weights)}.",
+            field="solver", subfield="class_weights",
+        )  # fmt: skip
 
 
 def _start(model: TrainedModel, resume: bool, cloned_from: Job | None = None) -> Job:
@@ -274,76 +323,6 @@ def delete(model: TrainedModel) -> None:
         transaction.on_commit(lambda: snapshots.delete_all(model_id))
 
 
-def classify(
-    model: TrainedModel, user, image: bytes, epoch: int | None = None, wait: float = 120
-) -> Job:
-    """Submit a ``model.infer`` job for ``image`` and wait up to ``wait`` s for it to finish.
-
-    The image is checked here, in the web process, with the limits of dataset import
-    (``apps.core.images``): ``ModelError`` naming ``image`` otherwise.
-    """
-    try:
-        images.check_image(image)
-    except ValueError as exc:
-        raise ModelError(str(exc), field="image") from None
-    epoch = _epoch(model, epoch)
-    key = uploads.store_bytes(image, "image", user)
-    job = _submit_classify(model, user, key, epoch)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if not job.is_active:
-            break
-        time.sleep(0.2)
-    if not job.is_active:
-        get_store().delete(key)
-    return job
-
-
-def entry_image(model: TrainedModel, user, stage: str, index: int) -> bytes:
-    """Entry ``index`` of ``stage`` of the model's dataset as PNG bytes, to classify.
-
-    Only from a dataset ``user`` may see: a model shared with them does not share the
-    images it was trained on. ``ModelError`` naming ``index`` otherwise.
-    """
-    from apps.core.plugins.interfaces import features_to_image
-    from apps.datasets import shards
-
-    if not permissions.can(user, permissions.VIEW, model.dataset):
-        raise ModelError("The model's dataset is not shared with you; upload an image.", "index")
-    try:
-        features, _ = shards.read_entry(model.dataset, stage, index)
-    except IndexError as exc:
-        raise ModelError(str(exc), field="index") from None
-    out = io.BytesIO()
-    features_to_image(features).save(out, format="PNG")
-    return out.getvalue()
-
-
-def _epoch(model: TrainedModel, epoch: int | None) -> int:
-    saved = snapshots.epochs(model.pk)
-    if not saved:
-        raise ModelError("The model has no snapshot yet.", field="epoch")
-    epoch = epoch or model.best_epoch or saved[-1]
-    if epoch not in saved:
-        raise ModelError(
-            f"There is no snapshot of epoch {epoch}; saved: {', '.join(map(str, saved))}.",
-            field="epoch",
-        )
-    return epoch
-
-
-def _submit_classify(
-    model: TrainedModel, user, image_key: str, epoch: int, cloned_from: Job | None = None
-) -> Job:
-    return jobs.submit(
-        owner=user, kind="model.infer", name=f"Classify with “{model.name}”",
-        params={"model_id": model.pk, "epoch": epoch, "image_key": image_key,
-                "train_params": _train_params(model, resume=False)},
-        cloned_from=cloned_from,
-    )  # fmt: skip
-
-
 # --- jobs of models, seen through the job API (registered in apps.mlmodels.kinds) ------
 def _visible_model(model_id, user) -> TrainedModel:
     model = TrainedModel.objects.filter(pk=model_id).visible_to(user).first()
@@ -358,21 +337,6 @@ def clone_training_job(job: Job, user) -> Job:
     """Cloning a training job is cloning its model: a new model of ``user``'s."""
     try:
         return clone(_visible_model(job.params.get("model_id"), user), user, cloned_from=job).job
-    except ModelError as exc:
-        raise jobs.CloneRefused(str(exc)) from None
-
-
-def clone_classification_job(job: Job, user) -> Job:
-    """Classifying the same image again, if it is ``user``'s own and still stored (images
-    are deleted once a classification ends)."""
-    model = _visible_model(job.params.get("model_id"), user)
-    try:
-        key = uploads.check_owned(job.params.get("image_key"), user)
-        return _submit_classify(model, user, key, _epoch(model, job.params.get("epoch")), job)
-    except uploads.UnknownUpload:
-        raise jobs.CloneRefused(
-            "The image of this job is not stored any more: classify it again."
-        ) from None
     except ModelError as exc:
         raise jobs.CloneRefused(str(exc)) from None
 
@@ -398,10 +362,3 @@ def _may_see_dataset(user, dataset_id) -> bool:
         rows = Dataset.objects.filter(pk=dataset_id)
         seen[dataset_id] = rows.visible_to(user).exists()
     return seen[dataset_id]
-
-
-def classification_params_shown(params: dict[str, Any], user) -> dict[str, Any]:
-    train = params.get("train_params")
-    if not isinstance(train, dict):
-        return params
-    return {**params, "train_params": training_params_shown(train, user)}

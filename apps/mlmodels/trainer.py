@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import keras
 import numpy as np
 import psutil
 
-from apps.mlmodels import snapshots
+from apps.mlmodels import snapshots, tasks
 from apps.mlmodels.params import AugmentationParams
 
 AUGMENTATION_DEFAULTS = {name: field.default for name, field in AugmentationParams().fields.items()}
@@ -32,6 +33,7 @@ class Trainer:
 
         ds = self.params["dataset"]
         info = data.dataset_info(ds["id"], ds["prefix"], ds["manifest"])
+        self.task = tasks.task_of(info.manifest)
         names = info.manifest.get("label_names") or []
         self.num_classes = len(names) or int(data.labels_of(info, "train").max()) + 1
         self.input_shape = tuple(info.manifest["feature"]["shape"])
@@ -76,7 +78,8 @@ class Trainer:
         self.ctx.check_abort()
         return {
             "epochs": reporter.epochs,
-            "best_epoch": _best_epoch(reporter.epochs),
+            "best_epoch": self.task.best_epoch(reporter.epochs),
+            "task": self.task.name,
             "snapshots": snapshots.epochs(self.model_id),
             "resumed_from": initial_epoch,
             "param_count": int(model.count_params()),
@@ -92,6 +95,7 @@ class Trainer:
         from apps.mlmodels import data
 
         stages, batch = info.manifest["stages"], self.solver["batch_size"]
+        augmentation = {**AUGMENTATION_DEFAULTS, **self.solver.get("augmentation", {})}
         train = data.stage_pipeline(
             info,
             "train",
@@ -99,6 +103,7 @@ class Trainer:
             training=True,
             shuffle=self.solver["shuffle"],
             seed=seed,
+            augment=self.task.pipeline_augmentation(augmentation),
         )
         val = None
         if stages.get("val", {}).get("count", 0) > 0:
@@ -120,29 +125,33 @@ class Trainer:
         with strategy.scope():
             model = self.build_model(info)
             optimizer = self.optimizer(max_iter)
-            top_k = min(5, self.num_classes)
             model.compile(
                 optimizer=optimizer,
-                loss="sparse_categorical_crossentropy",
-                metrics=[
-                    "accuracy",
-                    keras.metrics.SparseTopKCategoricalAccuracy(k=top_k, name="top5"),
-                ],
+                loss=self.task.loss(self.solver, self.num_classes),
+                metrics=self.task.metrics(self.num_classes),
             )
         return model
 
     def build_model(self, info):
         from apps.mlmodels import networks
 
-        network = self.params["network"]
+        network, task = self.params["network"], self.task
         source = network["source"]
+        check = partial(
+            task.check_output, input_shape=self.input_shape, num_classes=self.num_classes
+        )
         if source == "standard":
+            if network["name"] not in task.networks:
+                raise networks.NetworkError(
+                    f"{network['name']} is not a {task.name} network; choose one of "
+                    f"{', '.join(task.networks)}."
+                )
             core = networks.standard(network["name"], self.input_shape, self.num_classes)
         elif source == "custom":
-            core = networks.custom(network["code"], self.input_shape, self.num_classes)
+            core = networks.custom(network["code"], self.input_shape, self.num_classes, check)
         else:
-            core = networks.with_new_head(self._load_source_model(network), self.num_classes)
-            networks.check_output(core, self.num_classes)
+            core = task.new_head(self._load_source_model(network), self.num_classes)
+        check(core)
         inputs = keras.Input(self.input_shape, name="image")
         x = self._preprocessing(info)(inputs)
         augmentation = self._augmentation()
@@ -169,26 +178,26 @@ class Trainer:
         return inner[-1] if network["source"] == "previous" and inner else model
 
     def _preprocessing(self, info):
+        return preprocessing_layer(
+            self.solver["mean_subtraction"], self.mean_image(info), tasks.input_peak(info.manifest)
+        )
+
+    def mean_image(self, info) -> np.ndarray | None:
+        """The dataset's mean image (HWC float32), or None when the dataset has none."""
         from apps.datasets import shards
 
-        mode = self.solver["mean_subtraction"]
         mean_info = info.manifest.get("mean")
-        if mode == "none" or not mean_info:
-            return keras.layers.Rescaling(1 / 255.0, name="scale")
-        mean = np.load(shards.local_copy(info, mean_info["npy"])).astype(np.float32)
-        if mode == "pixel":
-            mean = mean.mean(axis=(0, 1))
-            return keras.layers.Normalization(
-                axis=-1, mean=mean, variance=np.full_like(mean, 255.0**2), name="mean_pixel"
-            )
-        return keras.layers.Normalization(
-            axis=(1, 2, 3), mean=mean, variance=np.full_like(mean, 255.0**2), name="mean_image"
-        )
+        if self.solver["mean_subtraction"] == "none" or not mean_info:
+            return None
+        return np.load(shards.local_copy(info, mean_info["npy"])).astype(np.float32)
 
     def _augmentation(self):
         from keras import layers
 
         aug = {**AUGMENTATION_DEFAULTS, **self.solver.get("augmentation", {})}
+        # Augmentation that moves pixels must move a mask label with them: for such tasks
+        # it is done by the input pipeline (``Task.pipeline_augmentation``), not here.
+        aug = {k: v if k in self.task.model_augmentation() else False for k, v in aug.items()}
         steps = []
         flips = ("horizontal" if aug["flip_horizontal"] else "") + (
             "_and_vertical"
@@ -280,11 +289,18 @@ class Trainer:
         folder.rmdir()
 
 
-def _best_epoch(epochs: list[dict[str, Any]]) -> int | None:
-    scored = [e for e in epochs if e.get("val_accuracy") is not None]
-    if scored:
-        return max(scored, key=lambda e: (e["val_accuracy"], -e.get("val_loss", 0)))["epoch"]
-    return min(epochs, key=lambda e: e["loss"])["epoch"] if epochs else None
+def preprocessing_layer(mode: str, mean: np.ndarray | None, peak: float = 255.0):
+    """The model's first layer: raw pixels (0..``peak``) to what the network trains on."""
+    if mode == "none" or mean is None:
+        return keras.layers.Rescaling(1 / peak, name="scale")
+    if mode == "pixel":
+        mean = mean.mean(axis=(0, 1))
+        return keras.layers.Normalization(
+            axis=-1, mean=mean, variance=np.full_like(mean, peak**2), name="mean_pixel"
+        )
+    return keras.layers.Normalization(
+        axis=(1, 2, 3), mean=mean, variance=np.full_like(mean, peak**2), name="mean_image"
+    )
 
 
 class MetricsReporter(keras.callbacks.Callback):
@@ -329,8 +345,8 @@ class MetricsReporter(keras.callbacks.Callback):
         speed = self.window_steps * self.batch_size / max(now - self.window_start, 1e-9)
         self.window_start, self.window_steps = now, 0
         lr = self.trainer.schedule.value(iteration)
-        self.ctx.metric("train/loss", float(logs["loss"]), step=iteration)
-        self.ctx.metric("train/accuracy", float(logs["accuracy"]), step=iteration)
+        for series, value in self.trainer.task.batch_series(logs).items():
+            self.ctx.metric(series, value, step=iteration)
         self.ctx.metric("lr", lr, step=iteration)
         self.ctx.metric("images_per_sec", speed, step=iteration)
         epochs_done = iteration / self.trainer.steps_per_epoch
@@ -357,15 +373,10 @@ class MetricsReporter(keras.callbacks.Callback):
             # neither recorded nor snapshotted (a resume would skip its missing steps).
             self.model.stop_training = True
             return
-        row = {
-            "epoch": number,
-            "loss": float(logs.get("loss", np.nan)),
-            "accuracy": float(logs.get("accuracy", np.nan)),
-        }
-        for key in ("val_loss", "val_accuracy", "val_top5"):
-            if key in logs:
-                row[key] = float(logs[key])
-                self.ctx.metric(key.replace("val_", "val/"), row[key], step=iteration)
+        task = self.trainer.task
+        row = {"epoch": number, **task.epoch_row(logs)}
+        for series, value in task.epoch_series(row).items():
+            self.ctx.metric(series, value, step=iteration)
         self.ctx.metric("epoch", number, step=iteration)
         self.ctx.metric("cpu_percent", self.process.cpu_percent(interval=None), step=iteration)
         self.ctx.metric("memory_mb", self.process.memory_info().rss / 2**20, step=iteration)

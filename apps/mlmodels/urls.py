@@ -12,6 +12,7 @@ urlpatterns = [
     path("<int:pk>/", views.model_detail, name="detail"),
     path("<int:pk>/download/", views.model_download, name="download"),
     path("<int:pk>/classify/", views.model_classify, name="classify"),
+    path("<int:pk>/test/", views.model_test, name="test"),
     path("<int:pk>/resume/", views.model_resume, name="resume"),
     path("<int:pk>/clone/", views.model_clone, name="clone"),
     path("<int:pk>/delete/", views.model_delete, name="delete"),

@@ -8,9 +8,13 @@ from django.views.decorators.http import require_POST
 
 from apps.core import permissions
 from apps.core.filters import filtered
+from apps.core.plugins import catalog
 from apps.datasets.models import Dataset
+from apps.inference.classify import MAX_TOP_N
+from apps.inference.classify import classify as classify_one
+from apps.inference.service import InferenceError
 from apps.jobs.services import JobStateError
-from apps.mlmodels import compare, export, services, snapshots
+from apps.mlmodels import compare, export, services, single_inference, snapshots, tasks
 from apps.mlmodels.filters import TrainedModelFilterSet
 from apps.mlmodels.forms import ModelForm
 from apps.mlmodels.models import TrainedModel
@@ -46,12 +50,14 @@ def model_list(request):
         sort = "created"
     rows = compare.ranked(models[:LIST_LIMIT], sort)
     best = compare.best_of(rows)
+    score_columns = compare.score_columns(rows)
     return render(
         request,
         "mlmodels/list.html",
         {
             "rows": rows,
             "best": best["model"].pk if best else None,
+            "score_columns": score_columns,
             "sort": sort,
             "sorts": [(key, label) for key, (label, _, _) in compare.SORTS.items()],
             "datasets": Dataset.objects.all().visible_to(request.user),
@@ -91,6 +97,7 @@ def model_compare(request):
     rows = [compare.summary(m) for m in models]
     best = compare.best_of(rows)
     differing = compare.differing_solver_keys(rows)
+    score_columns = compare.score_columns(rows)
     for row in rows:
         row["differing"] = [row["solver"][key] for key in differing]
     return render(
@@ -100,6 +107,7 @@ def model_compare(request):
             "rows": rows,
             "best": best["model"].pk if best else None,
             "differing": differing,
+            "score_columns": score_columns,
             "same_dataset": len({m.dataset_id for m in models}) == 1,
             "curves": compare.curves(models),
         },
@@ -132,6 +140,12 @@ def model_new(request):
 def model_detail(request, pk):
     model = _model(request, pk)
     saved = snapshots.epochs(model.pk)
+    manifest = model.dataset.manifest
+    task = tasks.task_of(manifest)
+    columns = task.epoch_columns(manifest.get("label_names"))
+    epochs = [
+        {**e, "values": [e.get(key) for key, _ in columns]} for e in model.result.get("epochs", [])
+    ]
     return render(
         request,
         "mlmodels/detail.html",
@@ -139,13 +153,20 @@ def model_detail(request, pk):
             "model": model,
             "job": model.job,
             "snapshots": saved,
-            "epochs": model.result.get("epochs", []),
+            "epochs": epochs,
+            "columns": [title for _, title in columns],
+            "task": task,
             "can_change": permissions.can(request.user, permissions.CHANGE, model),
             "can_delete": permissions.can(request.user, permissions.DELETE, model),
             "sweep": TrainedModel.objects.filter(sweep=model.sweep).exclude(pk=model.pk)
             if model.sweep
             else [],
-            "chart_config": {"steps_per_epoch": model.result.get("steps_per_epoch")},
+            "chart_config": {
+                "steps_per_epoch": model.result.get("steps_per_epoch"),
+                "label_names": manifest.get("label_names") or [],
+            },
+            "can_test": single_inference.inference_form_class(model) is not None,
+            "can_classify": tasks.task_of(model.dataset.manifest).name == "classification",
         },
     )
 
@@ -157,42 +178,112 @@ def model_download(request, pk):
 
 @login_required
 def model_classify(request, pk):
+    """Classify one image (upload or dataset entry) on the warm path; optionally DIGITS'
+    per-layer visualizations and statistics."""
     model = _model(request, pk)
     result = error = None
     if request.method == "POST":
-        image = _image_from_request(request, model)
-        if isinstance(image, str):
-            error = image
-        else:
-            epoch = int(request.POST["epoch"]) if request.POST.get("epoch") else None
-            try:
-                job = services.classify(model, request.user, image, epoch=epoch)
-            except services.ModelError as exc:
-                error = str(exc)
-            else:
-                if job.status == "done":
-                    result = job.result
-                else:
-                    error = job.error or f"Classification is still running (job #{job.pk})."
+        try:
+            result = classify_one(
+                model, request.user, **_classify_options(request.POST, request.FILES)
+            )
+        except InferenceError as exc:
+            error = str(exc)
     return render(
         request,
         "mlmodels/classify.html",
-        {"model": model, "result": result, "error": error, "snapshots": snapshots.epochs(model.pk)},
-    )
+        {"model": model, "result": result, "error": error, "snapshots": snapshots.epochs(model.pk),
+         "form": request.POST},
+    )  # fmt: skip
 
 
-def _image_from_request(request, model):
-    """The image bytes to classify, or an error message."""
-    upload = request.FILES.get("image")
-    if upload is not None:
-        return upload.read()
-    stage, index = request.POST.get("stage", "val"), request.POST.get("index", "")
-    if not index.isdigit():
-        return "Upload an image or give the number of a dataset entry."
-    try:
-        return services.entry_image(model, request.user, stage, int(index))
-    except services.ModelError as exc:
-        return str(exc)
+@login_required
+def model_test(request, pk):
+    """DIGITS' "Test": the data plugin's inference form, the output through a view plugin."""
+    model = _model(request, pk)
+    form_class = single_inference.inference_form_class(model)
+    if form_class is None:
+        raise Http404("The model's dataset type has no inference form.")
+    views = catalog.visualizations_for(tasks.task_of(model.dataset.manifest).name)
+    chosen = request.POST.get("view") or request.GET.get("view") or ""
+    chosen = chosen if chosen in views else next(iter(views), "")
+    data, files = (request.POST, request.FILES) if request.method == "POST" else (None, None)
+    form = form_class(data, files)
+    configs = _config_forms(views, chosen, data)
+    context = {"model": model, "form": form, "views": views, "chosen": chosen, "errors": []}
+    if data is not None and chosen:
+        try:
+            context.update(_test(request, model, form, views[chosen], configs.get(chosen)))
+        except single_inference.InferenceInputError as exc:
+            if exc.timed_out:
+                context["form"] = form = form_class()
+            context["errors"] = [m for k, ms in exc.errors.items() if k not in form.fields
+                                 for m in ms]  # fmt: skip
+    elif data is not None:
+        context["errors"] = ["No view plugin is installed to show the output."]
+    context.update(
+        inference_form=_rendered(single_inference.data_type(model).get_inference_template(form),
+                                 request),
+        configs=[(views[v], _rendered(views[v].get_config_template(c), request), v == chosen)
+                 for v, c in configs.items()],
+        snapshots=snapshots.epochs(model.pk),
+    )  # fmt: skip
+    return render(request, "mlmodels/test.html", context)
+
+
+def _rendered(template_and_context, request):
+    """A plugin's ``(template name, context)`` rendered with exactly that context."""
+    from django.template.loader import render_to_string
+    from django.utils.safestring import mark_safe
+
+    name, context = template_and_context
+    return mark_safe(render_to_string(name, context, request))
+
+
+def _config_forms(views, chosen, data) -> dict:
+    """Each view's config form, prefixed by its id; only the chosen one is bound."""
+    forms = {}
+    for view_id, view_class in views.items():
+        form_class = view_class.get_config_form()
+        if form_class is not None:
+            forms[view_id] = form_class(data if view_id == chosen else None, prefix=view_id)
+    return forms
+
+
+def _test(request, model, form, view_class, config_form) -> dict:
+    if config_form is not None and not config_form.is_valid():
+        raise single_inference.InferenceInputError({"view options": ["See the view's options."]})
+    epoch = request.POST.get("epoch", "")
+    results = single_inference.read_inputs(model, request.user, form)
+    used = single_inference.predict(model, results, int(epoch) if epoch.isdigit() else None)
+    config = config_form.cleaned_data if config_form is not None else {}
+    rendered = single_inference.rendered_views(model, results, view_class, config, request)
+    return {"epoch": used, **rendered}
+
+
+def _classify_options(post, files) -> dict:
+    """The classify form's fields as ``classify_one`` takes them; bad ones name the field."""
+    image = files.get("image")
+    options = {"stage": post.get("stage", "val"), "layers": bool(post.get("layers"))}
+    if image is not None:
+        options["image"] = image.read()
+    elif post.get("index", "").strip():
+        options["index"] = _number(post, "index", 0)
+    for name, low in (("top_n", 1), ("epoch", 1)):
+        if post.get(name, "").strip():
+            options[name] = _number(post, name, low)
+    if options.get("top_n", 1) > MAX_TOP_N:
+        raise InferenceError(f"top_n: at most {MAX_TOP_N}.", 400, "top_n")
+    if options["stage"] not in ("train", "val", "test"):
+        raise InferenceError("stage: train, val or test.", 400, "stage")
+    return options
+
+
+def _number(post, name: str, low: int) -> int:
+    value = post[name].strip()
+    if not value.isdigit() or int(value) < low:
+        raise InferenceError(f"{name}: a whole number of at least {low}.", 400, name)
+    return int(value)
 
 
 @login_required

@@ -42,8 +42,10 @@ from apps.core import permissions
 from apps.core.storage import get_store
 from apps.datasets import shards
 from apps.datasets.models import Dataset
+from apps.evaluations.models import Evaluation
 from apps.jobs.models import Job, JobArtifact
 from apps.mlmodels.models import TrainedModel
+from tests.evaluations.helpers import finished_evaluation
 
 pytestmark = pytest.mark.contract
 
@@ -62,6 +64,7 @@ PUBLIC = {"POST /api/v1/tokens/exchange/"}
 #: The resource a path's ``{id}`` (or ``{slug}``) names, by the path's first segment.
 RESOURCES = {
     "datasets": "dataset", "models": "model", "jobs": "job", "tokens": "token", "teams": "team",
+    "evaluations": "evaluation",
 }  # fmt: skip
 
 
@@ -134,6 +137,12 @@ def _trained_model(owner, dataset: Dataset, name: str) -> TrainedModel:
     return model
 
 
+def _evaluation(owner, model: TrainedModel) -> Evaluation:
+    """A finished evaluation of the model's val stage (2 entries), its predictions stored."""
+    probs = np.array([[0.9, 0.1], [0.6, 0.4]], np.float32)
+    return finished_evaluation(owner, model, np.array([0, 1]), probs, dataset=model.dataset)
+
+
 def _job_with_artifact(owner, name: str) -> Job:
     job = Job.objects.create(owner=owner, name=name, kind="worker.check", status="done")
     key = f"jobs/{job.pk}/report.txt"
@@ -151,15 +160,18 @@ def _user(django_user_model, name: str) -> User:
     spare, _ = ApiToken.issue(user, "spare")
     secret_dataset = _built_dataset(user, f"{name}'s secret squares")
     secret_model = _trained_model(user, secret_dataset, f"{name}'s secret model")
+    evaluation = _evaluation(user, model)
+    secret_evaluation = _evaluation(user, secret_model)
     secret_team = Team.objects.create(name=f"{name}'s", slug=f"{name}s")
     Membership.objects.create(team=secret_team, user=user, role="admin")
     return User(
         name=name, user=user, token_id=token.pk, key=key,
         own={"dataset": [dataset.pk], "model": [model.pk], "job": [job.pk, model.job_id],
-             "token": [spare.pk], "team": []},
+             "token": [spare.pk], "team": [], "evaluation": [evaluation.pk]},
         secret={"dataset": secret_dataset.pk, "model": secret_model.pk,
                 "job": _job_with_artifact(user, f"{name}'s secret check").pk,
-                "token": ApiToken.issue(user, "secret")[0].pk, "team": secret_team.slug},
+                "token": ApiToken.issue(user, "secret")[0].pk, "team": secret_team.slug,
+                "evaluation": secret_evaluation.pk},
     )  # fmt: skip
 
 
@@ -198,10 +210,12 @@ def _hidden_from(caller: User, path: str, path_parameters: dict | None) -> bool:
     if resource == "token":
         token = ApiToken.objects.filter(pk=value).first() if str(value).isdigit() else None
         return token is not None and token.user_id != caller.user.pk
-    model = {"dataset": Dataset, "model": TrainedModel, "job": Job}[resource]
+    model = {"dataset": Dataset, "model": TrainedModel, "job": Job, "evaluation": Evaluation}
     if not str(value).isdigit() or int(value) > 2**31:
         return False
-    objects = model.objects.filter(pk=int(value))
+    objects = model[resource].objects.filter(pk=int(value))
+    if resource == "evaluation":  # visible only with its model
+        return objects.exists() and not objects.visible_to(caller.user).exists()
     return objects.exists() and not permissions.visible(objects, caller.user).exists()
 
 
@@ -244,6 +258,7 @@ def _known_requests(caller: User, other: User) -> dict[str, list[dict]]:
     happy path, which generated ones rarely hit, and the server errors found before."""
     dataset, model = caller.own["dataset"][0], caller.own["model"][0]
     job = caller.own["job"][0]
+    evaluation, other_evaluation = caller.own["evaluation"][0], other.secret["evaluation"]
     solver = {"epochs": 1, "batch_size": [2, 4], "base_lr": 0.01}
     network = {"source": "standard", "name": "lenet"}
     return {
@@ -277,6 +292,19 @@ def _known_requests(caller: User, other: User) -> dict[str, list[dict]]:
         ],
         "POST /api/v1/models/{id}/resume/": [{"path_parameters": {"id": model}}],
         "GET /api/v1/models/{id}/download/": [{"path_parameters": {"id": model}}],
+        "POST /api/v1/evaluations/": [
+            {"body": {"model": model, "source": "stage", "stage": "val"}},
+            {"body": {"model": model, "source": "archive", "archive": b"PK\x05\x06" + bytes(18)},
+             "media_type": "multipart/form-data"},
+        ],
+        "GET /api/v1/evaluations/{id}/entries/": [
+            {"path_parameters": {"id": evaluation}, "query": {"true": 1, "predicted": 0}},
+            {"path_parameters": {"id": evaluation}, "query": {"correct": "false"}},
+        ],
+        "GET /api/v1/evaluations/{id}/versus/": [
+            {"path_parameters": {"id": evaluation}, "query": {"other": evaluation}},
+            {"path_parameters": {"id": evaluation}, "query": {"other": other_evaluation}},
+        ],
         "POST /api/v1/jobs/": [{"body": {"kind": "worker.check", "params": {"steps": 1}}}],
         "GET /api/v1/jobs/": [
             # A server error found before: an offset PostgreSQL does not take.
@@ -380,6 +408,9 @@ class Contract:
         return "\n".join(f"  {label}: {' '.join(codes)}" for label, codes in by_operation.items())
 
 
+# About 50 operations × 2 users: minutes on two busy cores (CI runs a second test
+# process beside it).
+@pytest.mark.timeout(900)
 def test_every_operation_answers_as_documented(users, live_server_url):
     alice, bob = users
     schema = schemathesis.openapi.from_url(f"{live_server_url}/api/schema/?format=json")

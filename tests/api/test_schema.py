@@ -62,3 +62,64 @@ def test_docs_page_serves_its_assets_locally(client):
         b"".join(served.streaming_content if served.streaming else [served.content])
     script = client.get(setup).content.decode()
     assert "/api/schema/" in script.replace("\\u002F", "/")
+
+
+# --- values plugins extend: enumerated from the registries, when the schema is generated ------
+def _schema(client) -> dict:
+    return client.get("/api/schema/?format=json").json()
+
+
+def _enum(schema: dict, prop: dict) -> list:
+    if "enum" in prop:
+        return prop["enum"]
+    [ref] = [part["$ref"] for part in prop.get("allOf", []) if "$ref" in part]
+    return schema["components"]["schemas"][ref.rsplit("/", 1)[1]]["enum"]
+
+
+def test_job_kinds_a_user_may_submit_are_enumerated_answers_carry_any(client):
+    from apps.jobs.kinds import all_kinds
+
+    schema = _schema(client)
+    components = schema["components"]["schemas"]
+    submittable = sorted(k.name for k in all_kinds() if k.user_creatable)
+    assert _enum(schema, components["JobRequest"]["properties"]["kind"]) == submittable
+    assert "model.train" not in submittable  # made by the models API, not submitted
+    assert components["Job"]["properties"]["kind"]["type"] == "string"  # any kind, old ones too
+    assert "enum" not in components["Job"]["properties"]["kind"]
+
+
+def test_dataset_types_are_enumerated_plugins_included(client):
+    schema = _schema(client)
+    create = schema["components"]["schemas"]["DatasetCreateRequest"]["properties"]
+    types = _enum(schema, create["type"])
+    assert {"image-classification", "test-squares"} <= set(types)  # a plugin's type is there
+
+
+def test_each_dataset_types_options_have_a_json_schema(client, django_user_model):
+    """The schema's ``options`` is any of the installed types' option schemas, the same as
+    ``GET dataset-types/`` gives per type; a client validates options before sending."""
+    import jsonschema
+
+    schema = _schema(client)
+    options = schema["components"]["schemas"]["DatasetCreateRequest"]["properties"]["options"]
+    titles = {s["title"] for s in options["anyOf"]}
+    assert {"image-classification options", "test-squares options"} <= titles
+
+    client.force_login(django_user_model.objects.create_user("reader"))
+    types = {t["id"]: t for t in client.get("/api/v1/dataset-types/").json()}
+    squares = types["test-squares"]["options_schema"]
+    assert squares["properties"]["size"] == {
+        "type": "integer", "minimum": 4, "maximum": 256, "default": 16,
+    }  # fmt: skip
+    assert squares["properties"]["encoding"]["enum"] == ["", "png", "jpg", "none"]
+    jsonschema.validate({"count": 5, "size": 8, "encoding": "png"}, squares)
+    for bad in ({"count": 5, "size": 2}, {"count": "five", "size": 8}, {"size": 8}):
+        try:
+            jsonschema.validate(bad, squares)
+        except jsonschema.ValidationError:
+            pass
+        else:
+            raise AssertionError(f"{bad} should not validate")
+    archive = types["image-classification"]["options_schema"]["properties"]
+    assert "archive" not in archive  # a file: a multipart part, not a JSON value
+    assert archive["source"]["enum"][:2] == ["folder", "archive"]

@@ -3,8 +3,8 @@
 Every ``import`` in ``apps/`` and ``digits_site/`` counts, at module level or inside a
 function (a function-level import hides a cycle, it does not remove it), except those
 under ``if TYPE_CHECKING:``. Layers, bottom up: ``apps.accounts`` and ``apps.core``,
-then ``apps.jobs``, ``apps.datasets``, ``apps.mlmodels``, and ``digits_site`` (settings,
-URLs, the home page) above them all.
+then ``apps.jobs``, ``apps.datasets``, ``apps.mlmodels``, ``apps.evaluations``, and
+``digits_site`` (settings, URLs, the home page) above them all.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ PACKAGES = ("apps", "digits_site")
 #: are in (permissions and sharing are about teams; body limits accept API tokens).
 #: Never the accounts pages or API.
 CORE_MAY_IMPORT = {"apps.accounts.models", "apps.accounts.authentication"}
-ABOVE_CORE = ("apps.jobs", "apps.datasets", "apps.mlmodels", "apps.accounts", "digits_site")
+ABOVE_CORE = (
+    "apps.jobs", "apps.datasets", "apps.mlmodels", "apps.evaluations", "apps.accounts",
+    "digits_site",
+)  # fmt: skip
 
 
 def _modules() -> dict[str, Path]:
@@ -151,5 +154,17 @@ def test_no_app_imports_the_site():
         if module.startswith("apps.")
         for target in targets
         if target.startswith("digits_site")
+    )
+    assert wrong == []
+
+
+def test_models_import_nothing_of_evaluations():
+    """Evaluations sit above models: the model pages show them through template tags."""
+    wrong = sorted(
+        f"{module} imports {target}"
+        for module, targets in import_graph().items()
+        if module.startswith("apps.mlmodels")
+        for target in targets
+        if target.startswith("apps.evaluations")
     )
     assert wrong == []

@@ -22,6 +22,7 @@ from tests.plugins.processes import Browser, manage, plugin_rows, start_web
 
 DOC = ROOT / "docs" / "plugins.md"
 FILE_BLOCK = re.compile(r"<!-- file: (\S+) -->\n```[\w-]*\n(.*?)^```$", re.M | re.S)
+VIEW_FILE_BLOCK = re.compile(r"<!-- view-file: (\S+) -->\n```[\w-]*\n(.*?)^```$", re.M | re.S)
 
 TRAIN_CSV = """\
 sepal_length,sepal_width,petal_length,label
@@ -44,9 +45,9 @@ sepal_length,sepal_width,petal_length,label
 """
 
 
-def doc_files() -> dict[str, str]:
+def doc_files(block=FILE_BLOCK) -> dict[str, str]:
     """``{path: text}`` of the example plugin's files in docs/plugins.md."""
-    return dict(FILE_BLOCK.findall(DOC.read_text()))
+    return dict(block.findall(DOC.read_text()))
 
 
 def test_the_doc_shows_a_complete_plugin():
@@ -60,11 +61,18 @@ def test_the_doc_shows_a_complete_plugin():
     }
 
 
-@pytest.fixture
-def installed_plugin(tmp_path):
-    """The doc's plugin, ``pip install``-ed; ``PYTHONPATH`` for processes that should see it."""
-    source, site = tmp_path / "digits-csvtable", tmp_path / "site-packages"
-    for path, text in doc_files().items():
+def test_the_doc_shows_a_complete_view_plugin():
+    assert set(doc_files(VIEW_FILE_BLOCK)) == {
+        "pyproject.toml",
+        "digits_topclasses/__init__.py",
+        "digits_topclasses/view.py",
+        "digits_topclasses/forms.py",
+        "digits_topclasses/templates/digits_topclasses/view.html",
+    }
+
+
+def pip_install(files: dict[str, str], source, site) -> None:
+    for path, text in files.items():
         (source / path).parent.mkdir(parents=True, exist_ok=True)
         (source / path).write_text(text)
     subprocess.run(
@@ -72,9 +80,58 @@ def installed_plugin(tmp_path):
          "--no-index", "--no-deps", "--no-build-isolation", "--target", str(site), str(source)],
         check=True, timeout=300,
     )  # fmt: skip
+
+
+@pytest.fixture
+def installed_plugin(tmp_path):
+    """The doc's plugin, ``pip install``-ed; ``PYTHONPATH`` for processes that should see it."""
+    site = tmp_path / "site-packages"
+    pip_install(doc_files(), tmp_path / "digits-csvtable", site)
     # Installed, not merely copied: the template came along as package data.
     assert (site / "digits_csvtable/templates/digits_csvtable/dataset_form.html").is_file()
     return str(site)
+
+
+#: Run in a new process (``manage.py shell``): the view as the Test page calls it.
+RENDER_VIEW = """
+import numpy as np
+from django.template.loader import render_to_string
+from apps.core.plugins import catalog
+from apps.datasets.models import Dataset
+
+view_class = catalog.visualizations_for("classification")["top-classes"]
+form = view_class.get_config_form()({"count": "2"})
+assert form.is_valid(), form.errors
+view = view_class(dataset=Dataset(manifest={"label_names": ["setosa", "versicolor", "virginica"]}),
+                  **form.cleaned_data)
+data = view.process_data("row 3", np.zeros((1, 3, 1), np.float32),
+                         {"output": np.array([0.1, 0.2, 0.7])}, ground_truth=2)
+print(render_to_string(*view.get_view_template(data)))
+print("FOR SEGMENTATION:", sorted(catalog.visualizations_for("segmentation")))
+"""
+
+
+def test_the_installed_example_view_plugin_renders(tmp_path, people, start_process):
+    site = tmp_path / "site-packages"
+    pip_install(doc_files(VIEW_FILE_BLOCK), tmp_path / "digits-topclasses", site)
+    assert (site / "digits_topclasses/templates/digits_topclasses/view.html").is_file()
+    env = {"PYTHONPATH": str(site)}
+
+    listing = manage("plugins", **env)
+    assert listing.returncode == 0, listing.stderr
+    assert "topclasses 0.1.0 [loaded]  digits_topclasses.view:TopClasses" in listing.stdout
+    assert "django app: digits_topclasses" in listing.stdout
+    assert "views: top-classes (Top classes)" in listing.stdout
+    rendered = manage("shell", "-c", RENDER_VIEW, **env)
+    assert rendered.returncode == 0, rendered.stderr
+    assert "row 3 (truth: virginica)" in rendered.stdout
+    items = re.findall(r'<li class="list-group-item">(.*?)</li>', rendered.stdout)
+    assert items == ["virginica: 70.0 %", "versicolor: 20.0 %"]
+    assert "top-classes" not in rendered.stdout.split("FOR SEGMENTATION:")[1]
+
+    browser = Browser(start_web(start_process, **env), people.owner)
+    listed = plugin_rows(browser.get("/plugins/").text)["topclasses"]
+    assert "loaded" in listed and "Top classes (view)" in listed
 
 
 @pytest.fixture

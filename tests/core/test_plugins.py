@@ -12,9 +12,17 @@ from importlib.metadata import EntryPoint
 import pytest
 
 from apps.core.plugins import DataIngestion, catalog
-from apps.core.plugins.manager import DISABLED, FAILED, GROUP, LOADED, PluginRegistry
+from apps.core.plugins.manager import (
+    DISABLED,
+    FAILED,
+    GROUP,
+    LOADED,
+    VIEW_GROUP,
+    PluginRegistry,
+)
 from tests.plugins.processes import Browser, fetch, manage, plugin_rows, start_web
 from tests.plugins.squares import Squares
+from tests.plugins.views import AnyView, MaskView
 
 #: plugin name → (hook module, a part of the error it must be reported with)
 BROKEN = {
@@ -89,6 +97,58 @@ def test_a_plugin_app_and_its_url_modules_are_found():
     assert [(name, m.__name__) for name, m in registry.urlconfs("api.urls")] == [
         ("withapp", "tests.plugins.with_app.api.urls")
     ]
+
+
+def _views_of(registry, settings):
+    settings.PLUGINS = registry
+    catalog.visualization_types.cache_clear()
+    try:
+        return catalog.visualization_types(), catalog.visualizations_for("segmentation")
+    finally:
+        catalog.visualization_types.cache_clear()  # the next caller sees the real plugins
+
+
+def test_view_plugins_are_classes_named_in_digits_view_group(settings):
+    registry = PluginRegistry()
+    registry.load(
+        [
+            EntryPoint("masks", "tests.plugins.views:MaskView", VIEW_GROUP),
+            EntryPoint("any", "tests.plugins.views:AnyView", VIEW_GROUP),
+            EntryPoint("notaview", "tests.plugins.views:NotAView", VIEW_GROUP),
+            EntryPoint("squares", "tests.plugins.squares", GROUP),
+        ]
+    )
+    assert registry.plugins["masks"].hooks == ["digits_django_app", "digits_visualizations"]
+    assert registry.plugins["masks"].group == VIEW_GROUP
+    notaview = registry.plugins["notaview"]
+    assert (
+        notaview.status == FAILED and "neither a hook module nor a Visualization" in notaview.error
+    )
+    views, for_masks = _views_of(registry, settings)
+    assert views == {"test-masks": MaskView, "test-any": AnyView}
+    assert list(for_masks) == ["test-masks", "test-any"]  # the task's own views first
+    assert MaskView.plugin_name == "masks"
+    assert registry.django_apps() == []  # get_django_app() said None
+
+
+def test_a_view_id_already_taken_or_a_name_already_used_fails_that_plugin(settings):
+    registry = PluginRegistry()
+    registry.load(
+        [
+            EntryPoint("any", "tests.plugins.views:AnyView", VIEW_GROUP),
+            EntryPoint("twin", "tests.plugins.views:TwinView", VIEW_GROUP),
+            EntryPoint("squares", "tests.plugins.views:MaskView", VIEW_GROUP),
+            EntryPoint("squares", "tests.plugins.squares", GROUP),
+        ]
+    )
+    views, _ = _views_of(registry, settings)
+    assert views == {"test-any": AnyView, "test-masks": MaskView}  # the first "squares" loads
+    assert registry.plugins["twin"].error == (
+        "ValueError: view 'test-any' is already provided by plugin 'any'"
+    )
+    taken = [p for p in registry.plugins.values() if p.status == FAILED and p.name != "twin"]
+    assert [p.name for p in taken] == ["squares (tests.plugins.squares)"]
+    assert "the plugin name 'squares' is already taken" in taken[0].error
 
 
 # --- processes -------------------------------------------------------------------------

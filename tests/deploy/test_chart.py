@@ -523,6 +523,7 @@ def test_network_policy_limits_ingress() -> None:
     policies = {p["metadata"]["name"]: p for p in of_kind(render(), "NetworkPolicy")}
     assert set(policies) == {
         f"{RELEASE}-web",
+        f"{RELEASE}-inference",
         f"{RELEASE}-no-ingress",
         f"{RELEASE}-postgresql",
         f"{RELEASE}-redis",
@@ -641,3 +642,39 @@ def test_workers_run_as_non_root_without_the_secret_key() -> None:
         assert spec["automountServiceAccountToken"] is False
     web = find(docs, "Deployment", f"{RELEASE}-web")["spec"]["template"]["spec"]
     assert env_of(web["containers"][0])["DIGITS_SECRET_KEY_FILE"]
+
+
+# --- Inference ------------------------------------------------------------------
+
+
+def test_inference_runs_apart_reached_by_the_web_only() -> None:
+    docs = render()
+    [deployment] = [
+        d for d in of_kind(docs, "Deployment") if d["metadata"]["name"] == f"{RELEASE}-inference"
+    ]
+    spec = deployment["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["args"] == ["python", "manage.py", "inference", "--bind", "0.0.0.0:7070"]
+    assert "nvidia.com/gpu" not in container["resources"].get("limits", {})
+    assert env_of(container)["DIGITS_INFERENCE_MEMORY_MB"] == "1536"
+    [service] = [
+        s for s in of_kind(docs, "Service") if s["metadata"]["name"] == f"{RELEASE}-inference"
+    ]
+    assert service["spec"]["ports"][0]["port"] == 7070
+    [config] = of_kind(docs, "ConfigMap")
+    assert config["data"]["DIGITS_INFERENCE_URL"] == f"tcp://{RELEASE}-inference:7070"
+    policies = {p["metadata"]["name"]: p for p in of_kind(docs, "NetworkPolicy")}
+    [rule] = policies[f"{RELEASE}-inference"]["spec"]["ingress"]
+    assert rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "web"
+
+
+def test_inference_on_gpus_is_a_value() -> None:
+    docs = render({"inference": {"gpus": 1, "replicas": 3}})
+    [deployment] = [
+        d for d in of_kind(docs, "Deployment") if d["metadata"]["name"] == f"{RELEASE}-inference"
+    ]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert deployment["spec"]["replicas"] == 3
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert container["image"].endswith("-gpu")
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0

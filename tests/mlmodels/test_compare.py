@@ -115,6 +115,6 @@ def test_the_api_gives_each_models_best_epoch(api_client, people, zoo):
     )
     best = {m["name"]: m["best"] for m in reply.json()["results"]}
     assert best["fast"] == {"epoch": 2, "val_accuracy": 0.88, "val_loss": 0.5, "loss": 0.4,
-                            "accuracy": 0.9}  # fmt: skip
+                            "accuracy": 0.9, "val_dice": None, "val_mean_iou": None}  # fmt: skip
     assert best["running"] == dict.fromkeys(["epoch", "val_accuracy", "val_loss", "loss",
-                                             "accuracy"])  # fmt: skip
+                                             "accuracy", "val_dice", "val_mean_iou"])  # fmt: skip

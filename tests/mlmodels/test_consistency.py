@@ -70,16 +70,6 @@ def test_a_shared_models_job_does_not_show_its_private_dataset(people, api_clien
     page = client.get(f"/jobs/{model.job_id}/").content.decode()
     assert "class_counts" not in page and "dog" not in page
 
-    # The classification job a viewer of the model starts carries the training params too.
-    infer = jobs.submit(
-        owner=people.other, kind="model.infer", name="classify",
-        params={"model_id": model.pk, "epoch": 1, "image_key": "uploads/x",
-                "train_params": dict(model.job.params)},
-    )  # fmt: skip
-    shown = other.get(f"/api/v1/jobs/{infer.pk}/").json()["params"]
-    assert shown["train_params"]["dataset"] == {"id": dataset_id}
-    assert shown["train_params"]["network"] == model.network
-
 
 # --- running custom code is a permission ---------------------------------------------------
 def test_the_form_offers_custom_sources_only_with_the_permission(people, client):
@@ -246,14 +236,6 @@ def test_cloning_a_build_needs_the_uploads_to_be_the_callers_and_stored(people, 
         get_store().delete(key)
     reply = api_client.as_user(people.owner).post(f"/api/v1/jobs/{build.pk}/clone/")
     assert reply.status_code == 400 and reply.json() == refused  # gone reads like not yours
-
-
-def test_a_classification_is_cloned_only_while_its_image_is_stored(people, api_client, saved_epoch):
-    model = make_model(people, "public")
-    job = jobs.submit(owner=people.owner, kind="model.infer", params={
-        "model_id": model.pk, "epoch": 1, "image_key": "uploads/1/gone/image", "train_params": {}})  # fmt: skip
-    reply = api_client.as_user(people.owner).post(f"/api/v1/jobs/{job.pk}/clone/")
-    assert reply.status_code == 400 and "classify it again" in reply.json()["detail"]
 
 
 def test_a_job_of_a_kind_users_cannot_submit_is_not_cloned(people, api_client):

@@ -1,7 +1,7 @@
 """Training through the real job path: REST API → gpu-queue worker → job process → Keras.
 
 LeNet learns scikit-learn's handwritten digits (scaled up to 28×28 by the image
-classification plugin), classifies an uploaded digit through a ``model.infer`` job,
+classification plugin), classifies an uploaded digit through the warm inference server,
 and the downloaded archive's ``model.keras`` (loaded in safe mode) agrees with it.
 A seeded run is reproducible on the CPU.
 """
@@ -30,7 +30,9 @@ from tests.mlmodels.helpers import (
 pytestmark = [pytest.mark.tensorflow, pytest.mark.timeout(900)]
 
 
-def test_lenet_learns_the_digits_classifies_an_upload_and_downloads(api, data_root, worker):
+def test_lenet_learns_the_digits_classifies_an_upload_and_downloads(
+    api, data_root, worker, inference_server
+):
     dataset = build_dataset(api, data_root, size=28)
     manifest = dataset.manifest
     assert manifest["feature"]["shape"] == [28, 28, 1]

@@ -15,12 +15,17 @@ from apps.core.plugins.interfaces import (
     TRAIN,
     VAL,
     DataIngestion,
+    DatasetRecord,
     EntryError,
     Visualization,
+    colour_mask,
+    features_to_image,
+    png_data_url,
 )
+from apps.core.plugins.scores import mean_score, segmentation_scores
 
 __all__ = [
     "INFERENCE", "STAGES", "TEST", "TRAIN", "VAL",
-    "ConfinedReader", "DataIngestion", "EntryError", "ServerFileField", "ServerFolderField", "Visualization", "confine", "hookimpl",
-    "open_confined",
+    "ConfinedReader", "DataIngestion", "DatasetRecord", "EntryError", "ServerFileField", "ServerFolderField", "Visualization", "colour_mask", "confine",
+    "features_to_image", "hookimpl", "mean_score", "open_confined", "png_data_url", "segmentation_scores",
 ]  # fmt: skip

@@ -13,6 +13,9 @@ Every entry of a dataset has the same feature shape and label shape.
 
 from __future__ import annotations
 
+import base64
+import io
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,6 +35,19 @@ DEFAULT_PALETTE = [
 
 class EntryError(Exception):
     """An entry that cannot be encoded; the message should name the file at fault."""
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """An inference entry that is entry ``index`` of ``stage`` of the model's dataset.
+
+    ``itemize_entries("inference")`` may return it (e.g. for a "validation record" field
+    of the inference form): the platform reads the entry's features and label from the
+    built dataset instead of calling ``encode_entry``, whatever the dataset's source was.
+    """
+
+    stage: str
+    index: int
 
 
 class DataIngestion:
@@ -67,6 +83,15 @@ class DataIngestion:
     def get_category(cls) -> str:
         return cls.category
 
+    @classmethod
+    def get_task(cls) -> str:
+        """What the labels mean, and so how the platform trains on, evaluates and shows
+        the dataset: ``"classification"`` (an ``int`` class per entry, the default) or
+        ``"segmentation"`` (a class per pixel); ``"detection"`` and ``"regression"`` are
+        reserved names for tasks to come. Recorded in the manifest as ``task``; see
+        ``apps.mlmodels.tasks``."""
+        return "classification"
+
     # --- forms and templates --------------------------------------------------------------
     @classmethod
     def get_dataset_form(cls) -> type[forms.Form]:
@@ -80,7 +105,16 @@ class DataIngestion:
 
     @classmethod
     def get_inference_form(cls) -> type[forms.Form] | None:
-        """The Django form class used to pick inference input, or None."""
+        """The Django form class used to pick inference input, or None.
+
+        A model's Test page (and ``POST /api/v1/models/<id>/infer/``) validates it in the
+        web process, then creates the type with the dataset's options updated by the
+        form's cleaned data (uploads are Django ``UploadedFile`` objects) and
+        ``is_inference_db=True``, and encodes ``itemize_entries("inference")`` there:
+        keep the work bounded (size limits) — it runs on a small thread pool with a
+        time limit. An entry's label, when the form gave one, is the ground truth the
+        view compares the prediction with (``None`` otherwise).
+        """
         return None
 
     @classmethod
@@ -104,6 +138,11 @@ class DataIngestion:
         round trip.
         """
         raise NotImplementedError
+
+    def get_notes(self) -> list[str]:
+        """Sentences for the dataset page about how the entries were chosen (e.g. how the
+        stages were drawn), asked after ``itemize_entries``; kept as ``manifest["notes"]``."""
+        return []
 
     # --- storage ------------------------------------------------------------------------
     def get_encoding(self) -> str | None:
@@ -137,7 +176,21 @@ class DataIngestion:
 
 
 class Visualization:
-    """A view of a model's output (DIGITS' ``VisualizationInterface``)."""
+    """A view of a model's output for one inference input (DIGITS' ``VisualizationInterface``).
+
+    A view plugin is a pip package with an entry point in DIGITS' group
+    ``digits.plugins.view`` naming its subclass (``name = "my_view.view:MyView"``); its
+    package is the view's Django app (templates under ``templates/<package>/``). The
+    platform creates one instance per inference request with the model's dataset and the
+    cleaned data of ``get_config_form()`` as keyword arguments (``self.config``), calls
+    ``process_data`` for each input, then renders ``get_header_template()`` once and
+    ``get_view_template(data)`` for each processed input. All of it runs in the web
+    process: keep ``process_data`` to array work bounded by the input's size.
+    """
+
+    #: The tasks whose outputs this view shows (``"classification"``, ``"segmentation"``,
+    #: ...); empty for any task. The test page lists only the views that fit the model.
+    tasks: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, dataset=None, **kwargs: Any):
         self.dataset = dataset
@@ -145,11 +198,17 @@ class Visualization:
 
     @classmethod
     def get_id(cls) -> str:
+        """A stable identifier, unique among installed views (e.g. ``"image-segmentation"``)."""
         raise NotImplementedError
 
     @classmethod
     def get_title(cls) -> str:
         raise NotImplementedError
+
+    @classmethod
+    def get_django_app(cls) -> str | None:
+        """The view's Django app: by default the top-level package of the class's module."""
+        return cls.__module__.split(".")[0]
 
     @classmethod
     def get_config_form(cls) -> type[forms.Form] | None:
@@ -169,10 +228,34 @@ class Visualization:
         raise NotImplementedError
 
     def process_data(
-        self, input_id: str, input_data: np.ndarray, output_data: dict[str, np.ndarray]
+        self,
+        input_id: str,
+        input_data: np.ndarray,
+        output_data: dict[str, Any],
+        ground_truth: Any = None,
     ) -> dict[str, Any]:
-        """Turn one inference input (HWC) and the network's outputs into view data."""
+        """Turn one inference input and the network's outputs into the view's data.
+
+        ``input_data``: the input as the network received it, HWC. ``output_data``: the
+        network's raw output for this input under ``"output"`` (e.g. ``(classes,)``
+        probabilities or ``(H, W, classes)`` per-pixel softmax) and what the model's task
+        made of it (segmentation: ``"mask"``, ``(H, W)`` uint8 class indices, and
+        ``"pixel_counts"``; classification: ``"predictions"``). ``ground_truth``: the
+        input's label when the inference form gave one (a class index or an ``(H, W)``
+        mask), else None.
+        """
         raise NotImplementedError
+
+    # --- what the dataset says about the classes --------------------------------------------
+    def get_label_names(self) -> list[str] | None:
+        """The class names of the model's dataset, index-aligned, if known."""
+        manifest = getattr(self.dataset, "manifest", None) or {}
+        return manifest.get("label_names")
+
+    def get_palette(self) -> list[tuple[int, int, int]]:
+        """The class colours of the dataset's type (``DataIngestion.get_palette``)."""
+        palette = getattr(self.dataset, "palette", None)
+        return palette() if callable(palette) else DEFAULT_PALETTE
 
 
 def features_to_image(features: np.ndarray) -> Image.Image:
@@ -187,6 +270,15 @@ def features_to_image(features: np.ndarray) -> Image.Image:
     return Image.fromarray(array).convert("RGB")
 
 
+def mask_to_image(mask: np.ndarray, palette) -> Image.Image:
+    """A mask alone: each class in its palette colour (background black)."""
+    colours = np.zeros((max(len(palette), int(mask.max()) + 1), 3), dtype=np.uint8)
+    for index, colour in enumerate(palette):
+        colours[index] = colour
+    colours[0] = (0, 0, 0)
+    return Image.fromarray(colours[mask])
+
+
 def overlay_mask(image: Image.Image, mask: np.ndarray, palette, alpha: float = 0.45) -> Image.Image:
     """Blend class colours over ``image`` where ``mask`` is not background (0)."""
     colours = np.zeros((max(len(palette), int(mask.max()) + 1), 3), dtype=np.uint8)
@@ -196,3 +288,20 @@ def overlay_mask(image: Image.Image, mask: np.ndarray, palette, alpha: float = 0
     tint = colours[mask].astype(np.float32)
     blend = np.where((mask > 0)[..., None], base * (1 - alpha) + tint * alpha, base)
     return Image.fromarray(blend.astype(np.uint8))
+
+
+def colour_mask(mask: np.ndarray, palette) -> Image.Image:
+    """An RGBA picture of ``mask``: each class in its palette colour, background transparent."""
+    mask = np.asarray(mask)
+    colours = np.zeros((max(len(palette), int(mask.max(initial=0)) + 1), 4), dtype=np.uint8)
+    for index, colour in enumerate(palette):
+        colours[index] = (*colour, 255)
+    colours[0, 3] = 0
+    return Image.fromarray(colours[mask], "RGBA")
+
+
+def png_data_url(image: Image.Image) -> str:
+    """``data:image/png;base64,...`` of ``image`` (the CSP allows ``data:`` images)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -1,7 +1,10 @@
 """Discovering, loading and reporting plugins.
 
 ``load()`` runs while settings load (it decides ``INSTALLED_APPS``); the rest of
-the platform asks ``registry`` what was found. A plugin that fails to import,
+the platform asks ``registry`` what was found. Two entry point groups are read:
+``digits.plugins`` (each entry point names a hook module) and DIGITS' view group
+``digits.plugins.view`` (each names a ``Visualization`` class, as in DIGITS, or a hook
+module). A class is wrapped in the two hooks it implies: its view and its Django app. A plugin that fails to import,
 implements an unknown hook or a hook with the wrong signature is recorded as
 failed and skipped; it never takes the server down.
 """
@@ -20,10 +23,13 @@ from typing import Any
 import pluggy
 
 from apps.core.plugins import hookspecs
+from apps.core.plugins.hookspecs import hookimpl
+from apps.core.plugins.interfaces import Visualization
 
 log = logging.getLogger(__name__)
 
 GROUP = "digits.plugins"
+VIEW_GROUP = "digits.plugins.view"
 LOADED, DISABLED, FAILED = "loaded", "disabled", "failed"
 
 
@@ -37,7 +43,8 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     django_app: str | None = None
     error: str = ""
-    module: ModuleType | None = None
+    module: Any = None  # the hook module (or a ViewClassHooks)
+    group: str = GROUP
 
     @property
     def app_label(self) -> str | None:
@@ -47,6 +54,30 @@ class PluginInfo:
         return (
             self.django_app.split(".apps.")[0] if ".apps." in self.django_app else self.django_app
         )
+
+
+class ViewClassHooks:
+    """The hooks of a plugin whose entry point names a ``Visualization`` class (DIGITS' way)."""
+
+    def __init__(self, view: type[Visualization]):
+        self.view = view
+
+    @hookimpl
+    def digits_visualizations(self):
+        return [self.view]
+
+    @hookimpl
+    def digits_django_app(self):
+        return self.view.get_django_app()
+
+
+def _hooks_of(loaded: Any) -> Any:
+    """What an entry point named, as something pluggy registers: a module or a view's hooks."""
+    if isinstance(loaded, ModuleType):
+        return loaded
+    if isinstance(loaded, type) and issubclass(loaded, Visualization):
+        return ViewClassHooks(loaded)
+    raise TypeError(f"{loaded!r} is neither a hook module nor a Visualization subclass")
 
 
 class PluginRegistry:
@@ -59,29 +90,35 @@ class PluginRegistry:
     def load(self, eps: Iterable[EntryPoint] | None = None, disabled: Iterable[str] = ()) -> None:
         disabled = set(disabled)
         if eps is None:
-            eps = entry_points(group=GROUP)
+            eps = [*entry_points(group=GROUP), *entry_points(group=VIEW_GROUP)]
         for ep in sorted(eps, key=lambda e: e.name):
-            info = PluginInfo(name=ep.name, entry_point=ep.value, status=LOADED)
+            info = PluginInfo(name=ep.name, entry_point=ep.value, status=LOADED, group=ep.group)
             if ep.dist is not None:
                 info.version, info.distribution = ep.dist.version, ep.dist.name
+            if ep.name in self.plugins:  # e.g. a data plugin and a view plugin of one name
+                info.name = f"{ep.name} ({ep.value})"
+                self.plugins[info.name] = info
+                self.fail(info, ValueError(f"the plugin name {ep.name!r} is already taken"))
+                continue
             self.plugins[ep.name] = info
             if ep.name in disabled:
                 info.status = DISABLED
                 continue
-            try:
-                module = ep.load()
-                self._validate(module)
-                self.manager.register(module, name=ep.name)
-                info.module = module
-                info.hooks = sorted(
-                    impl.name for impl in self.manager.get_hookcallers(module) or []
-                )
-                if "digits_django_app" in info.hooks:
-                    info.django_app = module.digits_django_app()
-            except Exception as exc:
-                self.fail(info, exc)
+            self._register(info, ep)
 
-    def _validate(self, module: ModuleType) -> None:
+    def _register(self, info: PluginInfo, ep: EntryPoint) -> None:
+        try:
+            module = _hooks_of(ep.load())
+            self._validate(module)
+            self.manager.register(module, name=info.name)
+            info.module = module
+            info.hooks = sorted(impl.name for impl in self.manager.get_hookcallers(module) or [])
+            if "digits_django_app" in info.hooks:
+                info.django_app = module.digits_django_app()
+        except Exception as exc:
+            self.fail(info, exc)
+
+    def _validate(self, module: Any) -> None:
         known = {name for name in dir(hookspecs) if name.startswith("digits_")}
         unknown = sorted(
             name for name in dir(module)
@@ -106,7 +143,8 @@ class PluginRegistry:
         return [p for p in self.plugins.values() if p.status == LOADED]
 
     def django_apps(self) -> list[str]:
-        return [p.django_app for p in self.loaded() if p.django_app]
+        """Each loaded plugin's app, once (a package may hold a data plugin and a view)."""
+        return list(dict.fromkeys(p.django_app for p in self.loaded() if p.django_app))
 
     def collect(self, hook: str, base: type | None = None) -> list[tuple[PluginInfo, Any]]:
         """Call ``hook`` on every loaded plugin; return ``(plugin, item)`` for each returned item.
@@ -154,10 +192,11 @@ registry = PluginRegistry()
 def load(disabled: Iterable[str] = (), extra: Iterable[str] = ()) -> PluginRegistry:
     """Discover the installed plugins (once, at settings time).
 
-    ``extra`` adds ``name=module`` specs as if they were installed entry points
-    (``DIGITS_EXTRA_PLUGINS``): for plugins under development and for tests.
+    ``extra`` adds ``name=module`` (or ``name=module:ViewClass``) specs as if they were
+    installed entry points (``DIGITS_EXTRA_PLUGINS``): for plugins under development and
+    for tests.
     """
-    eps = list(entry_points(group=GROUP))
+    eps = [*entry_points(group=GROUP), *entry_points(group=VIEW_GROUP)]
     for spec in extra:
         name, _, value = spec.partition("=")
         eps.append(EntryPoint(name.strip(), value.strip(), GROUP))

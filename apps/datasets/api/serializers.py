@@ -66,3 +66,6 @@ class DatasetTypeSerializer(serializers.Serializer):
     category = serializers.CharField()
     plugin = serializers.CharField()
     options = serializers.DictField(help_text="Form fields: type, required, help text, choices.")
+    options_schema = serializers.DictField(
+        help_text="The JSON Schema of `options` (file fields are multipart parts instead)."
+    )

@@ -9,6 +9,7 @@ from rest_framework.reverse import reverse
 from apps.core.api import Conflict, OwnedModelViewSet, answers, owned_viewset_answers
 from apps.core.plugins import STAGES
 from apps.core.plugins.catalog import data_ingestion_types
+from apps.core.schema import form_json_schema
 from apps.datasets import files, queries, services
 from apps.datasets.api.serializers import (
     DatasetDetailSerializer,
@@ -166,6 +167,7 @@ def dataset_types(request):
             "category": cls.get_category(),
             "plugin": cls.plugin_name,
             "options": _describe_form(cls.get_dataset_form()),
+            "options_schema": form_json_schema(cls.get_dataset_form()),
         }
         for type_id, cls in sorted(data_ingestion_types().items())
     ]

@@ -3,6 +3,7 @@ from rest_framework.reverse import reverse
 
 from apps.accounts.models import Team
 from apps.core.api import OwnedSerializerMixin
+from apps.core.schema import RegistryField
 from apps.jobs.kinds import all_kinds, get_kind
 from apps.jobs.models import Job, JobArtifact, JobEvent
 from apps.jobs.services import shown_params
@@ -25,7 +26,10 @@ class JobSerializer(OwnedSerializerMixin, serializers.ModelSerializer):
     team = serializers.SlugRelatedField(
         slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True
     )
-    kind = serializers.CharField(help_text="A job kind from /api/v1/job-kinds/.")
+    kind = RegistryField(
+        lambda: [k.name for k in all_kinds() if k.user_creatable],
+        help_text="A job kind from /api/v1/job-kinds/ (one a user may submit).",
+    )
     params = serializers.JSONField(required=False, default=dict)
 
     class Meta:

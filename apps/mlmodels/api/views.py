@@ -1,43 +1,29 @@
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.core import permissions
 from apps.core.api import Conflict, OwnedModelViewSet, answers, owned_viewset_answers
+from apps.inference.api.serializers import ClassificationSerializer, ClassifyRequest
+from apps.inference.classify import classify as classify_one
+from apps.inference.service import InferenceError
 from apps.jobs.api.serializers import JobSerializer
 from apps.jobs.services import JobStateError, share_like
-from apps.mlmodels import export, services
+from apps.mlmodels import export, services, single_inference
 from apps.mlmodels.api.serializers import (
-    ClassificationSerializer,
-    ClassifyPendingSerializer,
     CreatedModelsSerializer,
+    InferAnswerSerializer,
+    InferRequestSerializer,
     TrainedModelDetailSerializer,
     TrainedModelSerializer,
 )
 from apps.mlmodels.filters import TrainedModelFilterSet
 from apps.mlmodels.models import TrainedModel
 from apps.mlmodels.requests import TrainRequest
-
-
-class ClassifyRequest(serializers.Serializer):
-    image = serializers.ImageField(required=False, help_text="An image file (multipart).")
-    stage = serializers.ChoiceField(choices=["train", "val", "test"], default="val")
-    index = serializers.IntegerField(
-        min_value=0, required=False, help_text="A dataset entry instead of an image."
-    )
-    epoch = serializers.IntegerField(
-        min_value=1, required=False, help_text="Default: the best epoch."
-    )
-
-    def validate(self, attrs):
-        if "image" not in attrs and "index" not in attrs:
-            raise serializers.ValidationError(
-                {"image": "Upload an image or give a dataset entry index."}
-            )
-        return attrs
 
 
 class ModelFileUpload(serializers.Serializer):
@@ -131,42 +117,76 @@ class TrainedModelViewSet(OwnedModelViewSet):
 
     @extend_schema(
         request={"multipart/form-data": ClassifyRequest, "application/json": ClassifyRequest},
-        responses=answers(
-            {
-                200: ClassificationSerializer,
-                202: ClassifyPendingSerializer,
-                422: ClassifyPendingSerializer,
-            },
-            400,
-            404,
-            413,
-        ),
+        responses=answers({200: ClassificationSerializer}, 400, 404, 409, 413, 422, 503),
     )
     @action(detail=True, methods=["post"])
     def classify(self, request, pk=None):
-        """Top-5 classes of an image (upload, or a dataset entry) with a chosen epoch.
-
-        Runs a short job; answers 200 with the predictions, or 202 with the job
-        if it takes longer than a minute.
-        """
+        """The ``top_n`` most probable classes of an image (upload, or a dataset entry you
+        may see), by a chosen epoch, answered at once by the warm inference service (no
+        job). 409: no snapshot yet; 422: the model failed to run; 503: no inference
+        service answered."""
         model = self.get_object()
         params = ClassifyRequest(data=request.data)
         params.is_valid(raise_exception=True)
         q = params.validated_data
+        image = q["image"].read() if "image" in q else None
         try:
-            if "image" in q:
-                q["image"].seek(0)
-                image = q["image"].read()
-            else:
-                image = services.entry_image(model, request.user, q["stage"], q["index"])
-            job = services.classify(model, request.user, image, epoch=q.get("epoch"), wait=60)
-        except services.ModelError as exc:
-            raise serializers.ValidationError(exc.detail) from None
-        if job.is_active:
-            return Response({"job": job.pk, "status": job.status}, status=202)
-        if job.status != "done":
-            return Response({"job": job.pk, "status": job.status, "detail": job.error}, status=422)
-        return Response({"job": job.pk, **job.result})
+            answer = classify_one(
+                model, request.user, image=image, stage=q["stage"], index=q.get("index"),
+                top_n=q["top_n"], epoch=q.get("epoch"), layers=q["layers"],
+            )  # fmt: skip
+        except InferenceError as exc:
+            if exc.status == 400:
+                raise serializers.ValidationError({exc.field or "image": [str(exc)]}) from None
+            if exc.status == 409:
+                raise Conflict(str(exc)) from None
+            return Response({"detail": str(exc)}, status=exc.status)
+        return Response(answer)
+
+    @extend_schema(
+        request={"multipart/form-data": InferRequestSerializer},
+        responses=answers(
+            {
+                200: InferAnswerSerializer,
+                422: OpenApiResponse(
+                    OpenApiTypes.OBJECT,
+                    description="The input was read but could not be used, or the model "
+                    "failed to run: messages by field, as for 400.",
+                ),
+                503: OpenApiResponse(
+                    OpenApiTypes.OBJECT, description="No inference service answered."
+                ),
+            },
+            400,
+            404,
+            409,
+            413,
+        ),  # fmt: skip
+    )
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])
+    def infer(self, request, pk=None):
+        """Test the model on the inputs its dataset type's inference form chooses (DIGITS'
+        "Test"): multipart with that form's fields — ``GET /api/v1/dataset-types/``
+        describes them, e.g. Sunnybrook's ``dicom_file``, ``contour_file``,
+        ``validation_record`` — and optionally ``epoch``. Errors name the field
+        (``non_field_errors`` for the input as a whole)."""
+        model = self.get_object()
+        form_class = single_inference.inference_form_class(model)
+        if form_class is None:
+            raise Conflict("The model's dataset type has no inference form.")
+        params = InferRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        try:
+            results = single_inference.read_inputs(
+                model, request.user, form_class(request.data, request.FILES)
+            )
+            epoch = single_inference.predict(model, results, params.validated_data.get("epoch"))
+        except single_inference.InferenceInputError as exc:
+            errors = {
+                ("non_field_errors" if k == "__all__" else k): v for k, v in exc.errors.items()
+            }
+            return Response(errors, status=exc.status)
+        return Response(single_inference.api_answer(model, results, epoch))
 
     @extend_schema(
         parameters=[OpenApiParameter("epoch", int)],

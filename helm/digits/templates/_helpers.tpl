@@ -159,6 +159,9 @@ revision's ConfigMap exists).
 {{- $_ := set $config "DIGITS_S3_REGION" $v.objectStore.region }}
 {{- end }}
 {{- $_ := set $config "DIGITS_S3_BUCKET" $v.objectStore.bucket }}
+{{- if $v.inference.enabled }}
+{{- $_ := set $config "DIGITS_INFERENCE_URL" (printf "tcp://%s-inference:%d" $fullname (int $v.inference.port)) }}
+{{- end }}
 {{- range $name, $value := $v.config.extraEnv }}
 {{- $_ := set $config $name (toString $value) }}
 {{- end }}

@@ -9,25 +9,53 @@ Every inner-contour ("icontour") file is one entry: the image of the same case w
 same slice number ``NNNN``, labelled with a mask of the area the contour encloses. Case
 folder names match when equal or when they differ only by the zero padding of numbers
 (the challenge ships ``SC-HF-I-1`` images with ``SC-HF-I-01`` contours).
+
+The folders are server folders, or the two folders found in an uploaded zip or tar archive
+(``source="archive"``), extracted in the job process after every member was checked
+(``apps.core.archives``). Stages are drawn by case (patient), never by slice
+(``split_cases``). Reading and intensities: ``digits_sunnybrook.dicom``; other matrix
+sizes: ``digits_sunnybrook.resize``.
 """
 
 from __future__ import annotations
 
+import atexit
 import io
 import math
 import os
 import random
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-import pydicom
 from django.core.exceptions import ValidationError
 from PIL import Image, ImageDraw
 
-from apps.core.plugins import TRAIN, VAL, ConfinedReader, DataIngestion, EntryError, confine
+from apps.core.archives import Limits, extract_archive
+from apps.core.plugins import (
+    INFERENCE,
+    STAGES,
+    TEST,
+    TRAIN,
+    VAL,
+    ConfinedReader,
+    DataIngestion,
+    DatasetRecord,
+    EntryError,
+    confine,
+)
+from apps.core.storage import ArtifactNotFound, get_store
+from digits_sunnybrook.dicom import Intensity, convert_channels, read_dicom_image
+from digits_sunnybrook.resize import SQUASH, fit
+
+__all__ = [
+    "GRAYSCALE", "RGB", "Slice", "SunnybrookData", "case_key", "convert_channels",
+    "parse_contour", "rasterise_contour", "read_contour", "read_dicom_image", "split_cases",
+]  # fmt: skip
 
 CONTOUR_NAME = re.compile(r"^IM-0001-(\d+)-icontour-manual\.txt$")
 IMAGE_NAME = re.compile(r"^IM-(\d+)-(\d+)\.dcm$", re.IGNORECASE)
@@ -36,8 +64,11 @@ CONTOUR_DIRS = ("contours-manual", "IRCCI-expert")
 MAX_CONTOUR_BYTES = 1 << 20
 #: A DICOM file larger than this is refused before it is read into memory.
 MAX_DICOM_BYTES = 512 * 2**20
+#: Cases named in full in the split note; longer lists are cut.
+NOTE_CASES = 20
 
 GRAYSCALE, RGB = "L", "RGB"
+FOLDER, ARCHIVE = "folder", "archive"
 LABEL_NAMES = ["background", "left ventricle"]
 PALETTE = [(0, 0, 0), (230, 25, 75)]
 
@@ -59,66 +90,38 @@ class Slice:
         return f"{self.contour} on {self.image}"
 
 
-# --- reading and encoding ------------------------------------------------------------------
-def read_dicom_image(source: str | os.PathLike | IO[bytes], name: str) -> np.ndarray:
-    """The pixels of a single-frame DICOM image as ``uint8``: (H, W), or (H, W, 3) for colour.
+# --- the split ---------------------------------------------------------------------------------
+def stage_case_counts(n: int, val_percent: float, test_percent: float) -> tuple[int, int, int]:
+    """``(train, val, test)`` numbers of cases among ``n``.
 
-    Scaling is per image min-max: the lowest stored value becomes 0, the highest 255,
-    linearly in between (a constant image becomes all 0). The modality rescale is linear,
-    so it cannot change the result and is not applied. MONOCHROME1 images (where low
-    values are bright) are inverted so that bright means strong signal, as in MONOCHROME2.
-    Raises ``EntryError`` naming ``name`` for anything that is not such an image.
+    A stage gets ``percent`` % of the cases, rounded half up, and at least one case when
+    its percentage is positive; training keeps at least one case (test gives way first,
+    then validation).
     """
-    try:
-        dataset = pydicom.dcmread(source)
-    except Exception as exc:
-        raise EntryError(f"{name} is not a readable DICOM file ({exc})") from None
-    if not any(k in dataset for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        raise EntryError(f"{name} has no pixel data (a DICOM file without an image)")
-    try:
-        rows, columns = int(dataset.Rows), int(dataset.Columns)
-        frames = int(dataset.get("NumberOfFrames") or 1)
-    except Exception as exc:
-        raise EntryError(f"{name} has no valid image size ({exc})") from None
-    if frames != 1:
-        raise EntryError(f"{name} holds {frames} frames; one image per file is expected")
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit and rows * columns > 2 * limit:  # the limit at which Pillow refuses a file, too
-        raise EntryError(f"{name} is {columns}×{rows} pixels, more than this server decodes")
-    try:
-        pixels = np.asarray(dataset.pixel_array)
-    except Exception as exc:
-        raise EntryError(f"{name}: the pixel data cannot be decoded ({exc})") from None
-    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)) or pixels.size == 0:
-        raise EntryError(f"{name} has pixel data of shape {pixels.shape}, not one image")
-    image = _scale_to_uint8(pixels, name)
-    if dataset.get("PhotometricInterpretation") == "MONOCHROME1":
-        image = 255 - image
-    return image
+
+    def share(percent: float) -> int:
+        count = math.floor(n * percent / 100 + 0.5)
+        return max(count, 1) if percent > 0 and n else count
+
+    val, test = share(val_percent), share(test_percent)
+    excess = max(0, val + test - (n - 1))
+    cut = min(test, excess)
+    test -= cut
+    val = max(0, val - (excess - cut))
+    return n - val - test, val, test
 
 
-def _scale_to_uint8(pixels: np.ndarray, name: str) -> np.ndarray:
-    values = pixels.astype(np.float64)
-    low, high = float(values.min()), float(values.max())
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise EntryError(f"{name} has pixel values that are not finite numbers")
-    if high == low:
-        return np.zeros(pixels.shape, np.uint8)
-    return np.rint((values - low) * 255.0 / (high - low)).astype(np.uint8)
+def split_cases(cases: list[str], val_percent: float, test_percent: float, seed: int):
+    """``{case: stage}``: the cases (sorted, then shuffled with ``seed``) dealt to stages by
+    ``stage_case_counts``. The same cases, percentages and seed always give the same split."""
+    order = sorted(set(cases))
+    random.Random(seed).shuffle(order)
+    _, n_val, n_test = stage_case_counts(len(order), val_percent, test_percent)
+    stages = [VAL] * n_val + [TEST] * n_test
+    return {case: stages[i] if i < len(stages) else TRAIN for i, case in enumerate(order)}
 
 
-def convert_channels(image: np.ndarray, mode: str) -> np.ndarray:
-    """HWC features from an (H, W) or (H, W, 3) uint8 image: 1 channel for ``"L"``, 3 for ``"RGB"``.
-
-    Colour becomes gray by Pillow's ITU-R 601-2 luma; gray becomes RGB by repeating it.
-    """
-    if mode == RGB:
-        return image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim == 3:
-        image = np.asarray(Image.fromarray(image, "RGB").convert("L"))
-    return np.ascontiguousarray(image[:, :, None])
-
-
+# --- contours -------------------------------------------------------------------------------
 def read_contour(path: str | os.PathLike, name: str) -> np.ndarray:
     """The points of a contour file as float64 (N, 2) ``(x, y)``; one ``x y`` pair per line."""
     try:
@@ -183,7 +186,32 @@ def rasterise_contour(points: np.ndarray, shape: tuple[int, int], name: str) -> 
     return np.array(canvas, dtype=np.uint8)
 
 
-# --- the dataset type ------------------------------------------------------------------------
+# --- where the folders are -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Roots:
+    """The image and contour folders of a build, and how messages name them.
+
+    ``local``: folders the job extracted from an uploaded archive (read directly, not
+    confined to the data roots); labels are then ``<archive>:<folder in the archive>``.
+    """
+
+    images: Path
+    contours: Path
+    image_label: str
+    contour_label: str
+    local: bool = False
+
+    def image_name(self, relative: str) -> str:
+        return _join(self.image_label, relative)
+
+    def contour_name(self, relative: str) -> str:
+        return _join(self.contour_label, relative)
+
+
+def _join(label: str, relative: str) -> str:
+    return f"{label}{relative}" if label.endswith((":", "/")) else f"{label}/{relative}"
+
+
 def _server_folder(path: str) -> Path:
     """``path`` confined to the data roots again: the job must not trust the options blindly."""
     try:
@@ -193,6 +221,72 @@ def _server_folder(path: str) -> Path:
     if not folder.is_dir():
         raise ValueError(f"Folder {path} does not exist on the server.")
     return folder
+
+
+def server_roots(options: dict[str, Any]) -> Roots:
+    image, contour = options["image_folder"], options["contour_folder"]
+    return Roots(
+        images=_server_folder(image), contours=_server_folder(contour),
+        image_label=str(image), contour_label=str(contour),
+    )  # fmt: skip
+
+
+def archive_roots(ref: dict[str, Any], workdir: Path, limits: dict | None) -> Roots:
+    """Download an uploaded archive, check and extract it, and find its two folders.
+
+    The contour folder is the one holding ``<case>/contours-manual/IRCCI-expert/`` with
+    contour files; the image folder the one whose case folders hold ``IM-*.dcm`` files
+    (the same folder may be both). ``ValueError`` unless there is exactly one of each.
+    """
+    name = ref.get("name") or "archive"
+    download = workdir / "upload.archive"
+    try:
+        with open(download, "wb") as out:
+            for chunk in get_store().stream(ref["upload_key"]):
+                out.write(chunk)
+    except ArtifactNotFound:
+        raise ValueError(f"The uploaded archive {name} is no longer stored.") from None
+    target = workdir / "archive"
+    extract_archive(download, name, target, Limits(**limits) if limits else Limits.from_settings())
+    download.unlink()
+    images, contours = set(), set()
+    for dirpath, dirnames, filenames in os.walk(target):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__MACOSX")
+        folder = Path(dirpath)
+        if folder.parts[-2:] == CONTOUR_DIRS and any(CONTOUR_NAME.match(f) for f in filenames):
+            contours.add(folder.parents[2])
+        if any(IMAGE_NAME.match(f) for f in filenames) and folder != target:
+            images.add(folder.parent)
+    image_root = _the_one(images, "image folder (<case>/IM-<series>-<NNNN>.dcm)", name, target)
+    contour_root = _the_one(
+        contours, "contour folder (<case>/contours-manual/IRCCI-expert/…txt)", name, target
+    )
+    return Roots(
+        image_root, contour_root, _archive_label(name, image_root, target),
+        _archive_label(name, contour_root, target), local=True,
+    )  # fmt: skip
+
+
+def _archive_label(archive: str, root: Path, target: Path) -> str:
+    """How messages name a folder of an archive: ``scd.zip:SCD_ManualContours``."""
+    relative = root.relative_to(target).as_posix()
+    return f"{archive}:" if relative == "." else f"{archive}:{relative}"
+
+
+def _the_one(found: set[Path], what: str, archive: str, target: Path) -> Path:
+    if len(found) == 1:
+        return found.pop()
+    if not found:
+        raise ValueError(f"The archive {archive} holds no {what}.")
+    names = ", ".join(sorted(p.relative_to(target).as_posix() or "." for p in found))
+    raise ValueError(f"The archive {archive} holds several of one kind of folder: {names}; "
+                     f"it must hold one {what}.")  # fmt: skip
+
+
+def _remove_tree(path: str, owner_pid: int) -> None:
+    """Remove the extraction folder when the process that made it exits (not a forked child)."""
+    if os.getpid() == owner_pid:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _confined(path: Path, name: str) -> EntryError | None:
@@ -215,6 +309,18 @@ def _read(reader: ConfinedReader, path: Path, name: str) -> bytes:
         raise EntryError(f"{name}: {message}") from None
     except OSError as exc:
         raise EntryError(f"{name} cannot be read ({exc.strerror or exc})") from None
+
+
+def _read_local(path: Path, limit: int, name: str) -> bytes:
+    """A file the job extracted itself (no links: the archive check refused them)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise EntryError(f"{name} cannot be read ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise EntryError(f"{name} is larger than {limit} bytes")
+    return data
 
 
 def _find_contours(root: Path) -> list[tuple[str, str, int]]:
@@ -263,19 +369,51 @@ class _ImageIndex:
         return self._slices[key].get(number, [])
 
 
+def _match(images: _ImageIndex, roots: Roots, contour: str, case: str, number: int, wanted):
+    """The entry of one contour file: a ``Slice``, or an ``EntryError`` saying what is wrong."""
+    candidates = images.candidates(case, number)
+    if wanted is not None:
+        candidates = [c for c in candidates if c[0] == wanted]
+    name = roots.contour_name(contour)
+    if len(candidates) == 1:
+        image = candidates[0][1]
+        if roots.local:
+            return Slice(case=case, image=image, contour=contour)
+        problem = _confined(roots.contours / contour, name)
+        problem = problem or _confined(roots.images / image, roots.image_name(image))
+        return problem or Slice(case=case, image=image, contour=contour)
+    if candidates:
+        names = ", ".join(roots.image_name(path) for _, path in candidates)
+        return EntryError(
+            f"{name}: several images match ({names}); set the series of case {case} in the "
+            "dataset options"
+        )
+    folder = images.case_dirs.get(case_key(case))
+    if folder is None:
+        return EntryError(
+            f"{name}: the image folder {roots.image_label} has no folder of case {case}"
+        )
+    in_series = "" if wanted is None else f" of series {wanted:04d}"
+    return EntryError(
+        f"{name}: no image IM-*-{number:04d}.dcm{in_series} in {roots.image_name(folder)}"
+    )
+
+
+# --- the dataset type ------------------------------------------------------------------------
 class SunnybrookData(DataIngestion):
     """Short-axis cine MR slices with the expert's inner (endocardial) contour of the LV.
 
-    Options (the cleaned data of ``SunnybrookForm``): ``image_folder``, ``contour_folder``,
-    ``channel_conversion`` (``"L"`` or ``"RGB"``), ``val_percent`` (0–50), ``seed`` and
-    ``series`` (``{case: series number}`` where a case folder holds several series).
+    Options (the cleaned data of ``SunnybrookForm``): ``source`` (``"folder"``, or
+    ``"archive"`` with an uploaded ``archive``), ``image_folder``, ``contour_folder``,
+    ``channel_conversion`` (``"L"`` or ``"RGB"``), ``val_percent`` and ``test_percent``
+    (shares of the cases), ``seed``, ``series`` (``{case: series number}`` where a case
+    folder holds several series), ``intensity``, ``bit_depth``, ``window_center``,
+    ``window_width``, ``percentile_low``, ``percentile_high`` (``dicom.Intensity``),
+    ``resize_width``, ``resize_height``, ``resize_mode`` (``resize.fit``).
 
-    Features: uint8 (H, W, 1) or (H, W, 3), scaled per image (see ``read_dicom_image``).
-    Labels: (H, W) uint8 masks, 0 background, 1 left ventricle (see ``rasterise_contour``).
-    Stored as NumPy shards, with the mean image of the train stage.
-    The train/validation split draws ``val_percent`` % of the contours (rounded) for
-    validation with a shuffle seeded by ``seed``: the same folders and options always give
-    the same split. The test stage is empty.
+    Features: uint8 or uint16 (H, W, 1) or (H, W, 3). Labels: (H, W) uint8 masks, 0
+    background, 1 left ventricle (see ``rasterise_contour``). Stored as NumPy shards,
+    with the mean image of the train stage. Stages are drawn by case (``split_cases``).
     """
 
     category = "Images"
@@ -283,6 +421,9 @@ class SunnybrookData(DataIngestion):
     def __init__(self, is_inference_db: bool = False, **kwargs: Any):
         super().__init__(is_inference_db=is_inference_db, **kwargs)
         self._split: dict[str, list[Slice | EntryError]] | None = None
+        self._notes: list[str] = []
+        self._roots: Roots | None = None
+        self._workdir: str | None = None
         self._readers: tuple[int, ConfinedReader, ConfinedReader] | None = None
 
     @classmethod
@@ -292,6 +433,10 @@ class SunnybrookData(DataIngestion):
     @classmethod
     def get_title(cls) -> str:
         return "Sunnybrook LV segmentation"
+
+    @classmethod
+    def get_task(cls) -> str:
+        return "segmentation"
 
     @classmethod
     def get_dataset_form(cls):
@@ -322,61 +467,82 @@ class SunnybrookData(DataIngestion):
     def get_palette(self) -> list[tuple[int, int, int]]:
         return list(PALETTE)
 
+    def get_notes(self) -> list[str]:
+        """How the stages were drawn (by case), once the entries are listed."""
+        return list(self._notes)
+
     # --- itemizing -----------------------------------------------------------------------
     def itemize_entries(self, stage: str) -> list[Slice | EntryError]:
+        if stage == INFERENCE:
+            return self._inference_entries()
         if self._split is None:
             self._split = self._make_split()
         return list(self._split.get(stage, []))
 
-    def _make_split(self) -> dict[str, list[Slice | EntryError]]:
-        entries = self._all_entries()
-        order = list(range(len(entries)))
-        random.Random(int(self.userdata.get("seed") or 0)).shuffle(order)
-        percent = float(self.userdata.get("val_percent") or 0)
-        n_val = math.floor(len(entries) * percent / 100 + 0.5)
-        # Each stage keeps the folders' order, so that entry numbers follow case and slice.
-        return {
-            VAL: [entries[i] for i in sorted(order[:n_val])],
-            TRAIN: [entries[i] for i in sorted(order[n_val:])],
-        }
-
-    def _all_entries(self) -> list[Slice | EntryError]:
-        image_root = _server_folder(self.userdata["image_folder"])
-        contour_root = _server_folder(self.userdata["contour_folder"])
-        images = _ImageIndex(image_root)
-        series = {case_key(c): int(s) for c, s in (self.userdata.get("series") or {}).items()}
-        entries: list[Slice | EntryError] = []
-        for contour, case, number in _find_contours(contour_root):
-            candidates = images.candidates(case, number)
-            wanted = series.get(case_key(case))
-            if wanted is not None:
-                candidates = [c for c in candidates if c[0] == wanted]
-            if len(candidates) == 1:
-                image = candidates[0][1]
-                problem = _confined(contour_root / contour, contour) or _confined(
-                    image_root / image, image
-                )
-                entries.append(problem or Slice(case=case, image=image, contour=contour))
-            elif not candidates:
-                in_series = "" if wanted is None else f" in series {wanted:04d}"
-                entries.append(
-                    EntryError(
-                        f"{contour}: no image {case}/IM-*-{number:04d}.dcm{in_series} "
-                        "in the image folder"
-                    )
-                )
+    def roots(self) -> Roots:
+        """The folders read (an uploaded archive is extracted on the first call)."""
+        if self._roots is None:
+            if self.userdata.get("source") == ARCHIVE:
+                workdir = tempfile.mkdtemp(prefix="digits-sunnybrook-")
+                atexit.register(_remove_tree, workdir, os.getpid())
+                self._workdir = workdir
+                limits = self.userdata.get("archive_limits")
+                self._roots = archive_roots(self.userdata["archive"], Path(workdir), limits)
             else:
-                names = ", ".join(path for _, path in candidates)
-                entries.append(
-                    EntryError(
-                        f"{contour}: several images match ({names}); "
-                        f"set the series of case {case} in the dataset options"
-                    )
-                )
-        return entries
+                self._roots = server_roots(self.userdata)
+        return self._roots
+
+    def _make_split(self) -> dict[str, list[Slice | EntryError]]:
+        entries = self._all_entries(self.roots())
+        stage_of = split_cases(
+            [case for case, _ in entries], float(self.userdata.get("val_percent") or 0),
+            float(self.userdata.get("test_percent") or 0), int(self.userdata.get("seed") or 0),
+        )  # fmt: skip
+        # Each stage keeps the folders' order, so that entry numbers follow case and slice.
+        split: dict[str, list[Slice | EntryError]] = {stage: [] for stage in STAGES}
+        for case, entry in entries:
+            split[stage_of[case]].append(entry)
+        self._notes = [_split_note(stage_of)]
+        return split
+
+    def _all_entries(self, roots: Roots) -> list[tuple[str, Slice | EntryError]]:
+        """``(case key, entry)`` of every contour file, in folder order."""
+        images = _ImageIndex(roots.images)
+        series = {case_key(c): int(s) for c, s in (self.userdata.get("series") or {}).items()}
+        return [
+            (case_key(case), _match(images, roots, contour, case, number, series.get(case_key(case))))
+            for contour, case, number in _find_contours(roots.contours)
+        ]  # fmt: skip
+
+    def _inference_entries(self) -> list[DatasetRecord | UploadedSlice]:
+        """What the inference form chose: a record of the validation stage (read by the
+        platform from the built dataset) or the uploaded DICOM file (and contour file)."""
+        record = self.userdata.get("validation_record")
+        if record is not None:
+            return [DatasetRecord(VAL, int(record))]
+        upload = self.userdata["dicom_file"]
+        contour = self.userdata.get("contour_file")
+        return [UploadedSlice(upload.name, contour.name if contour else None)]
 
     # --- encoding ------------------------------------------------------------------------
     def encode_entry(self, entry: Slice) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(entry, UploadedSlice):
+            return self._encode_upload()
+        roots = self.roots()
+        image_name, contour_name = roots.image_name(entry.image), roots.contour_name(entry.contour)
+        image_data, contour_data = self._read_pair(roots, entry, image_name, contour_name)
+        image = read_dicom_image(image_data, image_name, Intensity.from_options(self.userdata))
+        features = convert_channels(image, self.userdata.get("channel_conversion") or GRAYSCALE)
+        points = parse_contour(contour_data, contour_name)
+        mask = rasterise_contour(points, image.shape[:2], contour_name)
+        return self._fit(features, mask)
+
+    def _read_pair(self, roots: Roots, entry: Slice, image_name: str, contour_name: str):
+        """The bytes of an entry's image (a file object) and contour file."""
+        if roots.local:
+            image = _read_local(roots.images / entry.image, MAX_DICOM_BYTES, image_name)
+            contour = _read_local(roots.contours / entry.contour, MAX_CONTOUR_BYTES, contour_name)
+            return io.BytesIO(image), contour
         # Read through confined readers (one pair per process; the pool's processes are
         # forked): the files checked when the entries were listed may since have been
         # swapped for links out of the data roots, or for FIFOs that would block a read.
@@ -385,9 +551,66 @@ class SunnybrookData(DataIngestion):
                 os.getpid(), ConfinedReader(MAX_DICOM_BYTES), ConfinedReader(MAX_CONTOUR_BYTES)
             )  # fmt: skip
         _, images, contours = self._readers
-        data = _read(images, Path(self.userdata["image_folder"]) / entry.image, entry.image)
-        image = read_dicom_image(io.BytesIO(data), entry.image)
+        image = _read(images, Path(self.userdata["image_folder"]) / entry.image, image_name)
+        contour = _read(
+            contours, Path(self.userdata["contour_folder"]) / entry.contour, contour_name
+        )
+        return io.BytesIO(image), contour
+
+    def _fit(self, features: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        width, height = self.userdata.get("resize_width"), self.userdata.get("resize_height")
+        if not (width and height):
+            return features, mask
+        return fit(
+            features, mask, int(width), int(height), self.userdata.get("resize_mode") or SQUASH
+        )
+
+    def _encode_upload(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The uploaded DICOM file as this dataset encodes its entries; its mask when a
+        contour file came with it (the ground truth), else ``None``."""
+        upload, contour = self.userdata["dicom_file"], self.userdata.get("contour_file")
+        upload.seek(0)
+        image = read_dicom_image(upload, upload.name, Intensity.from_options(self.userdata))
         features = convert_channels(image, self.userdata.get("channel_conversion") or GRAYSCALE)
-        data = _read(contours, Path(self.userdata["contour_folder"]) / entry.contour, entry.contour)
-        points = parse_contour(data, entry.contour)
-        return features, rasterise_contour(points, image.shape[:2], entry.contour)
+        if contour is None:
+            return self._fit(features, np.zeros(features.shape[:2], np.uint8))[0], None
+        contour.seek(0)
+        data = contour.read(MAX_CONTOUR_BYTES + 1)
+        if len(data) > MAX_CONTOUR_BYTES:
+            raise EntryError(f"{contour.name} is larger than {MAX_CONTOUR_BYTES} bytes")
+        mask = rasterise_contour(parse_contour(data, contour.name), image.shape[:2], contour.name)
+        return self._fit(features, mask)
+
+    def features_of(self, source: str | os.PathLike | IO[bytes], name: str) -> np.ndarray:
+        """The features of one DICOM image as this dataset encodes its entries: the same
+        intensity mapping, channels and size (the input of inference on an uploaded file)."""
+        image = read_dicom_image(source, name, Intensity.from_options(self.userdata))
+        features = convert_channels(image, self.userdata.get("channel_conversion") or GRAYSCALE)
+        return self._fit(features, np.zeros(features.shape[:2], np.uint8))[0]
+
+
+@dataclass(frozen=True)
+class UploadedSlice:
+    """The inference entry of an uploaded DICOM file (the file is in the options)."""
+
+    image: str
+    contour: str | None
+
+    def __str__(self) -> str:
+        return self.image if self.contour is None else f"{self.image} (contour {self.contour})"
+
+
+def _split_note(stage_of: dict[str, str]) -> str:
+    """The sentence the dataset page shows about the split."""
+    parts = []
+    for stage in STAGES:
+        cases = sorted(c for c, s in stage_of.items() if s == stage)
+        named = ", ".join(cases[:NOTE_CASES]) + (f", … ({len(cases) - NOTE_CASES} more)"
+                                                  if len(cases) > NOTE_CASES else "")  # fmt: skip
+        parts.append(f"{stage}: {len(cases)} case{'s' * (len(cases) != 1)}"
+                     + (f" ({named})" if cases else ""))  # fmt: skip
+    return (
+        "Split by case (patient), never by slice: no case is in two stages. "
+        + "; ".join(parts)
+        + "."
+    )

@@ -7,7 +7,13 @@ re-exported here; in a whole-suite run they are the same functions.
 
 import pytest
 
-from tests.conftest import api_client, people, start_process, start_worker  # noqa: F401
+from tests.conftest import (  # noqa: F401
+    api_client,
+    live_server_url,
+    people,
+    start_process,
+    start_worker,
+)
 
 
 @pytest.fixture
@@ -17,3 +23,9 @@ def data_root(tmp_path, settings):
     root.mkdir()
     settings.DIGITS_SERVER_DATA_ROOTS = [root.resolve()]
     return root
+
+
+@pytest.fixture
+def worker(start_worker, data_root):  # noqa: F811 - the fixture imported above
+    # The worker and its job processes read the folders: they need the roots too.
+    return start_worker(DIGITS_SERVER_DATA_ROOTS=str(data_root.resolve()))

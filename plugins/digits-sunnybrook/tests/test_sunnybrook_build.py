@@ -14,11 +14,11 @@ from digits_sunnybrook.testing import (
     write_dicom,
 )
 from PIL import Image
+from sunnybrook_helpers import finished
 
 from apps.core.storage import get_store
 from apps.datasets import shards
 from apps.datasets.models import Dataset
-from tests.conftest import wait_until
 
 SIZE = 32
 BAD_NUMBERS = "IM-0001-0030-icontour-manual.txt"
@@ -33,18 +33,6 @@ def tree(data_root):
     write_dicom(image_path(tree.images, "SC-HF-I-1", 4, 30), np.ones((SIZE, SIZE), np.uint16))
     contour_path(tree.contours, "SC-HF-I-01", 30).write_text("10.0 10.0\n20.0 abc\n20.0 20.0\n")
     return tree
-
-
-@pytest.fixture
-def worker(start_worker, data_root):
-    # The worker and its job processes read the folders: they need the roots too.
-    return start_worker(DIGITS_SERVER_DATA_ROOTS=str(data_root.resolve()))
-
-
-def finished(pk):
-    return wait_until(
-        lambda: Dataset.objects.exclude(status="building").filter(pk=pk).first(), timeout=90
-    )
 
 
 def expected_mask(entry: Slice) -> np.ndarray:
@@ -77,11 +65,14 @@ def test_dataset_built_through_the_api(api_client, people, tree, worker, client)
     assert dataset.status == "ready", dataset.job.error
     manifest = dataset.manifest
 
-    # 14 contours: 12 good, 2 bad; 25 % (rounded: 4) drawn for validation, bad ones included.
+    # 14 contours: 12 good, 2 bad (one per case); 25 % of the 2 cases (at least one) drawn
+    # for validation: each stage holds all 7 contours of one case.
     counts = {stage: info["count"] for stage, info in manifest["stages"].items()}
-    bad_in_val = sum(e["stage"] == "val" for e in manifest["errors"])
-    assert counts["train"] + counts["val"] == 12 and counts["test"] == 0
-    assert counts["val"] + bad_in_val == 4
+    assert counts == {"train": 6, "val": 6, "test": 0}
+    assert sorted(e["stage"] for e in manifest["errors"]) == ["train", "val"]
+    [note] = manifest["notes"]
+    assert note.startswith("Split by case (patient), never by slice: no case is in two stages.")
+    assert "test: 0 cases." in note
     assert api.get(f"/api/v1/datasets/{dataset.pk}/").json()["counts"] == counts
     assert manifest["feature"] == {"shape": [SIZE, SIZE, 1], "dtype": "uint8", "layout": "HWC"}
     assert manifest["label"] == {"kind": "mask", "shape": [SIZE, SIZE], "dtype": "uint8"}
@@ -94,14 +85,22 @@ def test_dataset_built_through_the_api(api_client, people, tree, worker, client)
         for name in (BAD_NUMBERS, NO_IMAGE)
     }
     assert "line 2: '20.0 abc' is not two numbers" in by_file[BAD_NUMBERS]
-    assert "no image SC-N-02/IM-*-0099.dcm" in by_file[NO_IMAGE]
+    assert by_file[BAD_NUMBERS].startswith(f"{dataset.options['contour_folder']}/SC-HF-I-01/")
+    assert (
+        f"no image IM-*-0099.dcm in {dataset.options['image_folder']}/SC-N-2" in by_file[NO_IMAGE]
+    )
 
     # Every stored mask is the rasterised contour of its slice.
     stored_options = {**options, "image_folder": str(tree.images.resolve())}
     stored_options["contour_folder"] = str(tree.contours.resolve())
+    cases = {}
     for stage in ("train", "val"):
         entries = encoded_entries(stored_options, stage)
         assert len(entries) == counts[stage]
+        cases[stage] = {e.case for e in entries}
+        assert (
+            len(cases[stage]) == 1 and f"{stage}: 1 case ({entries[0].image.split('/')[0]})" in note
+        )
         for index, entry in enumerate(entries):
             features, mask = shards.read_entry(dataset, stage, index)
             np.testing.assert_array_equal(mask, expected_mask(entry))
@@ -143,6 +142,7 @@ def test_dataset_built_through_the_html_form(client, people, tree, worker):
     assert (features[..., 0] == features[..., 2]).all() and mask.any()
     detail = client.get(f"/datasets/{dataset.pk}/").content.decode()
     assert 'id="entry-errors"' in detail and BAD_NUMBERS in detail and NO_IMAGE in detail
+    assert 'id="dataset-notes"' in detail and "Split by case (patient), never by slice" in detail
 
 
 def test_a_form_error_names_the_missing_folder(client, people, tree):

@@ -13,6 +13,7 @@ from digits_sunnybrook.data import (
     rasterise_contour,
     read_contour,
     read_dicom_image,
+    stage_case_counts,
 )
 from digits_sunnybrook.testing import (
     contour_path,
@@ -152,7 +153,7 @@ def test_pydicom_sample_images_are_read_and_scaled_per_image(name, shape):
     ("name", "message"),
     [
         ("no_meta_group_length.dcm", "has no pixel data"),  # a DICOM dataset without an image
-        ("rtstruct.dcm", "is not a readable DICOM file"),  # no file meta / 'DICM' prefix
+        ("rtstruct.dcm", "is not a readable DICOM file"),  # no 'DICM' prefix, and no image
         ("MR_truncated.dcm", "the pixel data cannot be decoded"),  # pixel data cut short
     ],
 )
@@ -195,23 +196,70 @@ def test_monochrome1_is_inverted_and_colour_converted_per_channel_option(tmp_pat
 
 
 # --- itemizing and encoding a tree --------------------------------------------------------
-def test_contours_are_matched_to_images_and_split_deterministically(data_root):
+def test_contours_are_matched_to_images_across_zero_padded_case_names(data_root):
     tree = make_tree(data_root, slices=8)
-    data = SunnybrookData(**options(tree))
+    data = SunnybrookData(**options(tree, val_percent=0))
     train, val, test = (data.itemize_entries(s) for s in (TRAIN, VAL, TEST))
-    assert (len(train), len(val), test) == (12, 4, [])
-    assert all(isinstance(e, Slice) for e in train + val)
+    assert (len(train), val, test) == (16, [], [])
+    assert all(isinstance(e, Slice) for e in train)
     # Zero-padded contour case folders (SC-HF-I-01) find their images (SC-HF-I-1).
     assert {e.case for e in train} == {"SC-HF-I-01", "SC-N-02"}
-    for e in train + val:
+    for e in train:
         number = e.contour.split("-")[-3]
         assert e.image == f"{e.case.replace('-0', '-')}/IM-0004-{number}.dcm"
-    again = SunnybrookData(**options(tree))
-    assert [str(e) for e in again.itemize_entries(VAL)] == [str(e) for e in val]
-    other_seed = SunnybrookData(**options(tree, seed=7)).itemize_entries(VAL)
-    assert [str(e) for e in other_seed] != [str(e) for e in val]
-    assert SunnybrookData(**options(tree, val_percent=0)).itemize_entries(VAL) == []
-    assert len(SunnybrookData(**options(tree, val_percent=50)).itemize_entries(VAL)) == 8
+
+
+@pytest.mark.parametrize(
+    ("n", "val", "test", "counts"),
+    [
+        (10, 10, 0, (9, 1, 0)), (10, 25, 0, (7, 3, 0)), (10, 15, 15, (6, 2, 2)),
+        (3, 10, 10, (1, 1, 1)),  # any positive share gets a case...
+        (2, 10, 10, (1, 1, 0)),  # ...but training keeps one: test gives way first
+        (1, 50, 0, (1, 0, 0)), (0, 50, 50, (0, 0, 0)), (45, 10, 0, (40, 5, 0)),
+    ],
+)  # fmt: skip
+def test_stage_shares_are_shares_of_cases(n, val, test, counts):
+    assert stage_case_counts(n, val, test) == counts
+
+
+def test_stages_are_drawn_by_case_never_by_slice(data_root):
+    cases = [f"SC-N-{i}" for i in range(1, 9)]
+    tree = make_tree(data_root, cases=cases, slices=3)
+    data = SunnybrookData(**options(tree, val_percent=25, test_percent=25, seed=3))
+    stages = {s: data.itemize_entries(s) for s in (TRAIN, VAL, TEST)}
+    cases_of = {s: {tree.case_of(e.image) for e in entries} for s, entries in stages.items()}
+    assert [len(cases_of[s]) for s in (TRAIN, VAL, TEST)] == [4, 2, 2]
+    assert set().union(*cases_of.values()) == set(cases)
+    for one, other in ((TRAIN, VAL), (TRAIN, TEST), (VAL, TEST)):
+        assert not cases_of[one] & cases_of[other]
+    for stage, entries in stages.items():  # every slice of a case, in folder order
+        assert len(entries) == 3 * len(cases_of[stage])
+        assert [str(e) for e in entries] == sorted(str(e) for e in entries)
+    # The note the dataset page shows names the cases of each stage.
+    [note] = data.get_notes()
+    assert note.startswith("Split by case (patient), never by slice: no case is in two stages.")
+    assert f"val: 2 cases ({', '.join(sorted(cases_of[VAL]))})" in note
+    # The same seed draws the same cases; other seeds draw others.
+    again = SunnybrookData(**options(tree, val_percent=25, test_percent=25, seed=3))
+    assert [str(e) for e in again.itemize_entries(VAL)] == [str(e) for e in stages[VAL]]
+    drawn = {
+        frozenset(tree.case_of(e.image) for e in SunnybrookData(
+            **options(tree, val_percent=25, test_percent=25, seed=seed)).itemize_entries(VAL))
+        for seed in range(6)
+    }  # fmt: skip
+    assert len(drawn) > 1
+
+
+def test_bad_entries_go_to_the_stage_of_their_case(data_root):
+    tree = make_tree(data_root, cases=("SC-N-1", "SC-N-2"), slices=2)
+    contour_path(tree.contours, "SC-N-02", 21).write_text("1 2 3\n")
+    write_contour(contour_path(tree.contours, "SC-N-02", 99), [(1, 1), (5, 1), (5, 5)])
+    data = SunnybrookData(**options(tree, val_percent=50, seed=0))
+    val = data.itemize_entries(VAL)
+    case = tree.case_of(next(e for e in val if isinstance(e, Slice)).image)
+    errors = [e for s in (TRAIN, VAL) for e in data.itemize_entries(s) if isinstance(e, EntryError)]
+    assert len(errors) == 1 and "IM-0001-0099" in str(errors[0])  # a contour of SC-N-2
+    assert (errors[0] in val) == (case == "SC-N-2")
 
 
 def test_encoding_gives_scaled_features_and_the_contour_mask(data_root):
@@ -238,14 +286,15 @@ def test_contours_without_a_single_matching_image_are_bad_entries(data_root):
     shutil.copy(image_path(tree.images, "SC-N-2", 4, 21), image_path(tree.images, "SC-N-2", 7, 21))
     data = SunnybrookData(**options(tree, val_percent=0))
     errors = [str(e) for e in data.itemize_entries(TRAIN) if isinstance(e, EntryError)]
+    contours, images = tree.contours, tree.images
     assert errors == [
-        "SC-N-02/contours-manual/IRCCI-expert/IM-0001-0021-icontour-manual.txt: several images "
-        "match (SC-N-2/IM-0004-0021.dcm, SC-N-2/IM-0007-0021.dcm); set the series of case "
-        "SC-N-02 in the dataset options",
-        "SC-N-02/contours-manual/IRCCI-expert/IM-0001-0099-icontour-manual.txt: no image "
-        "SC-N-02/IM-*-0099.dcm in the image folder",
-        "SC-X-1/contours-manual/IRCCI-expert/IM-0001-0020-icontour-manual.txt: no image "
-        "SC-X-1/IM-*-0020.dcm in the image folder",
+        f"{contours}/SC-N-02/contours-manual/IRCCI-expert/IM-0001-0021-icontour-manual.txt: "
+        f"several images match ({images}/SC-N-2/IM-0004-0021.dcm, "
+        f"{images}/SC-N-2/IM-0007-0021.dcm); set the series of case SC-N-02 in the dataset options",
+        f"{contours}/SC-N-02/contours-manual/IRCCI-expert/IM-0001-0099-icontour-manual.txt: "
+        f"no image IM-*-0099.dcm in {images}/SC-N-2",  # the image folder's name for the case
+        f"{contours}/SC-X-1/contours-manual/IRCCI-expert/IM-0001-0020-icontour-manual.txt: "
+        f"the image folder {images} has no folder of case SC-X-1",
     ]
     chosen = SunnybrookData(**options(tree, val_percent=0, series={"SC-N-2": 7}))
     entries = chosen.itemize_entries(TRAIN)
@@ -261,7 +310,9 @@ def test_broken_files_in_the_tree_fail_their_entry_only(data_root):
     entries = data.itemize_entries(TRAIN)
     with pytest.raises(EntryError, match="IM-0001-0020-icontour-manual.txt, line 2"):
         data.encode_entry(entries[0])
-    with pytest.raises(EntryError, match="SC-N-2/IM-0004-0021.dcm is not a readable DICOM"):
+    with pytest.raises(
+        EntryError, match=f"^{tree.images}/SC-N-2/IM-0004-0021.dcm is not a readable"
+    ):
         data.encode_entry(entries[1])
     assert data.encode_entry(entries[2])[1].any()
 
@@ -274,7 +325,7 @@ def test_files_and_folders_outside_the_data_roots_are_refused(data_root, tmp_pat
     link.symlink_to(image_path(outside.images, "SC-N-2", 4, 20))
     entries = SunnybrookData(**options(tree, val_percent=0)).itemize_entries(TRAIN)
     assert str(entries[0]) == (
-        "SC-N-2/IM-0004-0020.dcm leads outside the folders this server may read from"
+        f"{tree.images}/SC-N-2/IM-0004-0020.dcm leads outside the folders this server may read from"
     )
     assert isinstance(entries[1], Slice)
     with pytest.raises(ValueError, match="outside the folders this server may read from"):
@@ -302,3 +353,17 @@ def test_files_swapped_after_listing_are_checked_when_read(data_root, tmp_path):
         data.encode_entry(entries[1])  # refused at once: a FIFO never blocks the read
     features, mask = data.encode_entry(entries[2])
     assert features.shape[:2] == mask.shape and mask.any()
+
+
+def test_an_uploaded_image_gets_the_features_of_the_datasets_entries(data_root):
+    tree = make_tree(data_root, cases=["SC-N-2"], slices=1, size=40)
+    settings = options(tree, val_percent=0, intensity="window", bit_depth=16,
+                       resize_width=32, resize_height=24, channel_conversion="RGB")  # fmt: skip
+    data = SunnybrookData(**settings)
+    features, _ = data.encode_entry(data.itemize_entries(TRAIN)[0])
+    path = image_path(tree.images, "SC-N-2", 4, 20)
+    with open(path, "rb") as upload:
+        inferred = SunnybrookData(**settings).features_of(upload, "upload.dcm")
+    assert inferred.shape == (24, 32, 3) and inferred.dtype == np.uint16
+    np.testing.assert_array_equal(inferred, features)
+    assert SunnybrookData.get_task() == "segmentation"

@@ -9,9 +9,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         types = catalog.data_ingestion_types()
+        views = catalog.visualization_types()
         plugins = settings.PLUGINS.plugins.values()
         if not plugins:
-            self.stdout.write("No plugins installed (entry point group digits.plugins).")
+            self.stdout.write(
+                "No plugins installed (entry point groups digits.plugins, digits.plugins.view)."
+            )
         for info in plugins:
             style = {"loaded": self.style.SUCCESS, "failed": self.style.ERROR}.get(
                 info.status, self.style.WARNING
@@ -33,6 +36,11 @@ class Command(BaseCommand):
             ]
             if provided:
                 self.stdout.write(f"  dataset types: {', '.join(provided)}")
+            shown = [
+                f"{v} ({c.get_title()})" for v, c in views.items() if c.plugin_name == info.name
+            ]
+            if shown:
+                self.stdout.write(f"  views: {', '.join(shown)}")
             if info.error:
                 # pluggy's messages span lines: indent them so they stay under their plugin.
                 self.stdout.write("  error: " + info.error.replace("\n", "\n    "))

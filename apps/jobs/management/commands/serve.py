@@ -6,7 +6,8 @@ from django.core.management.base import BaseCommand
 class Command(BaseCommand):
     help = (
         "Serve the platform (HTTP and websockets) with uvicorn. Without a broker configured "
-        "it also runs the embedded job worker and reaper."
+        "it also runs the embedded job worker and reaper; without DIGITS_INFERENCE_URL, "
+        "the embedded inference server."
     )
 
     def add_arguments(self, parser):
@@ -24,6 +25,7 @@ class Command(BaseCommand):
             embedded = EmbeddedWorker()
             embedded.start()
             self.stdout.write("Embedded worker and reaper started (no DIGITS_BROKER_URL set).")
+        inference = self._start_inference()
         self.stdout.write(f"Serving on http://{host}:{port}/")
         server = uvicorn.Server(
             uvicorn.Config("digits_site.asgi:application", host=host, port=port, lifespan="off")
@@ -33,3 +35,16 @@ class Command(BaseCommand):
         finally:
             if embedded is not None:
                 embedded.stop()
+            if inference is not None:
+                inference.stop()
+
+    def _start_inference(self):
+        """The embedded inference server, unless DIGITS_INFERENCE_URL names another one."""
+        if settings.DIGITS_INFERENCE_URL:
+            return None
+        from apps.inference.server import InferenceServer
+
+        server = InferenceServer()
+        server.start()
+        self.stdout.write(f"Embedded inference server on {server.where[0]}.")
+        return server

@@ -1,0 +1,1 @@
+"""Raw-output view for digits (entry point group ``digits.plugins.view``)."""

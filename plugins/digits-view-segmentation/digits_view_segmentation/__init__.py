@@ -1,0 +1,1 @@
+"""Image segmentation view for digits (entry point group ``digits.plugins.view``)."""
