@@ -78,6 +78,7 @@ class TrainRequest(NewOwnedRequest):
 
     def validate(self, attrs):
         """The network and solver options suit the dataset's task (``services.check_task``)."""
+        attrs = super().validate(attrs)  # the team and visibility
         solver = {**attrs["solver"], "batch_size": None, "base_lr": None}
         task = tasks.task_of(attrs["dataset"].manifest)
         if attrs["network"]["source"] == "standard" and not attrs["network"].get("name"):
