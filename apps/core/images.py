@@ -45,3 +45,18 @@ def check_image(data: bytes) -> tuple[int, int]:
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ValueError(f"The image is corrupt or truncated ({exc}).") from None
     return size
+
+
+def network_input(data: bytes, input_shape):
+    """An image file (bytes) as a network's input: an (H, W, C) ``uint8`` array, converted
+    to gray or RGB as C says and squashed to H × W. Checked by ``check_image`` first;
+    ``ValueError`` (or Pillow's ``OSError``) when it is not an image within the limits."""
+    import numpy as np
+
+    height, width, channels = input_shape
+    check_image(data)
+    with Image.open(io.BytesIO(data)) as image:
+        image = image.convert("L" if channels == 1 else "RGB")
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+        array = np.asarray(image, dtype=np.uint8)
+    return array.reshape(height, width, channels)

@@ -22,7 +22,6 @@ import numpy as np
 from apps.core import images
 from apps.evaluations import metrics, predictions, sources
 from apps.mlmodels import snapshots
-from apps.mlmodels.inference import prepare_image
 
 #: Lines about skipped inputs kept in the job's result (all are counted).
 MAX_SKIPPED_SHOWN = 50
@@ -119,8 +118,7 @@ class Evaluator:
     def _load(self, item: sources.Item) -> np.ndarray | None:
         try:
             data = item.read()
-            images.check_image(data)
-            return prepare_image(data, self.trainer.input_shape)
+            return images.network_input(data, self.trainer.input_shape)
         except Exception as exc:  # noqa: BLE001 - any unreadable input is skipped and named
             message = " ".join(getattr(exc, "messages", ())) or str(exc)  # ValidationError
             self.skipped.append(f"{item.name}: {message}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import io
 import threading
 from dataclasses import dataclass, field
 from multiprocessing.connection import Client
@@ -97,16 +96,10 @@ def prepare_image(data: bytes, input_shape) -> np.ndarray:
     ``InferenceError`` (400, field ``image``) when it is not an image."""
     from apps.core import images
 
-    height, width, channels = input_shape
     try:
-        images.check_image(data)
-        with Image.open(io.BytesIO(data)) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-            image = image.resize((width, height), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
+        return images.network_input(data, input_shape)
     except (ValueError, OSError, Image.DecompressionBombError) as exc:
         raise InferenceError(str(exc), status=400, field="image") from None
-    return array.reshape(height, width, channels)
 
 
 def resolve_epoch(model, epoch: int | None) -> int:

@@ -99,8 +99,10 @@ def walk(base_url: str, dataset_id: int, model_id: int, dicom: str, contour: str
             wait_until(lambda: "Done" in status_text(page), timeout=300, interval=1,
                        message="training did not finish")  # fmt: skip
 
-            # The finished job's page reloads itself: open it afresh, then follow "Test".
-            page.goto(f"{base_url}/models/{model_id}/")
+            # The finished job's page reloads itself: open it afresh (a goto racing that
+            # reload is aborted by it; then the reload's own load is waited for), then
+            # follow "Test".
+            open_afresh(page, f"{base_url}/models/{model_id}/")
             with page.expect_navigation():
                 page.click("[data-role=test]")
             page.set_input_files("#id_dicom_file", dicom)
@@ -121,6 +123,19 @@ def walk(base_url: str, dataset_id: int, model_id: int, dicom: str, contour: str
         finally:
             browser.close()
     return seen
+
+
+def open_afresh(page, url: str, tries: int = 3) -> None:
+    from playwright.sync_api import Error
+
+    for attempt in range(tries):
+        try:
+            page.goto(url)
+            return
+        except Error as exc:
+            if "ERR_ABORTED" not in str(exc) or attempt == tries - 1:
+                raise
+            page.wait_for_load_state("load")
 
 
 def test_sunnybrook_from_dicom_to_overlay(
