@@ -107,7 +107,9 @@ def test_watch_survives_dropped_connections_without_losing_or_repeating(server):
             if step in ("Step 3 of 12", "Step 7 of 12") and step not in cut_at:
                 cut_at.add(step)
                 proxy.cut()  # every open connection: the websocket drops mid-job
-    assert cut_at == {"Step 3 of 12", "Step 7 of 12"} and watcher.reconnects >= 2
+    # A cut may land while the follower is between connections (fetching by REST): at
+    # least one of them drops its socket.
+    assert cut_at == {"Step 3 of 12", "Step 7 of 12"} and watcher.reconnects >= 1
     seqs = [e.seq for e in seen]
     assert seqs == list(range(1, len(seqs) + 1))  # nothing lost, nothing twice
     assert seen[-1].final_status == "done"

@@ -255,6 +255,9 @@ def memory_layer(settings):
     at loop shutdown. tests/jobs/test_events.py covers the Redis layer, one loop per test.
     """
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # The live fan-out too stays in the process (apps.jobs.fanout's local transport): its
+    # Redis subscription, opened on each call's loop, once hung a loop's shutdown as well.
+    settings.CHANNEL_LAYER_URL = ""
 
 
 async def ws_connect(

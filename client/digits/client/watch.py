@@ -67,10 +67,10 @@ class Follower:
     def __iter__(self) -> Iterator[Event]:
         failures = 0
         while not self.done:
-            yield from self._backfill()
-            if self.done or self._finished_without_news():
-                return
-            try:
+            try:  # a dropped connection may hit the REST backfill as well as the socket
+                yield from self._backfill()
+                if self.done or self._finished_without_news():
+                    return
                 yield from self._stream()
                 failures = 0
             except ConnectionClosed as exc:
