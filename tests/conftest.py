@@ -193,12 +193,12 @@ def start_worker(start_process):
     return start
 
 
-@pytest.fixture
-def live_server_url(start_process):
-    """The platform served by uvicorn (HTTP + websockets) in a separate process."""
+def start_web(start_process, port: int | None = None):
+    """A uvicorn web process (HTTP and websockets); returns (process, its base URL) once it
+    answers. ``port``: the same one again, to restart a web process in place."""
     import urllib.request
 
-    port = free_port()
+    port = port or free_port()
     web = start_process(
         "-m", "uvicorn", "digits_site.asgi:application", "--host", "127.0.0.1",
         "--port", str(port), "--no-access-log", name="web",
@@ -208,12 +208,17 @@ def live_server_url(start_process):
     while True:
         try:
             urllib.request.urlopen(url + "/healthz/live", timeout=2)
-            break
+            return web, url
         except OSError:
             if time.monotonic() > deadline or web.proc.poll() is not None:
                 raise AssertionError("web server did not start:\n" + web.log()[-3000:]) from None
             time.sleep(0.2)
-    return url
+
+
+@pytest.fixture
+def live_server_url(start_process):
+    """The platform served by uvicorn (HTTP + websockets) in a separate process."""
+    return start_web(start_process)[1]
 
 
 def wait_until(predicate, timeout: float = 30, interval: float = 0.1, message: str = ""):

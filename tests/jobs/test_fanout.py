@@ -23,7 +23,7 @@ from django.db import connections
 from apps.accounts.models import Membership
 from apps.jobs import events, fanout
 from apps.jobs.models import Job
-from tests.conftest import free_port
+from tests.conftest import free_port, start_web
 from tests.jobs.helpers import submit_check
 from tests.jobs.test_events import HOST, ORIGIN, token_for, ws  # noqa: F401 - the fixture
 
@@ -35,25 +35,6 @@ async def _close_thread_connections():
     yield
     # The ORM calls of async code ran in asgiref's thread: close its connections.
     await sync_to_async(connections.close_all)()
-
-
-def start_web(start_process, port: int | None = None):
-    """A uvicorn web process; returns (process, http base url)."""
-    port = port or free_port()
-    web = start_process(
-        "-m", "uvicorn", "digits_site.asgi:application", "--host", "127.0.0.1",
-        "--port", str(port), "--no-access-log", name="web",
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/healthz/live", timeout=2)
-            return web, url
-        except OSError:
-            if time.monotonic() > deadline or web.proc.poll() is not None:
-                raise AssertionError("web server did not start:\n" + web.log()[-3000:]) from None
-            time.sleep(0.2)
 
 
 def connect(url: str, path: str, key: str, **kwargs):
