@@ -27,7 +27,10 @@ class EmbeddedWorker:
         )
 
     def start(self) -> None:
+        from apps.cluster.agent import NodeAgent
+
         self.worker.start()
+        NodeAgent(["default", "gpu"], settings.DIGITS_EMBEDDED_WORKER_THREADS).start()
         self.reaper.start()
 
     def stop(self) -> None:
