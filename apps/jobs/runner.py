@@ -75,7 +75,10 @@ def execute(job_id: int) -> None:
     while queue is not None and not shutdown.is_set():
         claimed = scheduling.claim(worker, queue)
         if claimed is None:
-            log.info("nothing on queue %s fits this node now (woken for job %s)", queue, job_id)
+            log.info(
+                "not claimable here: nothing on queue %s fits this node now (woken for job %s)",
+                queue, job_id,
+            )  # fmt: skip
             return
         try:
             JobRun(claimed.job, worker, claimed.environment()).run()
