@@ -120,3 +120,27 @@ def test_high_priority_needs_the_permission(people, api_client):
         "/api/v1/jobs/", {**payload, "priority": JobPriority.LOW}, format="json"
     )
     assert low.status_code == 201 and Job.objects.get(pk=low.json()["id"]).priority == 0
+
+
+WORKER_CHECK = {"name": "check", "queue": "gpu", "steps": 3, "step_seconds": 0.1,
+                "matrix_size": 16, "visibility": "private"}  # fmt: skip
+
+
+def test_worker_check_page_asks_for_gpus_and_a_priority(people, client):
+    client.force_login(people.owner)
+    refused = client.post(
+        "/jobs/worker-check/new/", {**WORKER_CHECK, "gpu_count": 2, "priority": 2}
+    )
+    assert list(refused.context["form"].errors) == ["priority"]
+    assert not Job.objects.exists()
+
+    client.post("/jobs/worker-check/new/", {**WORKER_CHECK, "gpu_count": 2, "priority": 0})
+    job = Job.objects.get()
+    assert (job.params["gpus"]["count"], job.priority) == (2, JobPriority.LOW)
+    assert scheduling.request_for(job) == scheduling.GpuRequest(count=2)
+
+    client.force_login(people.staff)
+    client.post("/jobs/worker-check/new/", {**WORKER_CHECK, "gpu_count": 0, "priority": 2})
+    job = Job.objects.get(owner=people.staff)
+    assert job.priority == JobPriority.HIGH
+    assert scheduling.request_for(job) == scheduling.GpuRequest()  # 0: none, on the gpu queue
