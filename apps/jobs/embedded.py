@@ -30,9 +30,12 @@ class EmbeddedWorker:
         from apps.cluster.agent import NodeAgent
 
         self.worker.start()
-        NodeAgent(["default", "gpu"], settings.DIGITS_EMBEDDED_WORKER_THREADS).start()
+        self.node = NodeAgent(["default", "gpu"], settings.DIGITS_EMBEDDED_WORKER_THREADS)
+        self.node.start()
         self.reaper.start()
 
     def stop(self) -> None:
         self.stop_reaper.set()
+        if getattr(self, "node", None) is not None:
+            self.node.stop()
         self.worker.stop(timeout=5000)
