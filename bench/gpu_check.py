@@ -82,18 +82,23 @@ def report(jobs: list) -> int:
     rows = [Job.objects.get(pk=j.pk) for j in jobs]
     failures = 0
     for job in rows:
+        if not (job.started_at and job.finished_at):
+            print(f"job {job.pk}: {job.status} without running: {job.error or job.status_text}")
+            failures += 1
+            continue
         seen = job.result.get("cuda_visible_devices")
         tf = [d["name"] for d in job.result.get("devices", []) if d.get("type") == "GPU"]
         print(f"job {job.pk}: {job.status}, CUDA_VISIBLE_DEVICES={seen}"
               f"{', TensorFlow sees ' + ', '.join(tf) if tf else ''}; "
               f"ran {job.started_at:%H:%M:%S.%f} to {job.finished_at:%H:%M:%S.%f}")  # fmt: skip
         failures += job.status != "done"
-    for a in rows:
-        for b in rows:
+    ran = [j for j in rows if j.status == "done"]
+    for a in ran:
+        for b in ran:
             if a.pk < b.pk and a.started_at < b.finished_at and b.started_at < a.finished_at:
                 common = set(a.result["cuda_visible_devices"].split(",")) & set(
                     b.result["cuda_visible_devices"].split(",")
-                )
+                ) - {""}
                 verdict = f"SHARED {sorted(common)}" if common else "disjoint devices"
                 print(f"jobs {a.pk} and {b.pk} overlapped in time: {verdict}")
                 failures += bool(common)
