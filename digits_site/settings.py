@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.accounts",
     "apps.jobs",
+    "apps.cluster",
     "apps.datasets",
     "apps.mlmodels",
     "apps.inference",
@@ -320,6 +321,17 @@ DIGITS_JOB_REQUEUE_SECONDS = envint("DIGITS_JOB_REQUEUE_SECONDS", 120)
 DIGITS_REAPER_INTERVAL = envint("DIGITS_REAPER_INTERVAL", 15)
 # How long an aborted child gets to stop cleanly before it is killed.
 DIGITS_JOB_KILL_GRACE_SECONDS = envint("DIGITS_JOB_KILL_GRACE_SECONDS", 2)
+
+# --- Scheduling (apps.cluster, docs/decisions/0016-gpu-scheduling.md) ----------
+# This node's GPUs: "auto" (NVML), "none", or a list of CUDA device ids ("0,1,2,3").
+DIGITS_WORKER_GPUS = envstr("DIGITS_WORKER_GPUS", "auto")
+# The node the worker's devices belong to (default: the host name, a pod's name).
+DIGITS_NODE_NAME = envstr("DIGITS_NODE_NAME", "")
+# Let jobs share a device (each still sees only the devices it reserved).
+DIGITS_GPU_SHARING = envbool("DIGITS_GPU_SHARING", False)
+# How often a worker reports its node and device figures; a node silent for three
+# beats shows as offline.
+DIGITS_NODE_HEARTBEAT_SECONDS = envint("DIGITS_NODE_HEARTBEAT_SECONDS", 10)
 
 # --- Warm inference (apps.inference, docs/decisions/0011-warm-inference.md) ----------
 # Where the inference server listens: unix:///path or tcp://host:port. Unset: a socket in

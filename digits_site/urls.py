@@ -10,6 +10,7 @@ from digits_site import views as site_views
 api_v1 = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.jobs.api.urls")),
+    path("", include("apps.cluster.api.urls")),
     path("", include("apps.datasets.api.urls")),
     path("", include("apps.mlmodels.api.urls")),
     path("", include("apps.evaluations.api.urls")),
@@ -30,6 +31,7 @@ urlpatterns = [
     ],
     path("accounts/", include("apps.accounts.urls")),
     path("jobs/", include("apps.jobs.urls")),
+    path("cluster/", include("apps.cluster.urls")),
     path("datasets/", include("apps.datasets.urls")),
     path("models/", include("apps.mlmodels.urls")),
     path("evaluations/", include("apps.evaluations.urls")),

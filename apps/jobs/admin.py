@@ -15,10 +15,10 @@ class JobArtifactInline(admin.TabularInline):
 @admin.register(Job)
 class JobAdmin(OwnedModelAdmin):
     list_display = [
-        "id", "name", "kind", "queue", "status", "progress_percent", "attempts",
+        "id", "name", "kind", "queue", "priority", "status", "progress_percent", "attempts",
         "owner", "team", "worker", "created_at",
     ]  # fmt: skip
-    list_filter = ["status", "kind", "queue", *OwnedModelAdmin.list_filter]
+    list_filter = ["status", "kind", "queue", "priority", *OwnedModelAdmin.list_filter]
     search_fields = ["name", "kind", "owner__username", "worker", "error"]
     date_hierarchy = "created_at"
     readonly_fields = [

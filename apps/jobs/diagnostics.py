@@ -36,6 +36,8 @@ def check(ctx) -> dict:
     )
     devices, tf = _devices(ctx)
     ctx.log("Devices: " + ", ".join(f"{d['name']} ({d['type']})" for d in devices))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ctx.log(f"CUDA_VISIBLE_DEVICES={visible}" if visible is not None else "All GPUs visible")
     n, steps = params["matrix_size"], params["steps"]
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
@@ -57,6 +59,7 @@ def check(ctx) -> dict:
         time.sleep(max(params["step_seconds"] - elapsed, 0.0))
     report = {
         "devices": devices,
+        "cuda_visible_devices": visible,
         "matrix_size": n,
         "steps": steps,
         "gflops_mean": float(np.mean(throughput)),

@@ -27,9 +27,15 @@ class EmbeddedWorker:
         )
 
     def start(self) -> None:
+        from apps.cluster.agent import NodeAgent
+
         self.worker.start()
+        self.node = NodeAgent(["default", "gpu"], settings.DIGITS_EMBEDDED_WORKER_THREADS)
+        self.node.start()
         self.reaper.start()
 
     def stop(self) -> None:
         self.stop_reaper.set()
+        if getattr(self, "node", None) is not None:
+            self.node.stop()
         self.worker.stop(timeout=5000)

@@ -178,6 +178,19 @@ def register_plugin_kinds() -> None:
 
 
 # --- the engine's own kind ----------------------------------------------------------------------
+class GpuRequestParams(serializers.Serializer):
+    """A job's GPU request, ``params["gpus"]`` (the scheduler reads it, whatever the kind)."""
+
+    mode = serializers.ChoiceField(choices=("next", "specific", "count", "none"), default="next")
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=0), default=list)
+    count = serializers.IntegerField(min_value=1, max_value=64, default=1)
+
+    def validate(self, attrs):
+        if attrs["mode"] == "specific" and not attrs["ids"]:
+            raise serializers.ValidationError({"ids": "List the GPU numbers to use."})
+        return attrs
+
+
 class WorkerCheckParams(serializers.Serializer):
     queue = serializers.ChoiceField(choices=QUEUES, default="default")
     steps = serializers.IntegerField(min_value=1, max_value=100_000, default=20)
@@ -188,6 +201,10 @@ class WorkerCheckParams(serializers.Serializer):
         min_value=1, required=False, allow_null=True, default=None,
         help_text="Raise an error at this step (to see how failures are reported).",
     )  # fmt: skip
+    gpus = GpuRequestParams(
+        required=False,
+        help_text="GPUs to reserve (default: any one on the gpu queue, none on default).",
+    )
 
 
 @register

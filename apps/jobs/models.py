@@ -15,6 +15,15 @@ ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 FINAL_STATUSES = (JobStatus.DONE, JobStatus.ERROR, JobStatus.ABORTED)
 
 
+class JobPriority(models.IntegerChoices):
+    """Queued jobs of higher priority start first (``apps.cluster.scheduling``); ``high``
+    needs the permission ``jobs.high_priority`` (or staff)."""
+
+    LOW = 0, "Low"
+    NORMAL = 1, "Normal"
+    HIGH = 2, "High"
+
+
 class Job(OwnedModel):
     """A long-running piece of work (ingestion, training, ...) run by a worker.
 
@@ -35,6 +44,7 @@ class Job(OwnedModel):
     progress = models.FloatField(default=0.0)
     eta_seconds = models.PositiveIntegerField(null=True, blank=True)
     status_text = models.CharField(max_length=200, blank=True)
+    priority = models.SmallIntegerField(choices=JobPriority.choices, default=JobPriority.NORMAL)
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=3)
     abort_requested = models.BooleanField(default=False)
@@ -58,6 +68,7 @@ class Job(OwnedModel):
             models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat"),
             models.Index(fields=["owner", "-created_at"], name="job_owner_created"),
         ]
+        permissions = [("high_priority", "Can submit high-priority jobs")]
 
     def __str__(self):
         return f"{self.name} (#{self.pk}, {self.kind})"

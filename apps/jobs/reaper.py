@@ -5,6 +5,8 @@
 - A queued job enqueued longer ago than ``DIGITS_JOB_REQUEUE_SECONDS`` may have
   lost its message (broker restart, crash between commit and send): it is sent
   again. Duplicates are harmless because claiming is conditional.
+- A GPU reservation whose job no longer runs under its worker is dropped
+  (``apps.cluster.scheduling.release_stale``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from apps.cluster import scheduling
 from apps.jobs import events, services
 from apps.jobs.models import Job, JobStatus
 
@@ -38,6 +41,7 @@ def reap(now=None) -> dict[str, int]:
             )
             status = services.requeue_or_fail(job, reason)
             counts[{"queued": "retried", "error": "failed", "aborted": "aborted"}[status]] += 1
+    scheduling.release_stale()  # the devices of the jobs just requeued, and any other lost
 
     resend_before = now - timedelta(seconds=settings.DIGITS_JOB_REQUEUE_SECONDS)
     with transaction.atomic():

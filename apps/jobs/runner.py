@@ -34,6 +34,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from apps.cluster import scheduling
 from apps.jobs import events, sandbox, services
 from apps.jobs.artifacts import ArtifactGate
 from apps.jobs.child import EXIT_ABORTED, EXIT_DONE, EXIT_FAILED
@@ -67,19 +68,29 @@ def _die_with_parent() -> None:
 
 
 def execute(job_id: int) -> None:
-    """Claim the job and run it to an outcome; a job claimed elsewhere is left alone."""
+    """A wake-up for the queue of ``job_id``: claim the best job this node can run now
+    (``apps.cluster.scheduling``) and run it to an outcome; then the next, until none fits."""
     worker = worker_name()
-    job = services.claim(job_id, worker)
-    if job is None:
-        log.info("job %s not claimable here (already taken, finished or aborted)", job_id)
-        return
-    JobRun(job, worker).run()
+    queue = Job.objects.filter(pk=job_id).values_list("queue", flat=True).first()
+    while queue is not None and not shutdown.is_set():
+        claimed = scheduling.claim(worker, queue)
+        if claimed is None:
+            log.info(
+                "not claimable here: nothing on queue %s fits this node now (woken for job %s)",
+                queue, job_id,
+            )  # fmt: skip
+            return
+        try:
+            JobRun(claimed.job, worker, claimed.environment()).run()
+        finally:
+            scheduling.release(claimed.job.pk, worker)
 
 
 class JobRun:
-    def __init__(self, job: Job, worker: str):
+    def __init__(self, job: Job, worker: str, devices_env: dict[str, str] | None = None):
         self.job = job
         self.worker = worker
+        self.devices_env = devices_env or {}
         self.pending: list[dict[str, Any]] = []
         self.fields: dict[str, Any] = {}
         self.result: dict[str, Any] | None = None
@@ -107,7 +118,7 @@ class JobRun:
             stderr=subprocess.PIPE,
             pass_fds=(write_fd,),
             cwd=self.workspace.path,
-            env=sandbox.environment(self.workspace.path, self.gate.path),
+            env={**sandbox.environment(self.workspace.path, self.gate.path), **self.devices_env},
             preexec_fn=_die_with_parent,
         )
         os.close(write_fd)

@@ -19,7 +19,7 @@ from apps.core.models import Visibility
 from apps.core.storage import get_store
 from apps.jobs import dispatch, events
 from apps.jobs.kinds import domain_rules, get_kind, hooks_for
-from apps.jobs.models import FINAL_STATUSES, Job, JobArtifact, JobStatus
+from apps.jobs.models import FINAL_STATUSES, Job, JobArtifact, JobPriority, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def enqueue(job: Job) -> None:
 
 def submit(
     *, owner, kind: str, params: dict[str, Any], name: str = "", team=None,
-    visibility: str = "private", cloned_from: Job | None = None,
+    visibility: str = "private", cloned_from: Job | None = None, priority: int = JobPriority.NORMAL,
 ) -> Job:  # fmt: skip
     """Create a queued job of ``kind`` with already validated ``params`` and enqueue it."""
     job_kind = get_kind(kind)
@@ -56,11 +56,20 @@ def submit(
             max_attempts=settings.DIGITS_JOB_MAX_ATTEMPTS,
             enqueued_at=timezone.now(),
             cloned_from=cloned_from,
+            priority=priority,
         )
         events.append(job.pk, [events.event("status", status=JobStatus.QUEUED, text="Queued")])
         enqueue(job)
     job.refresh_from_db()
     return job
+
+
+def priority_refused(user, priority: int) -> str | None:
+    """Why ``user`` may not give a job ``priority``, or None: high priority needs the
+    permission ``jobs.high_priority`` (or staff)."""
+    if priority == JobPriority.HIGH and not (user.is_staff or user.has_perm("jobs.high_priority")):
+        return "High priority needs the permission 'Can submit high-priority jobs'."
+    return None
 
 
 def claim(job_id: int, worker: str) -> Job | None:

@@ -135,14 +135,14 @@ def worker_check_new(request):
         data = form.cleaned_data
         kind = get_kind("worker.check")
         try:
-            params = kind.validate_params({f: data[f] for f in form.param_fields}, request.user)
+            params = kind.validate_params(form.params(), request.user)
         except serializers.ValidationError as exc:
             for field, errors in exc.detail.items():
                 form.add_error(field if field in form.fields else None, [str(e) for e in errors])
         else:
             job = services.submit(
                 owner=request.user, kind=kind.name, params=params, name=data["name"],
-                team=data["team"], visibility=data["visibility"],
+                team=data["team"], visibility=data["visibility"], priority=data["priority"],
             )  # fmt: skip
             return redirect("jobs:detail", pk=job.pk)
     return render(request, "jobs/worker_check_new.html", {"form": form})

@@ -133,10 +133,10 @@ def test_worker_shutdown_hands_its_job_back_to_the_queue(people, start_workers):
 
 def test_reaper_resends_a_lost_message(people, start_worker, settings):
     worker = start_worker()
-    lost = submit_check(people.owner, send=False, steps=2)  # committed, message never sent
     control = submit_check(people.owner, steps=1)
-    wait_status(control, "done")
-    assert row(lost).status == "queued"  # the worker had nothing to run it from
+    wait_status(control, "done")  # the worker is idle now: no message will wake it
+    lost = submit_check(people.owner, send=False, steps=2)  # committed, message never sent
+    assert row(lost).status == "queued"
 
     # Fresh enough: the message may still be on its way.
     assert reaper.reap()["resent"] == 0

@@ -6,7 +6,7 @@ from apps.core.api import OwnedSerializerMixin
 from apps.core.schema import RegistryField
 from apps.jobs.kinds import all_kinds, get_kind
 from apps.jobs.models import Job, JobArtifact, JobEvent
-from apps.jobs.services import shown_params
+from apps.jobs.services import priority_refused, shown_params
 
 
 class JobArtifactSerializer(serializers.ModelSerializer):
@@ -35,7 +35,7 @@ class JobSerializer(OwnedSerializerMixin, serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = [
-            "id", "name", "kind", "queue", "params", "owner", "team", "visibility",
+            "id", "name", "kind", "queue", "params", "owner", "team", "visibility", "priority",
             "status", "progress", "eta_seconds", "status_text", "attempts", "max_attempts",
             "abort_requested", "worker", "heartbeat_at", "error", "result", "last_seq",
             "cloned_from", "created_at", "enqueued_at", "started_at", "finished_at",
@@ -59,6 +59,12 @@ class JobSerializer(OwnedSerializerMixin, serializers.ModelSerializer):
             raise serializers.ValidationError(
                 f"Unknown job kind {value!r}. Choose one of: {choices}."
             )
+        return value
+
+    def validate_priority(self, value):
+        refused = priority_refused(self.context["request"].user, value)
+        if refused:
+            raise serializers.ValidationError(refused)
         return value
 
     def validate(self, attrs):

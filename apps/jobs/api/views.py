@@ -19,7 +19,7 @@ from apps.jobs.api.serializers import (
 )
 from apps.jobs.filters import JobFilterSet
 from apps.jobs.kinds import all_kinds
-from apps.jobs.models import Job
+from apps.jobs.models import Job, JobPriority
 
 MAX_EVENTS_PAGE = 1000
 
@@ -50,6 +50,7 @@ class JobViewSet(OwnedModelViewSet):
             owner=request.user, kind=data["kind"], params=data["params"],
             name=data.get("name", ""), team=data.get("team"),
             visibility=data.get("visibility", "private"),
+            priority=data.get("priority", JobPriority.NORMAL),
         )  # fmt: skip
         return Response(JobSerializer(job, context={"request": request}).data, status=201)
 

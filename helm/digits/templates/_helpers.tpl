@@ -148,6 +148,8 @@ revision's ConfigMap exists).
   "DIGITS_JOB_MAX_ATTEMPTS" (toString $v.config.jobMaxAttempts)
   "DIGITS_REAPER_INTERVAL" (toString $v.config.reaperInterval)
   "DIGITS_MAX_UPLOAD_MB" (toString (int $v.config.maxUploadMB))
+  "DIGITS_GPU_SHARING" (toString (default false $v.config.gpuSharing))
+  "DIGITS_NODE_HEARTBEAT_SECONDS" (toString (int (default 10 $v.config.nodeHeartbeatSeconds)))
 -}}
 {{- if $v.evaluation.enabled }}
 {{- $_ := set $config "DIGITS_S3_ENDPOINT" (printf "%s-minio:9000" $fullname) }}

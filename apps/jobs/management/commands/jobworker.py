@@ -39,10 +39,14 @@ class Command(BaseCommand):
             dramatiq.get_broker(), queues=set(queues), worker_threads=threads, worker_timeout=200
         )
         worker.start()
+        from apps.cluster.agent import NodeAgent
         from apps.jobs.sandbox import mode
 
+        node = NodeAgent(queues, threads).start()
+
         self.stdout.write(
-            f"Worker consuming {', '.join(queues)} with {threads} thread(s); job sandbox: {mode()}",
+            f"Worker consuming {', '.join(queues)} with {threads} thread(s); job sandbox: {mode()}; "
+            f"node {node.name} with {node.devices.count()} GPU(s)",
             ending="\n",
         )
         self.stdout.flush()
