@@ -58,15 +58,15 @@ def count_artifacts(job: Job) -> None:
 
 def report(rows, group: str) -> list[dict[str, Any]]:
     """Totals of ``rows`` per month, model, kind, owner or team (``GROUPS``)."""
-    group_by, extra = {
-        "month": ({"month": TruncMonth("started_at")}, {}),
-        "model": ({"model_id": F("model_id")}, {"model": Max("model_name")}),
-        "kind": ({"kind": F("kind")}, {}),
-        "owner": ({"owner_name": F("owner__username")}, {}),
-        "team": ({"team_slug": F("team__slug")}, {}),
+    names, expressions, extra = {
+        "month": ((), {"month": TruncMonth("started_at")}, {}),
+        "model": (("model_id",), {}, {"model": Max("model_name")}),
+        "kind": (("kind",), {}, {}),
+        "owner": ((), {"owner_name": F("owner__username")}, {}),
+        "team": ((), {"team_slug": F("team__slug")}, {}),
     }[group]
     out = (
-        rows.values(**group_by)
+        rows.values(*names, **expressions)
         .annotate(
             **extra,
             jobs=Count("id"),
@@ -76,7 +76,7 @@ def report(rows, group: str) -> list[dict[str, Any]]:
             peak_memory_bytes=Max("peak_memory_bytes"),
             bytes_written=Sum("bytes_written"),
         )
-        .order_by(*group_by)
+        .order_by(*names, *expressions)
     )
     return [_row(group, r) for r in out]
 
