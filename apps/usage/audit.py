@@ -14,7 +14,7 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 
@@ -152,13 +152,19 @@ def _membership_deleted(sender, instance, **kwargs):
     record(AuditAction.PERMISSION_CHANGED, instance, detail=detail)
 
 
+def _name(obj) -> str:
+    if isinstance(obj, Permission):
+        return f"{obj.content_type.app_label}.{obj.codename}"
+    return str(obj)
+
+
 def _m2m_rights(sender, instance, action, model, pk_set, reverse, **kwargs):
     if action not in ("post_add", "post_remove", "post_clear"):
         return
     detail = {
         "change": action.removeprefix("post_"),
         "relation": sender._meta.model_name,
-        model._meta.model_name: sorted(str(o) for o in model.objects.filter(pk__in=pk_set or ())),
+        model._meta.model_name: sorted(_name(o) for o in model.objects.filter(pk__in=pk_set or ())),
     }
     record(AuditAction.PERMISSION_CHANGED, instance, detail=detail)
 
