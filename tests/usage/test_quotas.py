@@ -8,9 +8,12 @@ from django.utils import timezone
 
 from apps.datasets.models import Dataset
 from apps.jobs.models import Job
+from apps.mlmodels.models import TrainedModel
 from apps.usage.models import Quota
 from apps.usage.quotas import next_month_start
 from tests.jobs.helpers import check_params, submit_check, wait_status
+from tests.mlmodels.test_errors import ready_dataset
+from tests.mlmodels.test_pages import NEW, form_data
 
 JOBS = "/api/v1/jobs/"
 
@@ -182,3 +185,29 @@ def test_a_clone_over_quota_is_a_message_not_a_server_error(client, people, quot
     page = client.get(detail)
     assert "Over the user quota of concurrent jobs" in page.content.decode()
     assert Job.objects.count() == 1
+
+
+def test_training_epochs_over_the_limit_name_the_solver_field(api_client, client, people):
+    Quota.objects.create(user=people.owner, max_epochs=5)
+    dataset = ready_dataset(people.owner)
+    body = {"dataset": dataset.pk, "name": "long", "network": {}, "solver": {"epochs": 6}}
+    response = api_client.as_user(people.owner).post("/api/v1/models/", body, format="json")
+    client.force_login(people.owner)
+    page = client.post(NEW, form_data(dataset, epochs="6"))
+
+    assert response.status_code == 400, response.content
+    assert "epochs may be at most 5" in response.json()["solver"]["epochs"][0]
+    assert page.status_code == 200
+    assert "epochs may be at most 5" in page.context["form"].errors["epochs"][0]
+    assert not TrainedModel.objects.exists() and not Job.objects.exists()
+
+
+def test_a_sweep_over_the_quota_starts_none_of_its_models(api_client, people):
+    Quota.objects.create(user=people.owner, concurrent_jobs=2)
+    dataset = ready_dataset(people.owner)
+    body = {"dataset": dataset.pk, "name": "sweep", "network": {},
+            "solver": {"batch_size": [8, 16, 32]}}  # fmt: skip
+    response = api_client.as_user(people.owner).post("/api/v1/models/", body, format="json")
+    assert response.status_code == 429, response.content
+    assert response.json()["quota"] == "concurrent_jobs"
+    assert not TrainedModel.objects.exists() and not Job.objects.exists()
