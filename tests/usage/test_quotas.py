@@ -6,11 +6,12 @@ Every path that creates a job goes through the same check (``apps.jobs.services.
 import pytest
 from django.utils import timezone
 
+from apps.datasets.forms import DatasetForm
 from apps.datasets.models import Dataset
 from apps.jobs.models import Job
 from apps.mlmodels.models import TrainedModel
 from apps.usage.models import Quota
-from apps.usage.quotas import next_month_start
+from apps.usage.quotas import ParameterLimitExceeded, next_month_start
 from tests.jobs.helpers import check_params, submit_check, wait_status
 from tests.mlmodels.test_errors import ready_dataset
 from tests.mlmodels.test_pages import NEW, form_data
@@ -211,3 +212,30 @@ def test_a_sweep_over_the_quota_starts_none_of_its_models(api_client, people):
     assert response.status_code == 429, response.content
     assert response.json()["quota"] == "concurrent_jobs"
     assert not TrainedModel.objects.exists() and not Job.objects.exists()
+
+
+def test_the_new_dataset_page_shows_the_processes_limit_on_its_field(client, people):
+    client.force_login(people.owner)
+    response = client.post(
+        "/datasets/new/test-squares/",
+        {"data-count": "10", "data-size": "8", "data-encoding": "png", "dataset-name": "greedy",
+         "dataset-visibility": "private", "dataset-max_error_percent": "10",
+         "dataset-processes": "64"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    form = next(c["form"] for c in response.context if isinstance(c.get("form"), DatasetForm))
+    assert "processes may be at most 16" in form.errors["processes"][0]
+    assert not Dataset.objects.exists() and not Job.objects.exists()
+
+
+def test_image_size_limits_apply_to_a_builds_options(people):
+    from apps.jobs import services
+
+    Quota.objects.create(user=people.owner, max_image_side=512)
+    params = {"dataset_id": 1, "type": "image-classification", "processes": 1,
+              "options": {"width": 1024, "height": 256}}  # fmt: skip
+    with pytest.raises(ParameterLimitExceeded) as refused:
+        services.submit(owner=people.owner, kind="dataset.build", params=params)
+    assert refused.value.field == "options.width"
+    assert refused.value.detail == {"options": {"width": [refused.value.message]}}
+    assert "width may be at most 512 (user limit); this job asks for 1024" in refused.value.message
