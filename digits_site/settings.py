@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "apps.mlmodels",
     "apps.inference",
     "apps.evaluations",
+    "apps.usage",
 ]
 
 # --- Plugins ------------------------------------------------------------------
@@ -87,6 +88,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.usage.audit.AuditMiddleware",  # who acted, for the audit log
+    "apps.usage.middleware.RefusalMiddleware",  # a job over quota from a page's button
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",  # see "Content-Security-Policy" below
@@ -332,6 +335,36 @@ DIGITS_GPU_SHARING = envbool("DIGITS_GPU_SHARING", False)
 # How often a worker reports its node and device figures; a node silent for three
 # beats shows as offline.
 DIGITS_NODE_HEARTBEAT_SECONDS = envint("DIGITS_NODE_HEARTBEAT_SECONDS", 10)
+
+
+# --- Quotas (apps.usage.quotas, docs/decisions/0017-quotas-and-accounting.md) -----------
+# Defaults for every user (DIGITS_QUOTA_*) and team (DIGITS_QUOTA_TEAM_*); an admin
+# overrides them per user or team (admin: Quotas). Unset or empty: no limit.
+def _quota(name: str, default=None, cast=int):
+    raw = envstr(name, "").strip()
+    try:
+        return cast(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+_QUOTA_RESOURCES = (
+    ("concurrent_jobs", "CONCURRENT_JOBS", int), ("concurrent_gpus", "CONCURRENT_GPUS", int),
+    ("gpu_hours_per_month", "GPU_HOURS", float), ("storage_bytes", "STORAGE_BYTES", int),
+)  # fmt: skip
+DIGITS_QUOTA = {
+    name: _quota(f"DIGITS_QUOTA_{env}", cast=cast) for name, env, cast in _QUOTA_RESOURCES
+}
+DIGITS_QUOTA_TEAM = {
+    name: _quota(f"DIGITS_QUOTA_TEAM_{env}", cast=cast) for name, env, cast in _QUOTA_RESOURCES
+}
+# Limits on job parameters that cost resources (a user's, or a team's set by an admin).
+DIGITS_QUOTA.update(
+    max_processes=_quota("DIGITS_QUOTA_MAX_PROCESSES", 16),
+    max_steps=_quota("DIGITS_QUOTA_MAX_STEPS", 1000),
+    max_epochs=_quota("DIGITS_QUOTA_MAX_EPOCHS", 1000),
+    max_image_side=_quota("DIGITS_QUOTA_MAX_IMAGE_SIDE", 4096),
+)
 
 # --- Warm inference (apps.inference, docs/decisions/0011-warm-inference.md) ----------
 # Where the inference server listens: unix:///path or tcp://host:port. Unset: a socket in

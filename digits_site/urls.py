@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("apps.datasets.api.urls")),
     path("", include("apps.mlmodels.api.urls")),
     path("", include("apps.evaluations.api.urls")),
+    path("", include("apps.usage.api.urls")),
 ]
 
 # Plugin apps' urls.py / api/urls.py are mounted by convention under their name.
@@ -35,6 +36,7 @@ urlpatterns = [
     path("datasets/", include("apps.datasets.urls")),
     path("models/", include("apps.mlmodels.urls")),
     path("evaluations/", include("apps.evaluations.urls")),
+    path("usage/", include("apps.usage.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

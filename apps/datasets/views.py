@@ -17,6 +17,7 @@ from apps.datasets.filters import DatasetFilterSet
 from apps.datasets.forms import DatasetForm
 from apps.datasets.models import Dataset
 from apps.jobs.services import JobStateError
+from apps.usage.forms import REFUSALS, add_refusal
 
 GALLERY_PAGE = 24
 LIST_PAGE = 50
@@ -101,8 +102,12 @@ def dataset_new(request, type_id):
     data = request.POST if request.method == "POST" else None
     form = DatasetForm(data, request.FILES or None, user=request.user, type_id=type_id)
     if data is not None and form.is_valid():
-        dataset = services.build(request.user, form.cleaned_data["build_request"])
-        return redirect("datasets:detail", pk=dataset.pk)
+        try:
+            dataset = services.build(request.user, form.cleaned_data["build_request"])
+        except REFUSALS as exc:  # over a quota or a parameter limit
+            add_refusal(form, exc)
+        else:
+            return redirect("datasets:detail", pk=dataset.pk)
     # The plugin's template gets exactly the context its get_dataset_template returned.
     type_template, type_context = cls.get_dataset_template(form.type_form)
     type_html = render_to_string(type_template, type_context, request=request)

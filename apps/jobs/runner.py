@@ -41,6 +41,7 @@ from apps.jobs.child import EXIT_ABORTED, EXIT_DONE, EXIT_FAILED
 from apps.jobs.confine import make_undumpable
 from apps.jobs.kinds import hooks_for
 from apps.jobs.models import Job, JobStatus
+from apps.usage import process as usage
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class JobRun:
             self.job, hooks_for(self.job.kind), str(self.workspace.path), self.workspace.owner
         )
         read_fd, write_fd = os.pipe()
-        proc = subprocess.Popen(
+        proc = usage.MeasuredPopen(
             [sys.executable, "-m", "apps.jobs.child", str(write_fd)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -160,6 +161,7 @@ class JobRun:
             self._with_database(services.fail, self.job, f"Could not start the job process: {exc}")
             return
         returncode = self._relay(proc, events_fd)
+        self._with_database(usage.record, self.job, proc)  # run time, CPU, memory
         # The last events and the outcome: retried while the database is away, until the
         # job counts as lost (then the reaper decides, as for a worker that died).
         while not self.lost:

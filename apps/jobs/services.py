@@ -20,6 +20,7 @@ from apps.core.storage import get_store
 from apps.jobs import dispatch, events
 from apps.jobs.kinds import domain_rules, get_kind, hooks_for
 from apps.jobs.models import FINAL_STATUSES, Job, JobArtifact, JobPriority, JobStatus
+from apps.usage import quotas
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +43,22 @@ def submit(
     *, owner, kind: str, params: dict[str, Any], name: str = "", team=None,
     visibility: str = "private", cloned_from: Job | None = None, priority: int = JobPriority.NORMAL,
 ) -> Job:  # fmt: skip
-    """Create a queued job of ``kind`` with already validated ``params`` and enqueue it."""
+    """Create a queued job of ``kind`` with already validated ``params`` and enqueue it.
+
+    The one place quotas are checked (``apps.usage.quotas``): raises ``QuotaExceeded``
+    (429) or ``ParameterLimitExceeded`` (400) and creates nothing.
+    """
     job_kind = get_kind(kind)
+    queue = job_kind.queue_for(params)
     with transaction.atomic():
+        quotas.check_submission(owner=owner, team=team, params=params, queue=queue)
         job = Job.objects.create(
             owner=owner,
             team=team,
             visibility=visibility,
             name=name or job_kind.title,
             kind=kind,
-            queue=job_kind.queue_for(params),
+            queue=queue,
             params=params,
             max_attempts=settings.DIGITS_JOB_MAX_ATTEMPTS,
             enqueued_at=timezone.now(),

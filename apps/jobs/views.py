@@ -16,6 +16,7 @@ from apps.jobs.filters import JobFilterSet
 from apps.jobs.forms import WorkerCheckForm
 from apps.jobs.kinds import all_kinds, get_kind
 from apps.jobs.models import Job, JobStatus
+from apps.usage.forms import REFUSALS, add_refusal
 
 LIST_PAGE = 50
 
@@ -140,9 +141,14 @@ def worker_check_new(request):
             for field, errors in exc.detail.items():
                 form.add_error(field if field in form.fields else None, [str(e) for e in errors])
         else:
-            job = services.submit(
-                owner=request.user, kind=kind.name, params=params, name=data["name"],
-                team=data["team"], visibility=data["visibility"], priority=data["priority"],
-            )  # fmt: skip
-            return redirect("jobs:detail", pk=job.pk)
+            try:
+                job = services.submit(
+                    owner=request.user, kind=kind.name, params=params, name=data["name"],
+                    team=data["team"], visibility=data["visibility"],
+                    priority=data["priority"],
+                )  # fmt: skip
+            except REFUSALS as exc:  # over a quota or a parameter limit
+                add_refusal(form, exc)
+            else:
+                return redirect("jobs:detail", pk=job.pk)
     return render(request, "jobs/worker_check_new.html", {"form": form})

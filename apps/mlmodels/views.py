@@ -18,6 +18,7 @@ from apps.mlmodels import compare, export, services, single_inference, snapshots
 from apps.mlmodels.filters import TrainedModelFilterSet
 from apps.mlmodels.forms import ModelForm
 from apps.mlmodels.models import TrainedModel
+from apps.usage.forms import REFUSALS, add_refusal
 
 
 def _model(request, pk, action=permissions.VIEW):
@@ -128,6 +129,8 @@ def model_new(request):
             )
         except services.ModelError as exc:
             form.add_error("network_source" if exc.field == "network" else "dataset", str(exc))
+        except REFUSALS as exc:  # over a quota or a parameter limit
+            add_refusal(form, exc)
         else:
             if len(models) > 1:
                 messages.success(request, f"Started a sweep of {len(models)} models.")

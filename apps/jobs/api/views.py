@@ -20,6 +20,7 @@ from apps.jobs.api.serializers import (
 from apps.jobs.filters import JobFilterSet
 from apps.jobs.kinds import all_kinds
 from apps.jobs.models import Job, JobPriority
+from apps.usage.quotas import ParameterLimitExceeded
 
 MAX_EVENTS_PAGE = 1000
 
@@ -41,17 +42,21 @@ class JobViewSet(OwnedModelViewSet):
             qs = qs.prefetch_related("artifacts")
         return qs
 
-    @extend_schema(responses=answers({201: JobSerializer}, 400, 413))
+    @extend_schema(responses=answers({201: JobSerializer}, 400, 413, 429))
     def create(self, request, *args, **kwargs):
+        """Submit a job; 429 over a quota (``quota``, ``limit``, ``used``, ``frees_at``)."""
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        job = services.submit(
-            owner=request.user, kind=data["kind"], params=data["params"],
-            name=data.get("name", ""), team=data.get("team"),
-            visibility=data.get("visibility", "private"),
-            priority=data.get("priority", JobPriority.NORMAL),
-        )  # fmt: skip
+        try:
+            job = services.submit(
+                owner=request.user, kind=data["kind"], params=data["params"],
+                name=data.get("name", ""), team=data.get("team"),
+                visibility=data.get("visibility", "private"),
+                priority=data.get("priority", JobPriority.NORMAL),
+            )  # fmt: skip
+        except ParameterLimitExceeded as exc:  # the parameter is a field of ``params``
+            raise serializers.ValidationError({"params": exc.detail}) from None
         return Response(JobSerializer(job, context={"request": request}).data, status=201)
 
     def perform_destroy(self, instance):
