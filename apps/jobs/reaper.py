@@ -5,6 +5,8 @@
 - A queued job enqueued longer ago than ``DIGITS_JOB_REQUEUE_SECONDS`` may have
   lost its message (broker restart, crash between commit and send): it is sent
   again. Duplicates are harmless because claiming is conditional.
+- Every ``DIGITS_SWEEP_INTERVAL`` seconds, orphaned staging and upload objects are
+  deleted (``apps.jobs.sweeper``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from apps.jobs import events, services
+from apps.jobs import events, services, sweeper
 from apps.jobs.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ def run_forever(interval: float | None = None, stop: threading.Event | None = No
     while not stop.is_set():
         try:
             reap()
+            sweeper.sweep_if_due()  # orphaned staging and uploads, hourly by default
         except Exception:
             log.exception("reaper pass failed")
         finally:

@@ -31,12 +31,13 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from apps.core.storage import StoreUnavailable
 from apps.jobs import events, sandbox, services
 from apps.jobs.artifacts import ArtifactGate
-from apps.jobs.child import EXIT_ABORTED, EXIT_DONE, EXIT_FAILED
+from apps.jobs.child import EXIT_ABORTED, EXIT_DONE, EXIT_FAILED, EXIT_INFRA
 from apps.jobs.confine import make_undumpable
 from apps.jobs.kinds import hooks_for
 from apps.jobs.models import Job, JobStatus
@@ -69,7 +70,13 @@ def _die_with_parent() -> None:
 def execute(job_id: int) -> None:
     """Claim the job and run it to an outcome; a job claimed elsewhere is left alone."""
     worker = worker_name()
-    job = services.claim(job_id, worker)
+    try:
+        job = services.claim(job_id, worker)
+    except (OperationalError, InterfaceError):
+        # A pooled connection the database dropped (a restart while the worker was idle)
+        # fails before any health check could see it: one more try on a new connection.
+        connection.close()
+        job = services.claim(job_id, worker)
     if job is None:
         log.info("job %s not claimable here (already taken, finished or aborted)", job_id)
         return
@@ -350,6 +357,8 @@ class JobRun:
                 services.complete(job, self.result)
             except DatabaseError:
                 raise  # the database, not the artifacts: tried again (see run)
+            except StoreUnavailable as exc:
+                self._hand_back(job, f"Could not publish the job's artifacts: {exc}")
             except Exception as exc:
                 log.exception("publishing the artifacts of job %s failed", job.pk)
                 services.fail(job, f"Could not publish the job's artifacts: {exc}")
@@ -357,6 +366,8 @@ class JobRun:
             services.fail(job, self.failure.get("error") or "The job failed.")
         elif returncode == EXIT_ABORTED:
             services.mark_aborted(job)
+        elif returncode == EXIT_INFRA:
+            self._hand_back(job, (self.failure or {}).get("error") or "The store is unreachable.")
         elif returncode < 0:
             # Killed from outside (OOM killer, node pressure): like a lost worker.
             name = signal.Signals(-returncode).name
@@ -365,3 +376,9 @@ class JobRun:
                 services.requeue_or_fail(job, f"The job process was killed by {name}.")
         else:
             services.fail(job, f"The job process exited with status {returncode}.")
+
+    def _hand_back(self, job: Job, reason: str) -> None:
+        """An infrastructure fault, not the job's: queued again, attempts unchanged."""
+        with transaction.atomic():
+            job = Job.objects.select_for_update().get(pk=job.pk)
+            services.hand_back(job, reason)

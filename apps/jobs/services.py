@@ -217,6 +217,44 @@ def requeue_or_fail(job: Job, reason: str) -> str:
     return JobStatus.QUEUED
 
 
+def hand_back(job: Job, reason: str) -> str:
+    """The infrastructure failed the job (the artifact store stayed unreachable): queue it
+    again after a backoff, without using up one of its attempts.
+
+    ``DIGITS_JOB_MAX_INFRA_RETRIES`` such hand-backs end the job in error, saying why.
+    The caller holds the row lock. Returns the new status.
+    """
+    if job.abort_requested:
+        _finish_locked(job, JobStatus.ABORTED, text="Aborted")
+        return JobStatus.ABORTED
+    limit = settings.DIGITS_JOB_MAX_INFRA_RETRIES
+    if job.infra_retries >= limit:
+        _finish_locked(
+            job, JobStatus.ERROR,
+            error=f"{reason} Gave up after {limit} retries for infrastructure faults.",
+        )  # fmt: skip
+        return JobStatus.ERROR
+    delay = min(60, settings.DIGITS_JOB_INFRA_RETRY_DELAY * 2**job.infra_retries)
+    text = f"{reason} Infrastructure fault: retrying in {delay} s (attempts unchanged)."
+    stale_staging = job.staging_prefix
+    job.attempts -= 1  # not the job's fault
+    job.infra_retries += 1
+    job.status = JobStatus.QUEUED
+    events.append(
+        job.pk,
+        [
+            events.event("log", level="warning", message=text, stream="system"),
+            events.event("status", status=JobStatus.QUEUED, text=text),
+        ],
+        status=JobStatus.QUEUED, worker="", enqueued_at=timezone.now(), status_text=text,
+        attempts=job.attempts, infra_retries=job.infra_retries,
+    )  # fmt: skip
+    job_id, queue = job.pk, job.queue
+    transaction.on_commit(lambda: get_store().discard_prefix(stale_staging))
+    transaction.on_commit(lambda: dispatch.send(job_id, queue, delay_ms=delay * 1000))
+    return JobStatus.QUEUED
+
+
 def share_like(job_id: int | None, obj) -> None:
     """Give a job the sharing of the object it builds, so whoever sees one sees the other.
 
