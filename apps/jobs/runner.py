@@ -123,7 +123,9 @@ class JobRun:
             "job_id": self.job.pk,
             "kind": self.job.kind,
             "params": self.job.params,
-            "attempt": self.job.attempts,
+            # The run's number: a run after an infrastructure hand-back is a retry too (a
+            # training continues from its last snapshot), though it used no attempt.
+            "attempt": self.job.attempts + self.job.infra_retries,
             "staging_prefix": self.job.staging_prefix,
             "sandbox": sandbox.confinement(self.workspace).to_json(),
         }
