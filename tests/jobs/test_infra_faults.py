@@ -68,3 +68,25 @@ def test_a_hand_back_keeps_the_attempts_and_backs_off(people, settings):
     queued = row(job)
     assert (queued.status, queued.attempts, queued.infra_retries) == ("queued", 1, 2)
     assert "retrying in 10 s (attempts unchanged)" in queued.status_text
+
+
+def test_only_an_unreachable_store_counts_as_an_infrastructure_fault():
+    from apps.core.storage import StoreUnavailable
+    from apps.jobs.child import infrastructure_fault
+
+    def raised(exc, cause=None):
+        try:
+            try:
+                raise cause or exc
+            except Exception as inner:
+                if cause is None:
+                    raise
+                raise exc from inner
+        except Exception as outer:
+            return outer
+
+    assert infrastructure_fault(raised(StoreUnavailable("S3 unreachable")))
+    # A job's code that wraps the store's error is still failed by the infrastructure.
+    assert infrastructure_fault(raised(RuntimeError("saving the snapshot"), StoreUnavailable()))
+    assert not infrastructure_fault(raised(OSError("S3 refused: AccessDenied")))
+    assert not infrastructure_fault(raised(ValueError("bad network")))
