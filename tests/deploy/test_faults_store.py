@@ -32,6 +32,9 @@ DB_RECOVERY_BOUND = 15
 #: After S3 is back, a handed-back training is claimed again within this: its backoff
 #: (1, 2, 4, 8 s ... from DIGITS_JOB_INFRA_RETRY_DELAY=1) plus a claim.
 S3_RECOVERY_BOUND = 20
+#: ... and logs its next epoch within this (a new job process: TensorFlow's import, the
+#: restore of the snapshot and one epoch of a small LeNet, on a busy 2-core machine).
+S3_TRAINING_BOUND = 90
 
 
 @pytest.fixture
@@ -132,17 +135,25 @@ def test_a_training_survives_an_s3_outage_without_using_an_attempt(
     evs = list(done.events.order_by("seq").values_list("type", "data", "created_at"))
     handed = next(i for i, (t, d, _) in enumerate(evs) if "Infrastructure fault" in str(d))
     rerun = next(c for t, d, c in evs[handed:] if t == "status" and d["status"] == "running")
-    took = max(0.0, rerun.timestamp() - back)  # 0: handed back and claimed before S3 returned
-    print(f"training running again {took:.1f} s after S3 came back")
-    assert took < S3_RECOVERY_BOUND
+    claimed = max(0.0, rerun.timestamp() - back)  # 0: claimed again before S3 returned
+    epoch = next(
+        c for t, d, c in evs[handed:]
+        if t == "log" and epoch_lines([d.get("message", "")]) and c.timestamp() > back
+    )  # fmt: skip
+    trained = epoch.timestamp() - back
+    print(f"after S3 came back: claimed again {claimed:.1f} s, next epoch {trained:.1f} s")
+    assert claimed < S3_RECOVERY_BOUND
+    assert trained < S3_TRAINING_BOUND
     assert any("Infrastructure fault" in m for m in messages(done))
 
     result = done.result
     assert [e["epoch"] for e in result["epochs"]] == list(range(1, epochs + 1))
     assert result["snapshots"] == list(range(1, epochs + 1))
     lines = epoch_lines(log_lines(done))
-    assert sorted(set(lines)) == list(range(1, epochs + 1))  # every epoch trained
-    assert len(lines) - len(set(lines)) <= done.infra_retries  # at most one rerun per retry
+    # Every epoch logged, but for one whose run was cut between its snapshot and its log
+    # line (its metrics are in the result); at most one epoch trained twice per hand-back.
+    assert len(set(range(1, epochs + 1)) - set(lines)) <= done.infra_retries
+    assert len(lines) - len(set(lines)) <= done.infra_retries
     assert snapshots.epochs(model["id"]) == list(range(1, epochs + 1))
     assert_gap_free(done)
     assert_no_orphans(done)
