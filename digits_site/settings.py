@@ -93,6 +93,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",  # see "Content-Security-Policy" below
+    "apps.core.middleware.StoreUnavailableMiddleware",  # 503, never a 500, in an S3 outage
     # Last, as axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -120,7 +121,11 @@ DATABASE_URL = envsecret("DATABASE_URL")
 if JOB_SANDBOX:
     DATABASES = {}  # any query raises ImproperlyConfigured: a job reports through its worker
 elif DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Health checks: a pooled connection is tested before its first use in each request, job
+    # claim or reaper pass, so a database restart never fails the next query (docs/deploy.md).
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    }
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -324,6 +329,14 @@ DIGITS_JOB_REQUEUE_SECONDS = envint("DIGITS_JOB_REQUEUE_SECONDS", 120)
 DIGITS_REAPER_INTERVAL = envint("DIGITS_REAPER_INTERVAL", 15)
 # How long an aborted child gets to stop cleanly before it is killed.
 DIGITS_JOB_KILL_GRACE_SECONDS = envint("DIGITS_JOB_KILL_GRACE_SECONDS", 2)
+# Infrastructure faults (docs/deploy.md, "Object store and database faults"): how long an
+# object-store call is retried; how often and how late a job that could not reach the store
+# is queued again without using up an attempt; when unused uploads and staging are orphans.
+DIGITS_STORAGE_RETRY_SECONDS = envint("DIGITS_STORAGE_RETRY_SECONDS", 60)
+DIGITS_JOB_MAX_INFRA_RETRIES = envint("DIGITS_JOB_MAX_INFRA_RETRIES", 10)
+DIGITS_JOB_INFRA_RETRY_DELAY = envint("DIGITS_JOB_INFRA_RETRY_DELAY", 5)
+DIGITS_ORPHAN_GRACE_SECONDS = envint("DIGITS_ORPHAN_GRACE_SECONDS", 86400)
+DIGITS_SWEEP_INTERVAL = envint("DIGITS_SWEEP_INTERVAL", 3600)
 
 # --- Scheduling (apps.cluster, docs/decisions/0016-gpu-scheduling.md) ----------
 # This node's GPUs: "auto" (NVML), "none", or a list of CUDA device ids ("0,1,2,3").

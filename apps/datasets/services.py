@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import PurePath
 from typing import Any
 
@@ -13,11 +14,13 @@ from django.db.models import ProtectedError
 
 from apps.core import uploads
 from apps.core.plugins.catalog import get_data_ingestion
-from apps.core.storage import get_store
+from apps.core.storage import StoreUnavailable, get_store
 from apps.datasets.models import Dataset
 from apps.datasets.params import DEFAULT_MAX_ERROR_PERCENT, DEFAULT_PROCESSES
 from apps.jobs import services as jobs
 from apps.jobs.models import Job
+
+log = logging.getLogger(__name__)
 
 
 class DatasetInUse(Exception):
@@ -37,11 +40,26 @@ def json_options(cleaned_data: dict[str, Any], owner) -> dict[str, Any]:
     Uploaded files go to the artifact store as uploads of ``owner`` and become
     ``{"upload_key", "name", "size"}``; paths, decimals and dates become strings.
     """
-    values = {
-        name: uploads.store_upload(value, owner) if isinstance(value, UploadedFile) else value
-        for name, value in cleaned_data.items()
-    }
+    values: dict[str, Any] = {}
+    try:
+        for name, value in cleaned_data.items():
+            is_file = isinstance(value, UploadedFile)
+            values[name] = uploads.store_upload(value, owner) if is_file else value
+    except Exception as exc:
+        _discard_after_failure(values, exc)  # one file stored, the next refused: none kept
+        raise
     return json.loads(json.dumps(values, cls=_OptionsEncoder))
+
+
+def _discard_after_failure(options: dict[str, Any], exc: Exception) -> None:
+    """Delete the uploads of a submission that failed. In an outage of the store the
+    delete would wait out the same retries and fail too: the sweeper removes them then."""
+    if isinstance(exc, StoreUnavailable) or not uploads.upload_refs(options):
+        return
+    try:
+        discard_uploads(options)
+    except Exception:
+        log.exception("could not delete the uploads of a failed submission")
 
 
 def discard_uploads(options: dict[str, Any]) -> None:
@@ -60,6 +78,21 @@ def create(
     """Create a dataset in the building state and submit the job that builds it."""
     get_data_ingestion(type_id)  # fail early for an unknown type
     options = json_options(options, owner)
+    try:
+        return _create_rows(
+            owner=owner, type_id=type_id, options=options, name=name, description=description,
+            team=team, visibility=visibility, processes=processes,
+            max_error_percent=max_error_percent, cloned_from=cloned_from,
+        )  # fmt: skip
+    except Exception as exc:
+        _discard_after_failure(options, exc)  # the rows are gone with the transaction
+        raise
+
+
+def _create_rows(
+    *, owner, type_id, options, name, description, team, visibility, processes,
+    max_error_percent, cloned_from,
+) -> Dataset:  # fmt: skip
     with transaction.atomic():
         dataset = Dataset.objects.create(
             owner=owner, team=team, visibility=visibility, name=name, description=description,

@@ -10,8 +10,10 @@ from django.views.decorators.http import require_POST
 
 from apps.core import permissions
 from apps.core.filters import filtered
+from apps.core.middleware import STORE_UNAVAILABLE_MESSAGE
 from apps.core.plugins import STAGES
 from apps.core.plugins.catalog import data_ingestion_types, get_data_ingestion
+from apps.core.storage import StoreUnavailable
 from apps.datasets import files, queries, services
 from apps.datasets.filters import DatasetFilterSet
 from apps.datasets.forms import DatasetForm
@@ -101,11 +103,15 @@ def dataset_new(request, type_id):
     cls = _ingestion_class(type_id)
     data = request.POST if request.method == "POST" else None
     form = DatasetForm(data, request.FILES or None, user=request.user, type_id=type_id)
+    status = 200
     if data is not None and form.is_valid():
         try:
             dataset = services.build(request.user, form.cleaned_data["build_request"])
         except REFUSALS as exc:  # over a quota or a parameter limit
             add_refusal(form, exc)
+        except StoreUnavailable:
+            form.add_error(None, STORE_UNAVAILABLE_MESSAGE)
+            status = 503
         else:
             return redirect("datasets:detail", pk=dataset.pk)
     # The plugin's template gets exactly the context its get_dataset_template returned.
@@ -115,6 +121,7 @@ def dataset_new(request, type_id):
         request,
         "datasets/new.html",
         {"title": cls.get_title(), "form": form, "type_html": type_html},
+        status=status,
     )
 
 

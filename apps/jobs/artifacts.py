@@ -33,7 +33,13 @@ import threading
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from apps.core.storage.base import ArtifactNotFound, copy_stream, normalize_prefix, validate_key
+from apps.core.storage.base import (
+    ArtifactNotFound,
+    StoreUnavailable,
+    copy_stream,
+    normalize_prefix,
+    validate_key,
+)
 from apps.core.storage.gate import MAX_REQUEST, Denied
 
 if TYPE_CHECKING:
@@ -143,7 +149,9 @@ class ArtifactGate:
             return {"error": "invalid", "message": str(exc)}, None
         except Exception as exc:  # the store failed: the job may retry or fail with the reason
             log.warning("job %s: artifact request failed: %s", self.job.pk, exc)
-            return {"error": "unavailable", "message": f"{type(exc).__name__}: {exc}"}, None
+            # Unreachable after the retries (an infrastructure fault) or a refused request.
+            error = "unavailable" if isinstance(exc, StoreUnavailable) else "failed"
+            return {"error": error, "message": f"{type(exc).__name__}: {exc}"}, None
         finally:
             for fd in fds[1:]:
                 os.close(fd)

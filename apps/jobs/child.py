@@ -6,7 +6,9 @@ job runs, the process confines itself as the spec says (``apps.jobs.confine``)
 and then sets Django up with ``digits_site.job_settings``: no database, no secret.
 stdout and stderr are captured by the worker as log lines, so a user's ``print``
 still shows up.
-Exit status: 0 done, 1 failed (a ``failure`` message says why), 3 aborted.
+Exit status: 0 done, 1 failed (a ``failure`` message says why), 3 aborted, 4 the
+infrastructure failed it (the artifact store stayed unreachable: ``StoreUnavailable``),
+which the worker retries without using up one of the user's attempts.
 """
 
 import json
@@ -14,7 +16,20 @@ import os
 import sys
 import traceback
 
-EXIT_DONE, EXIT_FAILED, EXIT_ABORTED = 0, 1, 3
+EXIT_DONE, EXIT_FAILED, EXIT_ABORTED, EXIT_INFRA = 0, 1, 3, 4
+
+
+def infrastructure_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) is the store being unreachable."""
+    from apps.core.storage.base import StoreUnavailable
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, StoreUnavailable):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def main(argv: list[str]) -> int:
@@ -56,8 +71,12 @@ def main(argv: list[str]) -> int:
     except JobAborted:
         return EXIT_ABORTED
     except Exception as exc:
-        report("failure", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-        return EXIT_FAILED
+        infra = infrastructure_fault(exc)
+        report(
+            "failure", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
+            kind="infrastructure" if infra else "job",
+        )  # fmt: skip
+        return EXIT_INFRA if infra else EXIT_FAILED
     report("result", result=result or {})
     return EXIT_DONE
 

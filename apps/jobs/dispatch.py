@@ -14,8 +14,9 @@ import dramatiq
 ACTOR_FOR_QUEUE = {"default": "run_job", "gpu": "run_gpu_job"}
 
 
-def send(job_id: int, queue: str) -> None:
-    """Put a message carrying ``job_id`` on ``queue`` for the queue's actor."""
+def send(job_id: int, queue: str, delay_ms: int | None = None) -> None:
+    """Put a message carrying ``job_id`` on ``queue`` for the queue's actor (delivered
+    ``delay_ms`` later when given)."""
     broker = dramatiq.get_broker()
     # What declaring the actor would do: a process that never imported apps.jobs.tasks
     # (a web process) may be the first to use the queue.
@@ -27,4 +28,4 @@ def send(job_id: int, queue: str) -> None:
         kwargs={},
         options={},
     )
-    broker.enqueue(message)
+    broker.enqueue(message, delay=delay_ms)

@@ -32,6 +32,7 @@ class Job(OwnedModel):
         queued -> running -> done | error | aborted
         queued -> aborted            (abort before a worker claimed it)
         running -> queued            (reaper: worker lost, attempts left)
+        running -> queued            (infrastructure fault: attempts unchanged, after a delay)
     """
 
     name = models.CharField(max_length=200)
@@ -47,6 +48,9 @@ class Job(OwnedModel):
     priority = models.SmallIntegerField(choices=JobPriority.choices, default=JobPriority.NORMAL)
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=3)
+    # Times the job was handed back for an infrastructure fault (the store unreachable):
+    # these do not use up ``attempts``; ``DIGITS_JOB_MAX_INFRA_RETRIES`` bounds them.
+    infra_retries = models.PositiveSmallIntegerField(default=0)
     abort_requested = models.BooleanField(default=False)
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

@@ -7,6 +7,8 @@
   again. Duplicates are harmless because claiming is conditional.
 - A GPU reservation whose job no longer runs under its worker is dropped
   (``apps.cluster.scheduling.release_stale``).
+- Every ``DIGITS_SWEEP_INTERVAL`` seconds, orphaned staging and upload objects are
+  deleted (``apps.jobs.sweeper``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from apps.cluster import scheduling
-from apps.jobs import events, services
+from apps.jobs import events, services, sweeper
 from apps.jobs.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ def run_forever(interval: float | None = None, stop: threading.Event | None = No
     while not stop.is_set():
         try:
             reap()
+            sweeper.sweep_if_due()  # orphaned staging and uploads, hourly by default
         except Exception:
             log.exception("reaper pass failed")
         finally:

@@ -31,13 +31,14 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from apps.cluster import scheduling
+from apps.core.storage import StoreUnavailable
 from apps.jobs import events, sandbox, services
 from apps.jobs.artifacts import ArtifactGate
-from apps.jobs.child import EXIT_ABORTED, EXIT_DONE, EXIT_FAILED
+from apps.jobs.child import EXIT_ABORTED, EXIT_DONE, EXIT_FAILED, EXIT_INFRA
 from apps.jobs.confine import make_undumpable
 from apps.jobs.kinds import hooks_for
 from apps.jobs.models import Job, JobStatus
@@ -68,11 +69,21 @@ def _die_with_parent() -> None:
     os.setpgrp()
 
 
+def _queue_of(job_id: int) -> str | None:
+    return Job.objects.filter(pk=job_id).values_list("queue", flat=True).first()
+
+
 def execute(job_id: int) -> None:
     """A wake-up for the queue of ``job_id``: claim the best job this node can run now
     (``apps.cluster.scheduling``) and run it to an outcome; then the next, until none fits."""
     worker = worker_name()
-    queue = Job.objects.filter(pk=job_id).values_list("queue", flat=True).first()
+    try:
+        queue = _queue_of(job_id)
+    except (OperationalError, InterfaceError):
+        # A pooled connection the database dropped (a restart while the worker was idle)
+        # fails before any health check could see it: one more try on a new connection.
+        connection.close()
+        queue = _queue_of(job_id)
     while queue is not None and not shutdown.is_set():
         claimed = scheduling.claim(worker, queue)
         if claimed is None:
@@ -128,7 +139,9 @@ class JobRun:
             "job_id": self.job.pk,
             "kind": self.job.kind,
             "params": self.job.params,
-            "attempt": self.job.attempts,
+            # The run's number: a run after an infrastructure hand-back is a retry too (a
+            # training continues from its last snapshot), though it used no attempt.
+            "attempt": self.job.attempts + self.job.infra_retries,
             "staging_prefix": self.job.staging_prefix,
             "sandbox": sandbox.confinement(self.workspace).to_json(),
         }
@@ -363,6 +376,8 @@ class JobRun:
                 services.complete(job, self.result)
             except DatabaseError:
                 raise  # the database, not the artifacts: tried again (see run)
+            except StoreUnavailable as exc:
+                self._hand_back(job, f"Could not publish the job's artifacts: {exc}")
             except Exception as exc:
                 log.exception("publishing the artifacts of job %s failed", job.pk)
                 services.fail(job, f"Could not publish the job's artifacts: {exc}")
@@ -370,6 +385,8 @@ class JobRun:
             services.fail(job, self.failure.get("error") or "The job failed.")
         elif returncode == EXIT_ABORTED:
             services.mark_aborted(job)
+        elif returncode == EXIT_INFRA:
+            self._hand_back(job, (self.failure or {}).get("error") or "The store is unreachable.")
         elif returncode < 0:
             # Killed from outside (OOM killer, node pressure): like a lost worker.
             name = signal.Signals(-returncode).name
@@ -378,3 +395,9 @@ class JobRun:
                 services.requeue_or_fail(job, f"The job process was killed by {name}.")
         else:
             services.fail(job, f"The job process exited with status {returncode}.")
+
+    def _hand_back(self, job: Job, reason: str) -> None:
+        """An infrastructure fault, not the job's: queued again, attempts unchanged."""
+        with transaction.atomic():
+            job = Job.objects.select_for_update().get(pk=job.pk)
+            services.hand_back(job, reason)

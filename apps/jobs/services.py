@@ -147,7 +147,20 @@ def _finish_locked(job: Job, status: str, *, error: str = "", text: str = "", re
     else:
         kind.on_failed(job)
     if status != JobStatus.DONE:
-        transaction.on_commit(lambda: get_store().discard_prefix(job.staging_prefix))
+        discard_later(job.staging_prefix)
+
+
+def discard_later(staging_prefix: str) -> None:
+    """Discard an attempt's staging once the transaction commits. The store may be what
+    failed the job: then the sweeper (``apps.jobs.sweeper``) removes it later."""
+
+    def discard():
+        try:
+            get_store().discard_prefix(staging_prefix)
+        except Exception as exc:
+            log.warning("could not discard %s (left to the sweeper): %s", staging_prefix, exc)
+
+    transaction.on_commit(discard)
 
 
 def complete(job: Job, result: dict[str, Any] | None) -> None:
@@ -226,10 +239,48 @@ def requeue_or_fail(job: Job, reason: str) -> str:
         ],
         status=JobStatus.QUEUED, worker="", enqueued_at=now, status_text=text,
     )  # fmt: skip
-    stale_staging = job.staging_prefix
-    transaction.on_commit(lambda: get_store().discard_prefix(stale_staging))
+    discard_later(job.staging_prefix)
     job.status = JobStatus.QUEUED
     enqueue(job)
+    return JobStatus.QUEUED
+
+
+def hand_back(job: Job, reason: str) -> str:
+    """The infrastructure failed the job (the artifact store stayed unreachable): queue it
+    again after a backoff, without using up one of its attempts.
+
+    ``DIGITS_JOB_MAX_INFRA_RETRIES`` such hand-backs end the job in error, saying why.
+    The caller holds the row lock. Returns the new status.
+    """
+    if job.abort_requested:
+        _finish_locked(job, JobStatus.ABORTED, text="Aborted")
+        return JobStatus.ABORTED
+    limit = settings.DIGITS_JOB_MAX_INFRA_RETRIES
+    if job.infra_retries >= limit:
+        _finish_locked(
+            job, JobStatus.ERROR,
+            error=f"{reason} Gave up after {limit} retries for infrastructure faults.",
+        )  # fmt: skip
+        return JobStatus.ERROR
+    delay = min(60, settings.DIGITS_JOB_INFRA_RETRY_DELAY * 2**job.infra_retries)
+    short = f"Infrastructure fault: retrying in {delay} s (attempts unchanged)."
+    text = f"{reason} {short}"
+    stale_staging = job.staging_prefix
+    job.attempts -= 1  # not the job's fault
+    job.infra_retries += 1
+    job.status = JobStatus.QUEUED
+    events.append(
+        job.pk,
+        [
+            events.event("log", level="warning", message=text, stream="system"),
+            events.event("status", status=JobStatus.QUEUED, text=short),
+        ],
+        status=JobStatus.QUEUED, worker="", enqueued_at=timezone.now(), status_text=short,
+        attempts=job.attempts, infra_retries=job.infra_retries,
+    )  # fmt: skip
+    job_id, queue = job.pk, job.queue
+    transaction.on_commit(lambda: dispatch.send(job_id, queue, delay_ms=delay * 1000))
+    discard_later(stale_staging)
     return JobStatus.QUEUED
 
 

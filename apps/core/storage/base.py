@@ -15,7 +15,7 @@ import io
 import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import IO
 
 STAGING_PREFIX = "_staging/"
@@ -133,6 +133,13 @@ class ArtifactStore(abc.ABC):
     @abc.abstractmethod
     def size(self, key: str) -> int:
         """Size of ``key`` in bytes. Raises ArtifactNotFound."""
+
+    def modified(self, key: str) -> datetime:
+        """When ``key`` was last written (aware, UTC). Raises ArtifactNotFound.
+
+        The orphan sweeper (``apps.jobs.sweeper``) ages work in progress by it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot tell when a key was written")
 
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key``."""

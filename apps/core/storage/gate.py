@@ -66,6 +66,8 @@ class GateStore(ArtifactStore):
                 raise Denied(message)
             if error == "invalid":
                 raise ValueError(message)
+            if error == "failed":
+                raise OSError(message)
             raise StoreUnavailable(message)
         return reply, (fds[0] if fds else None)
 

@@ -6,7 +6,7 @@ import stat
 import tempfile
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -71,6 +71,13 @@ class LocalStore(ArtifactStore):
         if not stat.S_ISREG(st.st_mode):
             raise ArtifactNotFound(key)
         return st.st_size
+
+    def modified(self, key: str) -> datetime:
+        try:
+            mtime = self._path(key).stat().st_mtime
+        except _MISSING:
+            raise ArtifactNotFound(key) from None
+        return datetime.fromtimestamp(mtime, UTC)
 
     def url(
         self, key: str, expires: timedelta = timedelta(hours=1), filename: str | None = None

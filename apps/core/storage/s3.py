@@ -5,7 +5,7 @@ import io
 import os
 import tempfile
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import IO
 from urllib.parse import urlsplit
@@ -18,6 +18,7 @@ from minio.commonconfig import CopySource
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
+from . import retry
 from .base import ArtifactNotFound, ArtifactStore, StoreUnavailable, require_folder, validate_key
 
 MIB = 1024 * 1024
@@ -58,8 +59,22 @@ class S3Store(ArtifactStore):
 
     @cached_property
     def client(self) -> Minio:
-        """The minio client for data calls (minio's patient timeouts and retries)."""
-        return self._make_client(self.endpoint, self.secure)
+        """The minio client for data calls. urllib3 does not retry: every call goes through
+        ``retry.call``, whose backoff spans a server restart (DIGITS_STORAGE_RETRY_SECONDS)."""
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=10, read=300),
+            maxsize=10,
+            retries=urllib3.Retry(total=0),
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        )
+        return self._make_client(self.endpoint, self.secure, http)
+
+    def _call(self, method: str, /, **kwargs):
+        """``self.client.<method>(bucket_name=..., **kwargs)``, retried (see ``retry``)."""
+        fn = getattr(self.client, method)
+        what = f"{method} {kwargs.get('object_name') or kwargs.get('prefix') or ''}".strip()
+        return retry.call(lambda: fn(bucket_name=self.bucket, **kwargs), what)
 
     @cached_property
     def _probe_client(self) -> Minio:
@@ -113,15 +128,21 @@ class S3Store(ArtifactStore):
         self, key: str, fileobj: IO[bytes], length: int = -1, content_type: str | None = None
     ) -> None:
         # S3 shows an object only once its PUT or multipart upload completes: atomic as is.
-        self.client.put_object(
-            bucket_name=self.bucket,
-            object_name=validate_key(key),
-            data=fileobj,
-            length=length,
-            content_type=content_type or "application/octet-stream",
+        put = self.client.put_object
+        kwargs = {
+            "bucket_name": self.bucket,
+            "object_name": validate_key(key),
+            "data": fileobj,
+            "length": length,
+            "content_type": content_type or "application/octet-stream",
             # Unknown length needs a part size; known length lets minio pick one.
-            part_size=self.part_size if length < 0 else 0,
-        )
+            "part_size": self.part_size if length < 0 else 0,
+        }
+        start = _tell(fileobj)
+        if start is None:  # a stream that cannot be read twice: one try
+            put(**kwargs)
+            return
+        retry.call(lambda: put(**kwargs), f"put {key}", rewind=lambda: fileobj.seek(start))
 
     @contextlib.contextmanager
     def staged(self, key: str, content_type: str | None = None) -> Iterator[IO[bytes]]:
@@ -136,9 +157,7 @@ class S3Store(ArtifactStore):
 
     def open(self, key: str) -> IO[bytes]:
         try:
-            response = self.client.get_object(
-                bucket_name=self.bucket, object_name=validate_key(key)
-            )
+            response = self._call("get_object", object_name=validate_key(key))
         except S3Error as exc:
             if _is_missing(exc):
                 raise ArtifactNotFound(key) from exc
@@ -149,12 +168,21 @@ class S3Store(ArtifactStore):
 
     def size(self, key: str) -> int:
         try:
-            stat = self.client.stat_object(bucket_name=self.bucket, object_name=validate_key(key))
+            stat = self._call("stat_object", object_name=validate_key(key))
         except S3Error as exc:
             if _is_missing(exc):
                 raise ArtifactNotFound(key) from exc
             raise
         return int(stat.size or 0)
+
+    def modified(self, key: str) -> datetime:
+        try:
+            stat = self._call("stat_object", object_name=validate_key(key))
+        except S3Error as exc:
+            if _is_missing(exc):
+                raise ArtifactNotFound(key) from exc
+            raise
+        return stat.last_modified or datetime.now(UTC)
 
     def url(
         self, key: str, expires: timedelta = timedelta(hours=1), filename: str | None = None
@@ -173,23 +201,31 @@ class S3Store(ArtifactStore):
         )
 
     def delete(self, key: str) -> None:
-        self.client.remove_object(bucket_name=self.bucket, object_name=validate_key(key))
+        self._call("remove_object", object_name=validate_key(key))
 
     def delete_prefix(self, prefix: str) -> int:
         keys = list(self._iter_keys(require_folder(prefix)))
         # One request per 1,000 keys; the iterator only sends them while it is consumed.
-        errors = list(
-            self.client.remove_objects(
-                bucket_name=self.bucket, delete_object_list=(DeleteObject(k) for k in keys)
-            )
+        errors = retry.call(
+            lambda: list(
+                self.client.remove_objects(
+                    bucket_name=self.bucket, delete_object_list=(DeleteObject(k) for k in keys)
+                )
+            ),
+            f"delete {prefix}",
         )
         if errors:
             raise OSError(f"could not delete {len(errors)} objects, first: {errors[0]}")
         return len(keys)
 
     def _iter_keys(self, prefix: str) -> Iterator[str]:
-        objects = self.client.list_objects(
-            bucket_name=self.bucket, prefix=prefix or None, recursive=True
+        objects = retry.call(
+            lambda: list(
+                self.client.list_objects(
+                    bucket_name=self.bucket, prefix=prefix or None, recursive=True
+                )
+            ),
+            f"list {prefix}",
         )
         # Folder markers ("x/") made by other tools are not artifacts.
         names = [n for o in objects if (n := o.object_name) and not n.endswith("/")]
@@ -200,10 +236,8 @@ class S3Store(ArtifactStore):
 
     def _move(self, src: str, dst: str) -> None:
         # Server-side copy: the bytes never travel through this process.
-        self.client.copy_object(
-            bucket_name=self.bucket, object_name=dst, source=CopySource(self.bucket, src)
-        )
-        self.client.remove_object(bucket_name=self.bucket, object_name=src)
+        self._call("copy_object", object_name=dst, source=CopySource(self.bucket, src))
+        self._call("remove_object", object_name=src)
 
 
 class _ObjectReader(io.BufferedReader):
@@ -215,6 +249,14 @@ class _ObjectReader(io.BufferedReader):
         finally:
             # minio's rule for get_object: close, then release_conn.
             self.raw.release_conn()
+
+
+def _tell(fileobj: IO[bytes]) -> int | None:
+    """Where a seekable stream is now (to read it again on a retry); None if it is not."""
+    try:
+        return fileobj.tell() if fileobj.seekable() else None
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _is_missing(exc: S3Error) -> bool:

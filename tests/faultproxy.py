@@ -1,0 +1,110 @@
+"""A TCP proxy that a fault-injection test owns: the platform's processes reach a shared
+service (S3, PostgreSQL) through it, and the test takes the service "down" for them only.
+
+``down()`` drops every open connection and resets each new one until ``up()``;
+``outage(seconds)`` does both, the second on a timer. The shared service itself is never
+touched (docs: /work/helpers/faults.md, "Fault injection rule").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+import time
+
+
+class FaultProxy:
+    def __init__(self, host: str, port: int):
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.open: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        self.refusing = False
+        self.closed = False
+        self.refused = 0  # connections reset while down
+        self.down_at: float | None = None
+        self.up_at: float | None = None
+
+    @classmethod
+    def to(cls, address: str) -> FaultProxy:
+        """A proxy to ``host:port`` (or a URL's netloc), already accepting."""
+        host, _, port = address.split("://")[-1].split("/")[0].rpartition(":")
+        return cls(host, int(port)).start()
+
+    def start(self) -> FaultProxy:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
+        self._cut()
+
+    def down(self) -> None:
+        """Drop every connection; new ones are reset until ``up()``."""
+        self.refusing = True
+        self.down_at = time.monotonic()
+        self._cut()
+
+    def up(self) -> None:
+        self.refusing = False
+        self.up_at = time.monotonic()
+
+    def outage(self, seconds: float) -> threading.Timer:
+        """``down()`` now and ``up()`` after ``seconds`` (the fault window)."""
+        self.down()
+        timer = threading.Timer(seconds, self.up)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _cut(self) -> None:
+        with self.lock:
+            doomed, self.open = self.open, set()
+        for sock in doomed:
+            _reset(sock)
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.refusing:
+                self.refused += 1
+                _reset(client)
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                _reset(client)
+                continue
+            with self.lock:
+                self.open |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with RST, as a server that went away does (ECONNRESET on the other side)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.close()
