@@ -39,6 +39,7 @@ from apps.jobs.artifacts import ArtifactGate
 from apps.jobs.child import EXIT_ABORTED, EXIT_DONE, EXIT_FAILED
 from apps.jobs.confine import make_undumpable
 from apps.jobs.kinds import hooks_for
+from apps.jobs.loglevel import stderr_level
 from apps.jobs.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -254,7 +255,7 @@ class JobRun:
             if stream == "events":
                 self._handle(line)
             elif line:
-                level = "error" if stream == "stderr" else "info"
+                level = stderr_level(line) if stream == "stderr" else "info"
                 self.pending.append(events.event("log", level=level, message=line, stream=stream))
 
     def _handle(self, line: str) -> None:

@@ -4,8 +4,9 @@
   "use strict";
 
   const STATUS_CLASSES = {
-    queued: "bg-info", running: "bg-primary", done: "bg-success",
-    error: "bg-danger", aborted: "bg-secondary",
+    // The colours of apps/core/templatetags/digits_ui.py STATUS_COLOURS (one scheme).
+    queued: "text-bg-secondary", running: "text-bg-primary", done: "text-bg-success",
+    error: "text-bg-danger", aborted: "text-bg-warning",
   };
   const LABELS = { queued: "Queued", running: "Running", done: "Done", error: "Error", aborted: "Aborted" };
 
