@@ -9,6 +9,7 @@ import re
 from django import template
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -167,7 +168,7 @@ def nav_link(context, url_name, label, css="dropdown-item"):
         css,
         " active" if current else "",
         url,
-        format_html(' aria-current="page"') if current else "",
+        mark_safe(' aria-current="page"') if current else "",
         label,
     )
 
