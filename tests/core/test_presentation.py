@@ -18,7 +18,7 @@ def test_values_read_as_words_and_units():
     assert human_value(None) == "—" and human_value(True) == "Yes" and human_value(False) == "No"
     assert human_value(0.1 + 0.2) == "0.3" and human_value(32.0) == "32"
     assert human_value(42, "steps_per_epoch") == "42 steps"
-    assert human_value(33.0, "crop_percent") == "33%"
+    assert human_value(33.0, "crop_percent") == "33%" and human_value("sgd", "optimizer") == "SGD"
     assert human_value({"flip_horizontal": True, "hue": 0.0}) == "Flip horizontal: Yes; Hue: 0"
     assert human_value({"upload_key": "uploads/1/ab/x.zip", "name": "x.zip"}) == "x.zip"
     assert human_key("gpu_mode") == "GPU mode" and human_key("base_lr") == "Base learning rate"

@@ -89,6 +89,8 @@ def human_value(value, key=None) -> str:
     """A value as a person reads it: "—" for nothing, Yes/No, lists joined, mappings as
     "key: value" pairs, numbers without float noise, the key's unit where it has one."""
     unit = UNITS.get(str(key), "") if key is not None else ""
+    if isinstance(value, str) and key in ("optimizer", "policy", "mean_subtraction"):
+        value = WORDS.get(value, value.capitalize())
     text = _plain(value)
     if unit and text not in ("—", ""):
         return text + unit if unit in ("%", "°") else f"{text} {unit}"
