@@ -38,7 +38,9 @@
       badge.textContent = LABELS[status] || status;
     });
     if (text !== undefined) {
-      root.querySelectorAll("[data-role=status-text]").forEach(function (el) { el.textContent = text; });
+      // Not "Done Done": a text that only repeats the badge is left out.
+      const shown = String(text).toLowerCase() === String(LABELS[status] || status).toLowerCase() ? "" : text;
+      root.querySelectorAll("[data-role=status-text]").forEach(function (el) { el.textContent = shown; });
     }
     if (status !== "running" && status !== "queued") {
       root.querySelectorAll("[data-role=abort-form]").forEach(function (el) { el.remove(); });

@@ -9,6 +9,7 @@ import pytest
 
 from tests.browser.helpers import launch, log_in, record_console_error, run_in_thread
 from tests.browser.portal import PASSWORD, USERNAME, make_portal, page_urls
+from tests.conftest import grant_custom_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -126,3 +127,42 @@ def test_every_page_fits_a_phone(transactional_db, django_user_model, live_serve
     assert "/accounts/login/" in seen["after_log_out"] or seen["after_log_out"].endswith("/")
     # The one answer of 404 is the page that is meant to be one.
     assert [e for e in seen["console_errors"] if "/no-such-page/" not in e] == []
+
+
+def without_javascript(base_url: str) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            context = browser.new_context(viewport=PHONE, java_script_enabled=False)
+            page = context.new_page()
+            log_in(page, base_url, USERNAME, PASSWORD)
+            page.goto(base_url + "/models/new/")
+            fields = ("gpu_ids", "gpu_count", "custom_code", "previous_model", "step_values")
+            return {
+                "fields": [n for n in fields if page.is_visible(f"#id_{n}")],
+                "log_out": page.is_visible("#log-out"),
+                "new_dataset": page.is_visible('#main-nav a[href="/datasets/new/"]'),
+                "scroll": page.evaluate("document.scrollingElement.scrollWidth"),
+            }
+        finally:
+            browser.close()
+
+
+def test_without_javascript_every_field_and_link_shows(
+    transactional_db, django_user_model, live_server_url
+):
+    grant_custom_code(django_user_model.objects.create_user(USERNAME, password=PASSWORD))
+
+    seen = run_in_thread(lambda: without_javascript(live_server_url))
+
+    assert seen["fields"] == [
+        "gpu_ids",
+        "gpu_count",
+        "custom_code",
+        "previous_model",
+        "step_values",
+    ]
+    assert seen["log_out"] and seen["new_dataset"]
+    assert seen["scroll"] <= PHONE["width"]

@@ -118,3 +118,13 @@ def test_the_500_page_renders_without_a_request_context():
     page = response.content.decode()
     assert response.status_code == 500
     assert "Something went wrong" in page and 'href="/"' in page and "digits.css" in page
+
+
+def test_the_theme_is_set_before_the_styles_without_an_inline_script(client, people):
+    client.force_login(people.owner)
+    page = client.get("/").content.decode()
+    head = page.split("</head>", 1)[0]
+    assert head.index("digits/theme.js") < head.index("bootstrap.min.css")  # no flash
+    assert "<script>" not in page and "<style" not in page  # the CSP allows neither
+    assert 'href="#main">Skip to content</a>' in page and '<main class="' in page
+    assert 'id="main"' in page
