@@ -219,12 +219,21 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(envstr("DIGITS_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+#: Production (the images, ``make run``): collectstatic writes each file under a name with
+#: its content's hash plus gzip and brotli copies; pages link the hashed names, which
+#: whitenoise serves compressed and cached for ten years (immutable). Off (tests, a fresh
+#: checkout): files are served from the finders as they are (docs/decisions/0015).
+STATIC_MANIFEST = envbool("DIGITS_STATIC_MANIFEST", False)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "apps.core.static_storage.HashedStaticFiles"
+        if STATIC_MANIFEST
+        else "whitenoise.storage.CompressedStaticFilesStorage"
+    },
 }
-# Serve from the finders when collectstatic has not run (make run, tests).
-WHITENOISE_USE_FINDERS = True
+# Serve from the finders when collectstatic has not run (tests, a fresh checkout).
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Artifact store -----------------------------------------------------------

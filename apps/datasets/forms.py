@@ -51,6 +51,7 @@ class DatasetForm(SharingForm):
         if valid:
             cleaned["build_request"] = request.validated_data
             return cleaned
+        self._reask_files()
         for name, messages in request.errors.items():
             if name == "options":
                 continue  # shown by the type form
@@ -58,6 +59,16 @@ class DatasetForm(SharingForm):
             if field is None or field not in self.errors:
                 self.add_error(field, [str(message) for message in messages])
         return cleaned
+
+    def _reask_files(self) -> None:
+        """A refused form keeps no archive: each file field of the type form that was sent
+        says so, so that the file is chosen again (rather than silently dropped)."""
+        form = self.type_form
+        for name, field in form.fields.items():
+            if isinstance(field, forms.FileField) and self.files.get(form.add_prefix(name)):
+                text = "Choose this file again: files are not kept when the form is refused."
+                field.help_text = text
+                form[name].help_text = text
 
     def _request_data(self, cleaned) -> dict:
         data = {

@@ -41,6 +41,7 @@ from apps.jobs.artifacts import ArtifactGate
 from apps.jobs.child import EXIT_ABORTED, EXIT_DONE, EXIT_FAILED, EXIT_INFRA
 from apps.jobs.confine import make_undumpable
 from apps.jobs.kinds import hooks_for
+from apps.jobs.loglevel import stderr_level
 from apps.jobs.models import Job, JobStatus
 from apps.usage import process as usage
 
@@ -280,7 +281,7 @@ class JobRun:
             if stream == "events":
                 self._handle(line)
             elif line:
-                level = "error" if stream == "stderr" else "info"
+                level = stderr_level(line) if stream == "stderr" else "info"
                 self.pending.append(events.event("log", level=level, message=line, stream=stream))
 
     def _handle(self, line: str) -> None:

@@ -136,6 +136,8 @@ def model_new(request):
                 messages.success(request, f"Started a sweep of {len(models)} models.")
                 return redirect("home")
             return redirect("mlmodels:detail", pk=models[0].pk)
+    if request.method == "POST":
+        form.keep_upload()  # refused: the model file is not asked for again
     return render(request, "mlmodels/new.html", {"form": form})
 
 

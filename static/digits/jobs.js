@@ -4,8 +4,9 @@
   "use strict";
 
   const STATUS_CLASSES = {
-    queued: "bg-info", running: "bg-primary", done: "bg-success",
-    error: "bg-danger", aborted: "bg-secondary",
+    // The colours of apps/core/templatetags/digits_ui.py STATUS_COLOURS (one scheme).
+    queued: "text-bg-secondary", running: "text-bg-primary", done: "text-bg-success",
+    error: "text-bg-danger", aborted: "text-bg-warning",
   };
   const LABELS = { queued: "Queued", running: "Running", done: "Done", error: "Error", aborted: "Aborted" };
 
@@ -37,7 +38,9 @@
       badge.textContent = LABELS[status] || status;
     });
     if (text !== undefined) {
-      root.querySelectorAll("[data-role=status-text]").forEach(function (el) { el.textContent = text; });
+      // Not "Done Done": a text that only repeats the badge is left out.
+      const shown = String(text).toLowerCase() === String(LABELS[status] || status).toLowerCase() ? "" : text;
+      root.querySelectorAll("[data-role=status-text]").forEach(function (el) { el.textContent = shown; });
     }
     if (status !== "running" && status !== "queued") {
       root.querySelectorAll("[data-role=abort-form]").forEach(function (el) { el.remove(); });

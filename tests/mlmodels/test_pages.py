@@ -42,7 +42,7 @@ def form_data(dataset, **changes) -> dict:
 def field_errors(page: str) -> dict[str, list[str]]:
     """``{field name: [error, …]}`` as rendered inside each field's ``data-field`` block."""
     found = {}
-    for name, block in re.findall(r'data-field="([^"]+)">(.*?)\n</div>', page, re.S):
+    for name, block in re.findall(r'data-field="([^"]+)"[^>]*>(.*?)\n</div>', page, re.S):
         errors = re.findall(r'<div class="invalid-feedback d-block">(.*?)</div>', block, re.S)
         if errors:
             found[name] = [html.unescape(e) for e in errors]

@@ -75,7 +75,9 @@ def test_a_model_file_sent_with_the_page_is_stored_as_the_callers_upload(client,
     assert get_store().get(key) == b"not really a model"
 
 
-def test_a_model_file_is_not_kept_when_no_model_could_be_created(client, people):
+def test_a_refused_model_file_is_kept_only_for_the_next_try(client, people):
+    """No model is created; the file is stored once, as the caller's upload that the page
+    carries to the next try (tests/mlmodels/test_form_guidance.py), and nowhere else."""
     empty = {"label": {"kind": "class"}, "stages": {"train": {"count": 0}}}
     dataset = ready_dataset(people.owner, manifest=empty)  # refused by the service
     client.force_login(grant_custom_code(people.owner))
@@ -83,6 +85,8 @@ def test_a_model_file_is_not_kept_when_no_model_could_be_created(client, people)
     data["pretrained_file"] = SimpleUploadedFile("net.keras", b"not really a model")
     reply = client.post(NEW, data)
     assert reply.status_code == 200
-    assert "no training entries" in str(field_errors(reply.content.decode()))
+    page = reply.content.decode()
+    assert "no training entries" in str(field_errors(page))
     assert not TrainedModel.objects.exists()
-    assert list(get_store().list(f"uploads/{people.owner.pk}/")) == []
+    stored = list(get_store().list(f"uploads/{people.owner.pk}/"))
+    assert len(stored) == 1 and f'name="pretrained_key" value="{stored[0]}"' in page
