@@ -48,6 +48,9 @@ class Job(OwnedModel):
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    #: When the broker took the job's message; NULL while queued and not yet sent (the
+    #: outbox, ``apps.jobs.outbox``, retries those).
+    sent_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -115,3 +118,15 @@ class JobArtifact(models.Model):
 
     def __str__(self):
         return self.key
+
+
+class Beat(models.Model):
+    """The last sign of life of a background process (``apps.jobs.liveness``): the reaper's
+    last pass, a worker's consumer loop. For metrics and the admin; the probes read a file."""
+
+    name = models.CharField(max_length=200, unique=True)
+    role = models.CharField(max_length=20, db_index=True)
+    at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.name} at {self.at:%H:%M:%S}"

@@ -5,28 +5,39 @@
 - A queued job enqueued longer ago than ``DIGITS_JOB_REQUEUE_SECONDS`` may have
   lost its message (broker restart, crash between commit and send): it is sent
   again. Duplicates are harmless because claiming is conditional.
+- Messages the broker did not take are sent by the outbox thread it runs
+  (``apps.jobs.outbox``, every second or two); each pass beats (``apps.jobs.liveness``).
+- After the reaper's own database outage, stale heartbeats are judged only once the
+  workers had two heartbeats' time to write theirs again.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from apps.jobs import events, services
-from apps.jobs.models import Job, JobStatus
+from apps.jobs import events, liveness, outbox, services
+from apps.jobs.models import Beat, Job, JobStatus
 
 log = logging.getLogger(__name__)
 
 
-def reap(now=None) -> dict[str, int]:
+#: Jobs handed back since the process started, by outcome (``apps.core.metrics``).
+COUNTERS = {"retried": 0, "failed": 0, "aborted": 0, "resent": 0}
+
+
+def reap(now=None, judge_stale: bool = True) -> dict[str, int]:
     now = now or timezone.now()
     counts = {"retried": 0, "failed": 0, "aborted": 0, "resent": 0}
     stale_before = now - timedelta(seconds=settings.DIGITS_JOB_STALE_SECONDS)
+    if not judge_stale:
+        stale_before = now - timedelta(days=36500)
     with transaction.atomic():
         stale = Job.objects.select_for_update(skip_locked=True).filter(
             status=JobStatus.RUNNING, heartbeat_at__lt=stale_before
@@ -48,8 +59,11 @@ def reap(now=None) -> dict[str, int]:
             events.update(job.pk, enqueued_at=now)
             services.enqueue(job)
             counts["resent"] += 1
+    Beat.objects.filter(at__lt=now - timedelta(days=1)).delete()
     if any(counts.values()):
         log.info("reaper: %s", counts)
+        for key, value in counts.items():
+            COUNTERS[key] += value
     return counts
 
 
@@ -57,11 +71,18 @@ def run_forever(interval: float | None = None, stop: threading.Event | None = No
     """Reap every ``interval`` seconds until ``stop`` is set."""
     interval = interval or settings.DIGITS_REAPER_INTERVAL
     stop = stop or threading.Event()
+    outbox.Sender(stop=stop).start()
+    settle = 2 * settings.DIGITS_JOB_HEARTBEAT_SECONDS + 1
+    healthy_since = None  # monotonic time of the first good pass after a failure
     while not stop.is_set():
+        started = time.monotonic()
         try:
-            reap()
+            reap(judge_stale=healthy_since is not None and started - healthy_since >= settle)
+            healthy_since = started if healthy_since is None else healthy_since
         except Exception:
+            healthy_since = None
             log.exception("reaper pass failed")
         finally:
             close_old_connections()
+        liveness.beat("reaper")  # the loop is alive, even while the database is not
         stop.wait(interval)

@@ -17,7 +17,7 @@ from rest_framework import serializers
 from apps.core import permissions
 from apps.core.models import Visibility
 from apps.core.storage import get_store
-from apps.jobs import dispatch, events
+from apps.jobs import events, outbox
 from apps.jobs.kinds import domain_rules, get_kind, hooks_for
 from apps.jobs.models import FINAL_STATUSES, Job, JobArtifact, JobStatus
 
@@ -33,9 +33,16 @@ class CloneRefused(Exception):
 
 
 def enqueue(job: Job) -> None:
-    """Send the job's message once the current transaction commits."""
+    """Send the job's message once the current transaction commits.
+
+    A broker that does not take it fails nothing: the job stays queued and unsent
+    (``sent_at`` NULL) and ``apps.jobs.outbox`` sends it once the broker is back.
+    """
     job_id, queue = job.pk, job.queue
-    transaction.on_commit(lambda: dispatch.send(job_id, queue))
+    if job.sent_at is not None:
+        Job.objects.filter(pk=job_id).update(sent_at=None)
+        job.sent_at = None
+    transaction.on_commit(lambda: outbox.publish_on_commit(job_id, queue))
 
 
 def submit(

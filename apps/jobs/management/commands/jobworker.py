@@ -39,6 +39,9 @@ class Command(BaseCommand):
             dramatiq.get_broker(), queues=set(queues), worker_threads=threads, worker_timeout=200
         )
         worker.start()
+        from apps.jobs.liveness import WorkerBeat
+
+        WorkerBeat(worker, settings.DIGITS_JOB_HEARTBEAT_SECONDS, stop).start()
         from apps.jobs.sandbox import mode
 
         self.stdout.write(
