@@ -49,6 +49,7 @@ urlpatterns = [
 ]
 
 handler404 = "apps.core.api.not_found"
+handler500 = "apps.core.api.server_error"
 
 admin.site.site_header = "digits administration"
 admin.site.site_title = "digits admin"

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from apps.core import idempotency
 from apps.jobs import events, liveness, outbox, services
 from apps.jobs.models import Beat, Job, JobStatus
 
@@ -60,6 +61,7 @@ def reap(now=None, judge_stale: bool = True) -> dict[str, int]:
             services.enqueue(job)
             counts["resent"] += 1
     Beat.objects.filter(at__lt=now - timedelta(days=1)).delete()
+    idempotency.purge()
     if any(counts.values()):
         log.info("reaper: %s", counts)
         for key, value in counts.items():
