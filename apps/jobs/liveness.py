@@ -19,6 +19,8 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
+from apps.jobs import outbox
+
 log = logging.getLogger(__name__)
 
 ROLES = ("reaper", "worker")
@@ -28,8 +30,8 @@ def _file(role: str) -> Path:
     return Path(settings.DIGITS_LIVENESS_DIR) / role
 
 
-def beat(role: str) -> None:
-    """Record that this process of ``role`` is alive now."""
+def beat(role: str, counters: dict | None = None) -> None:
+    """Record that this process of ``role`` is alive now (with its ``counters``)."""
     path = _file(role)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch()
@@ -38,7 +40,9 @@ def beat(role: str) -> None:
 
     name = f"{role}@{socket.gethostname()}:{os.getpid()}"
     try:
-        Beat.objects.update_or_create(name=name, defaults={"role": role, "at": timezone.now()})
+        Beat.objects.update_or_create(
+            name=name, defaults={"role": role, "at": timezone.now(), "counters": counters or {}}
+        )
     except DatabaseError as exc:  # the file is what the probe reads; the row is a bonus
         log.debug("beat %s: no database (%s)", name, exc)
         close_old_connections()
@@ -69,7 +73,7 @@ class WorkerBeat(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             if self.healthy():
-                beat("worker")
+                beat("worker", dict(outbox.COUNTERS))
             else:
                 log.error("worker threads died: not beating (the liveness probe will fail)")
             self.stop.wait(self.interval)

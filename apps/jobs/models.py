@@ -127,6 +127,8 @@ class Beat(models.Model):
     name = models.CharField(max_length=200, unique=True)
     role = models.CharField(max_length=20, db_index=True)
     at = models.DateTimeField()
+    #: The process's counters at its last beat (the reaper's jobs handed back, ...).
+    counters = models.JSONField(default=dict, blank=True)
 
     def __str__(self):
         return f"{self.name} at {self.at:%H:%M:%S}"

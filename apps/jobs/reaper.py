@@ -86,5 +86,6 @@ def run_forever(interval: float | None = None, stop: threading.Event | None = No
             log.exception("reaper pass failed")
         finally:
             close_old_connections()
-        liveness.beat("reaper")  # the loop is alive, even while the database is not
+        # The loop is alive, even while the database is not.
+        liveness.beat("reaper", {**COUNTERS, **outbox.COUNTERS})
         stop.wait(interval)
