@@ -1,4 +1,6 @@
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from apps.core.models import OwnedModel
 
@@ -68,6 +70,19 @@ class Job(OwnedModel):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def heartbeat_age_seconds(self) -> int | None:
+        """Seconds since the worker's last heartbeat (the job page shows it)."""
+        if self.heartbeat_at is None:
+            return None
+        return max(0, int((timezone.now() - self.heartbeat_at).total_seconds()))
+
+    @property
+    def heartbeat_stale(self) -> bool:
+        """Older than ``DIGITS_JOB_STALE_SECONDS``: the reaper is about to act."""
+        age = self.heartbeat_age_seconds
+        return age is not None and age > settings.DIGITS_JOB_STALE_SECONDS
 
     @property
     def artifact_prefix(self) -> str:
