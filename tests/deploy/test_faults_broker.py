@@ -8,6 +8,8 @@ the test owns (the shared Redis itself is never touched: docs/deploy.md, Operati
 - Channel layer cut while a job list is open in a browser and the job finishes: the list
   shows the final state within ``LAYER_RECOVERY_BOUND`` seconds, without a reload (the
   web's fan-out hints its sockets to backfill; the list re-reads its rows by id).
+- The browser's connection to the web cut while the job ends: on reconnect the list
+  re-reads its rows and shows the job done, without a reload.
 """
 
 from __future__ import annotations
@@ -262,3 +264,55 @@ def test_a_job_list_shows_a_job_that_ended_while_the_channel_layer_was_down(
 
     print(f"channel layer outage: list up to date {recovery:.1f} s after the job ended")
     assert recovery < LAYER_RECOVERY_BOUND
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+def test_a_job_list_resynchronises_after_its_websocket_reconnects(people, start_process):
+    """The connection between browser and web drops (a load balancer's restart) and the
+    job ends meanwhile: its last update was pushed to nobody. On reconnect the list
+    re-reads its rows and shows the job done, without a reload."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.helpers import launch, log_in, run_in_thread
+
+    url = start_web(start_process, FAST)
+    worker = start_process("manage.py", "jobworker", "--queues", "default", env=FAST, name="w")
+    worker.wait_for_log("Worker consuming")
+    _, key = ApiToken.issue(people.owner, "faults")
+    params = {"steps": 16, "step_seconds": 0.5}
+    _, job = post(f"{url}/api/v1/jobs/", key, {"kind": "worker.check", "params": params}, "j")
+    web = urlsplit(url)
+
+    def browse() -> float:
+        with FaultProxy(web.hostname, web.port) as lb, sync_playwright() as p:
+            front = f"http://127.0.0.1:{lb.port}"
+            browser = launch(p)
+            try:
+                page = browser.new_page()
+                log_in(page, front, people.owner.username, "pw-" + people.owner.username)
+                page.goto(front + "/jobs/")
+                page.evaluate("window.__noReload = true")
+                badge = page.locator(f'#job-list tr[data-job="{job["id"]}"] [data-role=status]')
+                wait_until(lambda: badge.inner_text() == "Running", timeout=30)
+
+                lb.down()
+                wait_until(
+                    lambda: get(f"{url}/api/v1/jobs/{job['id']}/", key)["status"] == "done",
+                    timeout=60, interval=0.3, message="the job did not finish",
+                )  # fmt: skip
+                assert badge.inner_text() == "Running"  # the socket was down: no push
+                lb.up()
+                back = time.monotonic()
+                wait_until(
+                    lambda: badge.inner_text() == "Done", timeout=30, interval=0.2,
+                    message="the list did not resynchronise after reconnecting",
+                )  # fmt: skip
+                assert page.evaluate("window.__noReload") is True
+                return time.monotonic() - back
+            finally:
+                browser.close()
+
+    recovery = run_in_thread(browse)
+    print(f"websocket reconnect: list up to date {recovery:.1f} s after the connection came back")
+    assert recovery < 15  # the page retries with backoff up to 10 s
