@@ -15,7 +15,7 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from apps.jobs import dispatch
@@ -86,6 +86,12 @@ class Sender(threading.Thread):
         self.stop = stop or threading.Event()
 
     def run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            connection.close()  # this thread's own
+
+    def _loop(self) -> None:
         interval = settings.DIGITS_OUTBOX_INTERVAL
         delay = interval
         while not self.stop.wait(delay):

@@ -19,7 +19,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from apps.core import idempotency
@@ -73,7 +73,8 @@ def run_forever(interval: float | None = None, stop: threading.Event | None = No
     """Reap every ``interval`` seconds until ``stop`` is set."""
     interval = interval or settings.DIGITS_REAPER_INTERVAL
     stop = stop or threading.Event()
-    outbox.Sender(stop=stop).start()
+    sender = outbox.Sender(stop=stop)
+    sender.start()
     settle = 2 * settings.DIGITS_JOB_HEARTBEAT_SECONDS + 1
     healthy_since = None  # monotonic time of the first good pass after a failure
     while not stop.is_set():
@@ -89,3 +90,5 @@ def run_forever(interval: float | None = None, stop: threading.Event | None = No
         # The loop is alive, even while the database is not.
         liveness.beat("reaper", {**COUNTERS, **outbox.COUNTERS})
         stop.wait(interval)
+    sender.join(timeout=10)
+    connection.close()  # this thread's own (the embedded reaper runs in a thread)

@@ -74,3 +74,30 @@ def test_a_broker_that_works_marks_the_job_sent_at_once(people, api_client, brok
 
     assert Job.objects.get(pk=response.json()["id"]).sent_at is not None
     assert broker["sent"] == [response.json()["id"]]
+
+
+def test_the_reaper_sends_what_a_crashed_process_never_sent(people, broker, settings, tmp_path):
+    """A process died between commit and send: the job is queued and unsent, and no
+    process of its own retries. The reaper's outbox thread sends it within seconds (not
+    after DIGITS_JOB_REQUEUE_SECONDS), and each pass beats for the liveness probe."""
+    import threading
+
+    from apps.jobs import liveness, reaper
+    from tests.jobs.helpers import submit_check
+
+    settings.DIGITS_LIVENESS_DIR = str(tmp_path)
+    settings.DIGITS_JOB_REQUEUE_SECONDS = 3600
+    broker["down"] = False
+    job = submit_check(people.owner, send=False)
+    assert Job.objects.get(pk=job.pk).sent_at is None
+    stop = threading.Event()
+    thread = threading.Thread(target=reaper.run_forever, args=(0.2, stop), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: Job.objects.get(pk=job.pk).sent_at is not None, timeout=10)
+        wait_until(lambda: liveness.age("reaper") is not None, timeout=10)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert broker["sent"] == [job.pk]
+    assert liveness.age("reaper") < 10
