@@ -15,7 +15,7 @@ from pathlib import Path
 import dj_database_url
 from csp.constants import NONE, SELF
 
-from apps.core.env import envbool, envint, envlist, envsecret, envstr
+from apps.core.env import envbool, envfloat, envint, envlist, envsecret, envstr
 from apps.core.plugins import manager as plugin_manager
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -331,11 +331,30 @@ DIGITS_JOB_UID_BASE = envint("DIGITS_JOB_UID_BASE", 200000)
 DIGITS_JOB_UID_COUNT = envint("DIGITS_JOB_UID_COUNT", 100000)
 DIGITS_JOB_ENV_ALLOW = envlist("DIGITS_JOB_ENV_ALLOW")
 DIGITS_JOB_HIDDEN_PATHS = envlist("DIGITS_JOB_HIDDEN_PATHS")
-DIGITS_JOB_HEARTBEAT_SECONDS = envint("DIGITS_JOB_HEARTBEAT_SECONDS", 5)
-DIGITS_JOB_STALE_SECONDS = envint("DIGITS_JOB_STALE_SECONDS", 60)
+# A dead worker is noticed within STALE + REAPER_INTERVAL seconds (bench/heartbeat_rate.py
+# measures the write rate these cost; docs/deploy.md "Broker, probes and metrics").
+DIGITS_JOB_HEARTBEAT_SECONDS = envint("DIGITS_JOB_HEARTBEAT_SECONDS", 2)
+DIGITS_JOB_STALE_SECONDS = envint("DIGITS_JOB_STALE_SECONDS", 10)
+# How long a worker keeps running a job while it cannot reach the database.
+DIGITS_JOB_DB_GRACE_SECONDS = envint("DIGITS_JOB_DB_GRACE_SECONDS", 60)
 DIGITS_JOB_MAX_ATTEMPTS = envint("DIGITS_JOB_MAX_ATTEMPTS", 3)
 DIGITS_JOB_REQUEUE_SECONDS = envint("DIGITS_JOB_REQUEUE_SECONDS", 120)
-DIGITS_REAPER_INTERVAL = envint("DIGITS_REAPER_INTERVAL", 15)
+DIGITS_REAPER_INTERVAL = envint("DIGITS_REAPER_INTERVAL", 2)
+# The outbox (apps.jobs.outbox): messages the broker did not take are retried every
+# INTERVAL seconds, backing off to MAX_BACKOFF while it stays down.
+DIGITS_OUTBOX_INTERVAL = envfloat("DIGITS_OUTBOX_INTERVAL", 1.0)
+DIGITS_OUTBOX_MAX_BACKOFF = envfloat("DIGITS_OUTBOX_MAX_BACKOFF", 2.0)
+DIGITS_OUTBOX_GRACE_SECONDS = envfloat("DIGITS_OUTBOX_GRACE_SECONDS", 1.0)
+# Liveness files of the reaper and the workers (apps.jobs.liveness, `manage.py alive`).
+DIGITS_LIVENESS_DIR = envstr(
+    "DIGITS_LIVENESS_DIR", str(Path(tempfile.gettempdir()) / "digits-liveness")
+)
+# Seconds the readiness probe reuses a degraded dependency's check (broker, S3, layer).
+DIGITS_HEALTH_CACHE_SECONDS = envfloat("DIGITS_HEALTH_CACHE_SECONDS", 5.0)
+# /metrics (Prometheus text): staff sessions, or this bearer token when set.
+DIGITS_METRICS_TOKEN = envsecret("DIGITS_METRICS_TOKEN")
+# Idempotency-Key answers are kept this long (hours).
+DIGITS_IDEMPOTENCY_HOURS = envint("DIGITS_IDEMPOTENCY_HOURS", 24)
 # How long an aborted child gets to stop cleanly before it is killed.
 DIGITS_JOB_KILL_GRACE_SECONDS = envint("DIGITS_JOB_KILL_GRACE_SECONDS", 2)
 # Infrastructure faults (docs/deploy.md, "Object store and database faults"): how long an
@@ -413,6 +432,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "digits API",

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from apps.core import health
 from apps.core import views as core_views
+from apps.jobs import metrics as job_metrics
 from digits_site import views as site_views
 
 api_v1 = [
@@ -50,9 +51,11 @@ urlpatterns = [
     ),
     path("healthz/live", health.live, name="health-live"),
     path("healthz/ready", health.ready, name="health-ready"),
+    path("metrics", job_metrics.view, name="metrics"),
 ]
 
 handler404 = "apps.core.api.not_found"
+handler500 = "apps.core.api.server_error"
 
 admin.site.site_header = "digits administration"
 admin.site.site_title = "digits admin"

@@ -1,6 +1,8 @@
 """Shared REST pieces: the permission-aware serializer and viewset bases, and the error
 answers every operation documents in the schema."""
 
+import logging
+
 from django.db import transaction
 from django.http import JsonResponse
 from django.views import defaults
@@ -11,11 +13,15 @@ from drf_spectacular.utils import (
     extend_schema_field,
     extend_schema_view,
 )
-from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, serializers, status, views, viewsets
+from rest_framework.response import Response
 
 from apps.accounts.models import Team
 from apps.core import permissions
+from apps.core.idempotency import IdempotentMixin
 from apps.core.visibility import Visibility
+
+log = logging.getLogger(__name__)
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -137,6 +143,7 @@ def owned_viewset_answers(serializer, detail_serializer=None):
 
 
 class OwnedModelViewSet(
+    IdempotentMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
@@ -173,6 +180,32 @@ def not_found(request, exception):
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Not found."}, status=404)
     return defaults.page_not_found(request, exception)
+
+
+def exception_handler(exc, context):
+    """DRF's answers, and a JSON 500 (logged) for an exception nothing handled: API
+    clients never get Django's HTML error page."""
+    response = views.exception_handler(exc, context)
+    if response is None:
+        request = context.get("request")
+        log.error(
+            "Unhandled error in %s %s", getattr(request, "method", "?"),
+            getattr(request, "path", "?"), exc_info=exc,
+        )  # fmt: skip
+        response = Response(
+            {"detail": "Server error; it was logged. Retry later or report it."},
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    return response
+
+
+def server_error(request):
+    """handler500: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": "Server error; it was logged. Retry later or report it."}, status=500
+        )
+    return defaults.server_error(request)
 
 
 class Conflict(exceptions.APIException):

@@ -5,7 +5,7 @@ from django.db import models
 from apps.core import permissions
 from apps.core.visibility import Visibility
 
-__all__ = ["OwnedModel", "OwnedQuerySet", "Visibility"]
+__all__ = ["IdempotencyKey", "OwnedModel", "OwnedQuerySet", "Visibility"]
 
 
 class OwnedQuerySet(models.QuerySet):
@@ -38,3 +38,24 @@ class OwnedModel(models.Model):
         super().clean()
         if self.visibility == Visibility.TEAM and self.team_id is None:
             raise ValidationError({"team": "Choose the team to share with."})
+
+
+class IdempotencyKey(models.Model):
+    """The first answer to a POST sent with an ``Idempotency-Key`` header
+    (``apps.core.idempotency``); ``status`` is NULL while that request runs."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    body = models.BinaryField(default=b"", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="unique_idempotency_key")
+        ]
+
+    def __str__(self):
+        return f"{self.key} ({self.user_id})"

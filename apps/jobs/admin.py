@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 
 from apps.core.admin import OwnedModelAdmin
 from apps.jobs import services
-from apps.jobs.models import Job, JobArtifact, JobEvent
+from apps.jobs.models import Beat, Job, JobArtifact, JobEvent
 
 
 class JobArtifactInline(admin.TabularInline):
@@ -24,7 +24,7 @@ class JobAdmin(OwnedModelAdmin):
     readonly_fields = [
         "status", "progress", "eta_seconds", "status_text", "attempts", "worker",
         "heartbeat_at", "error", "result", "last_seq", "cloned_from", "enqueued_at",
-        "started_at", "finished_at", "abort_requested",
+        "started_at", "finished_at", "abort_requested", "sent_at",
     ]  # fmt: skip
     inlines = [JobArtifactInline]
     actions = ["abort_jobs"]
@@ -69,3 +69,13 @@ class JobArtifactAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Beat)
+class BeatAdmin(admin.ModelAdmin):
+    """Last signs of life of reapers and workers (``apps.jobs.liveness``)."""
+
+    list_display = ["name", "role", "at"]
+    list_filter = ["role"]
+    search_fields = ["name"]
+    readonly_fields = ["name", "role", "at", "counters"]

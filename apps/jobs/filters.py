@@ -25,7 +25,12 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
 
 
+class NumberInFilter(django_filters.BaseInFilter, django_filters.NumberFilter):
+    """``?id=3,5,8``: the jobs with these ids (a page's rows, read again after a reconnect)."""
+
+
 class JobFilterSet(django_filters.FilterSet):
+    id = NumberInFilter(field_name="id", lookup_expr="in")
     status = django_filters.MultipleChoiceFilter(choices=JobStatus.choices)
     kind = django_filters.CharFilter()
     queue = django_filters.CharFilter()

@@ -1,4 +1,6 @@
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from apps.core.models import OwnedModel
 
@@ -62,6 +64,9 @@ class Job(OwnedModel):
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    #: When the broker took the job's message; NULL while queued and not yet sent (the
+    #: outbox, ``apps.jobs.outbox``, retries those).
+    sent_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -80,6 +85,19 @@ class Job(OwnedModel):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def heartbeat_age_seconds(self) -> int | None:
+        """Seconds since the worker's last heartbeat (the job page shows it)."""
+        if self.heartbeat_at is None:
+            return None
+        return max(0, int((timezone.now() - self.heartbeat_at).total_seconds()))
+
+    @property
+    def heartbeat_stale(self) -> bool:
+        """Older than ``DIGITS_JOB_STALE_SECONDS``: the reaper is about to act."""
+        age = self.heartbeat_age_seconds
+        return age is not None and age > settings.DIGITS_JOB_STALE_SECONDS
 
     @property
     def artifact_prefix(self) -> str:
@@ -130,3 +148,17 @@ class JobArtifact(models.Model):
 
     def __str__(self):
         return self.key
+
+
+class Beat(models.Model):
+    """The last sign of life of a background process (``apps.jobs.liveness``): the reaper's
+    last pass, a worker's consumer loop. For metrics and the admin; the probes read a file."""
+
+    name = models.CharField(max_length=200, unique=True)
+    role = models.CharField(max_length=20, db_index=True)
+    at = models.DateTimeField()
+    #: The process's counters at its last beat (the reaper's jobs handed back, ...).
+    counters = models.JSONField(default=dict, blank=True)
+
+    def __str__(self):
+        return f"{self.name} at {self.at:%H:%M:%S}"

@@ -9,7 +9,7 @@ always end the job by killing its process.
 A database that goes away for a while (a restart, a fail-over, a dropped
 connection) does not end the job: the relay keeps reading, holds the events in
 memory and stores them, in order, once a new connection works. Only when the
-database has been unreachable for ``DIGITS_JOB_STALE_SECONDS`` — by then the
+database has been unreachable for ``DIGITS_JOB_DB_GRACE_SECONDS`` — by then the
 reaper may have handed the job to another worker — does the relay stop the job
 process and leave the job to the reaper.
 """
@@ -243,7 +243,7 @@ class JobRun:
         """Run one of the relay's database operations; False if the database failed it.
 
         The broken connection is closed (the next operation opens a new one) and the
-        failure logged once per outage. After ``DIGITS_JOB_STALE_SECONDS`` without the
+        failure logged once per outage. After ``DIGITS_JOB_DB_GRACE_SECONDS`` without the
         database the job counts as lost: its heartbeat is stale, so the reaper may
         already have queued it again.
         """
@@ -256,7 +256,7 @@ class JobRun:
                 log.warning("job %s: the database failed (%s); retrying", self.job.pk, exc)
             with contextlib.suppress(DatabaseError):
                 connection.close()
-            if now - self.database_down_since > settings.DIGITS_JOB_STALE_SECONDS:
+            if now - self.database_down_since > settings.DIGITS_JOB_DB_GRACE_SECONDS:
                 log.error("job %s: no database for too long; leaving it to the reaper", self.job.pk)
                 self._lose()
             return False

@@ -17,7 +17,7 @@ from rest_framework import serializers
 from apps.core import permissions
 from apps.core.models import Visibility
 from apps.core.storage import get_store
-from apps.jobs import dispatch, events
+from apps.jobs import events, outbox
 from apps.jobs.kinds import domain_rules, get_kind, hooks_for
 from apps.jobs.models import FINAL_STATUSES, Job, JobArtifact, JobPriority, JobStatus
 from apps.usage import quotas
@@ -33,10 +33,18 @@ class CloneRefused(Exception):
     """The caller may see the job but may not create what cloning it creates (400)."""
 
 
-def enqueue(job: Job) -> None:
-    """Send the job's message once the current transaction commits."""
+def enqueue(job: Job, delay_ms: int | None = None) -> None:
+    """Send the job's message once the current transaction commits (to be delivered
+    ``delay_ms`` later when given).
+
+    A broker that does not take it fails nothing: the job stays queued and unsent
+    (``sent_at`` NULL) and ``apps.jobs.outbox`` sends it once the broker is back.
+    """
     job_id, queue = job.pk, job.queue
-    transaction.on_commit(lambda: dispatch.send(job_id, queue))
+    if job.sent_at is not None:
+        Job.objects.filter(pk=job_id).update(sent_at=None)
+        job.sent_at = None
+    transaction.on_commit(lambda: outbox.publish_on_commit(job_id, queue, delay_ms))
 
 
 def submit(
@@ -278,8 +286,7 @@ def hand_back(job: Job, reason: str) -> str:
         status=JobStatus.QUEUED, worker="", enqueued_at=timezone.now(), status_text=short,
         attempts=job.attempts, infra_retries=job.infra_retries,
     )  # fmt: skip
-    job_id, queue = job.pk, job.queue
-    transaction.on_commit(lambda: dispatch.send(job_id, queue, delay_ms=delay * 1000))
+    enqueue(job, delay_ms=delay * 1000)
     discard_later(stale_staging)
     return JobStatus.QUEUED
 

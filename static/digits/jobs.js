@@ -148,18 +148,26 @@
 
   // --- job list ----------------------------------------------------------------
   function jobList(table) {
-    // After a "backfill" hint (updates were dropped for this tab), the rows shown
-    // are read again from the REST API.
+    // After a "backfill" hint (updates were dropped for this tab) or a reconnect (not
+    // the first connection: what changed meanwhile was never pushed), the rows shown
+    // are read again from the REST API, by id (a filtered or later page too).
     async function refresh() {
-      const response = await fetch("/api/v1/jobs/", { credentials: "same-origin" });
+      const ids = Array.from(table.querySelectorAll("tr[data-job]")).map(function (tr) { return tr.dataset.job; });
+      const query = ids.length ? "?id=" + ids.join(",") : "";
+      const response = await fetch("/api/v1/jobs/" + query, { credentials: "same-origin" });
       if (!response.ok) return;
       (await response.json()).results.forEach(function (job) { update(job, false); });
+    }
+    let connected = false;
+    function resync() {
+      if (connected) refresh();
+      connected = true;
     }
 
     connect(table.dataset.ws, function (msg) {
       if (msg.type === "backfill") refresh();
       if (msg.type === "job") update(msg.job, table.dataset.prepend !== "false");
-    });
+    }, resync);
 
     function update(job, prepend) {
       let row = table.querySelector('tr[data-job="' + job.id + '"]');

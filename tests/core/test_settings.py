@@ -231,7 +231,9 @@ def test_embedded_default_runs_with_nothing_configured(tmp_path):
 
         status, body = wait_for(ready, 90, "readiness", server_log)
         assert status == 200, body
-        assert body["checks"] == {"database": "ok", "broker": "ok", "object_store": "ok"}
+        assert body["checks"] == {
+            "database": "ok", "broker": "ok", "object_store": "ok", "channel_layer": "ok",
+        }  # fmt: skip
         assert "Embedded worker and reaper started" in server_log()
 
         params = {"steps": 4, "step_seconds": 0.5, "matrix_size": 8}

@@ -5,12 +5,13 @@ import re
 import pytest
 from django.apps import apps
 from django.contrib import admin
+from django.utils import timezone
 
 from apps.accounts.models import ApiToken, Team
 from apps.datasets.models import Dataset
 from apps.jobs import services
 from apps.jobs.kinds import get_kind
-from apps.jobs.models import Job, JobArtifact
+from apps.jobs.models import Beat, Job, JobArtifact
 from apps.mlmodels.models import TrainedModel
 
 APP_LABELS = ("accounts", "jobs", "datasets", "mlmodels")
@@ -25,6 +26,7 @@ ADMIN_QUERIES = {
     "jobs.job": "q=check&status__exact=queued&visibility__exact=team",
     "jobs.jobevent": "q=check&type__exact=status",
     "jobs.jobartifact": "q=report",
+    "jobs.beat": "q=reaper&role__exact=reaper",
     "datasets.dataset": "q=digits&status__exact=ready&visibility__exact=public",
     "mlmodels.trainedmodel": "q=lenet&status__exact=training&visibility__exact=private",
 }
@@ -50,6 +52,7 @@ def admin_rows(people):
     JobArtifact.objects.create(
         job=job, name="report.json", key=f"jobs/{job.pk}/report.json", size=12
     )
+    Beat.objects.create(name="reaper@host:1", role="reaper", at=timezone.now())
     dataset = Dataset.objects.create(
         owner=people.owner, name="digits", type="images", status="ready", visibility="public"
     )

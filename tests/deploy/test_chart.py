@@ -570,6 +570,44 @@ def test_gpu_worker_requests_gpus_and_default_worker_does_not() -> None:
     assert "strategy" not in worker(docs, "default")["spec"]
 
 
+def test_worker_and_reaper_liveness_probes_read_their_beats(settings, tmp_path) -> None:
+    """The exec probes run ``manage.py alive <role>``: ok after a recent beat, failing once
+    the beat is older than the chart's max age (a hung loop), with no database needed."""
+    import os
+
+    from django.core.management import CommandError, call_command
+
+    from apps.jobs import liveness
+
+    settings.DIGITS_LIVENESS_DIR = str(tmp_path)
+    docs = render()
+    reaper = find(docs, "Deployment", f"{RELEASE}-reaper")["spec"]["template"]["spec"]
+    probes = {
+        "worker": worker(docs, "default")["spec"]["template"]["spec"]["containers"][0],
+        "reaper": reaper["containers"][0],
+    }
+    for role, container in probes.items():
+        command = container["livenessProbe"]["exec"]["command"]
+        assert command[:4] == ["python", "manage.py", "alive", role], role
+        args = command[2:]
+        with pytest.raises(CommandError, match="no beat yet"):
+            call_command(*args)
+        liveness._file(role).parent.mkdir(parents=True, exist_ok=True)
+        liveness._file(role).touch()
+        call_command(*args)
+        max_age = float(args[args.index("--max-age") + 1])
+        old = liveness._file(role).stat().st_mtime - max_age - 5
+        os.utime(liveness._file(role), (old, old))
+        with pytest.raises(CommandError, match="last beat"):
+            call_command(*args)
+    (configmap,) = of_kind(docs, "ConfigMap")
+    config = configmap["data"]
+    assert (config["DIGITS_JOB_HEARTBEAT_SECONDS"], config["DIGITS_JOB_STALE_SECONDS"]) == (
+        "2", "10",
+    )  # fmt: skip
+    assert config["DIGITS_REAPER_INTERVAL"] == "2"
+
+
 def test_worker_pools_are_configurable() -> None:
     docs = render(SCENARIOS["gpu-pools"])
     gpu = worker(docs, "gpu")["spec"]["template"]["spec"]
@@ -598,7 +636,9 @@ def test_worker_pools_are_configurable() -> None:
         "maxSurge": 0,
         "maxUnavailable": 1,
     }
-    assert container["livenessProbe"]["exec"]["command"] == ["python", "manage.py", "worker_health"]
+    assert container["livenessProbe"]["exec"]["command"][:4] == [
+        "python", "manage.py", "alive", "worker",
+    ]  # fmt: skip
     # Pools have distinct selectors.
     selectors = [
         json.dumps(worker(docs, p)["spec"]["selector"], sort_keys=True)

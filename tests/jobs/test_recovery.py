@@ -224,8 +224,8 @@ def closed_to_new_connections():
 
 
 def test_a_long_database_outage_stops_the_job_for_the_reaper(people, start_workers, fast_reaper):
-    # The worker gives up after 2 s without the database (DIGITS_JOB_STALE_SECONDS).
-    (worker,) = start_workers(1, **HEARTBEAT, DIGITS_JOB_STALE_SECONDS="2")
+    # The worker gives up after 2 s without the database (DIGITS_JOB_DB_GRACE_SECONDS).
+    (worker,) = start_workers(1, **HEARTBEAT, DIGITS_JOB_DB_GRACE_SECONDS="2")
     job = submit_check(people.owner, steps=40, step_seconds=0.25)
     wait_reporting(job)
     process = the_job_process(worker)

@@ -14,6 +14,7 @@ from apps.accounts.api.serializers import (
 from apps.accounts.lockout import lockout_message
 from apps.accounts.models import ApiToken, Team
 from apps.core.api import ERRORS, answers
+from apps.core.idempotency import IdempotentMixin
 
 
 @extend_schema(responses=answers({200: UserSerializer}))
@@ -47,7 +48,7 @@ class TeamViewSet(viewsets.ReadOnlyModelViewSet):
     destroy=extend_schema(responses=answers({204: None}, 404)),
 )
 class ApiTokenViewSet(
-    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
+    IdempotentMixin, mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):  # fmt: skip
     """The user's own API tokens. Creating one returns its key once."""

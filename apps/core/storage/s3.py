@@ -118,9 +118,17 @@ class S3Store(ArtifactStore):
                 raise
 
     def check(self) -> None:
-        """Reach the server and make sure the bucket exists; StoreUnavailable otherwise."""
+        """Reach the server and make sure the bucket exists; StoreUnavailable otherwise.
+
+        The first check creates a missing bucket; later ones (the readiness probe's) only
+        ask whether it exists (one HEAD request)."""
         try:
+            if self.__dict__.get("_bucket_checked"):
+                if not self._probe_client.bucket_exists(bucket_name=self.bucket):
+                    raise StoreUnavailable(f"no bucket {self.bucket}")
+                return
             self.ensure_bucket()
+            self._bucket_checked = True
         except Exception as exc:  # urllib3, S3 and TLS errors alike mean "not ready"
             raise StoreUnavailable(f"S3 {self.endpoint}/{self.bucket}: {exc}") from exc
 

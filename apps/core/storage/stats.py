@@ -23,3 +23,8 @@ def snapshot() -> dict[str, int]:
     """The counters now, as a dict (a metrics endpoint's view)."""
     with _lock:
         return {"retries": retries, "failures": failures}
+
+
+def prefixed() -> dict[str, int]:
+    """The counters as ``store_retries`` / ``store_failures`` (a liveness beat's counters)."""
+    return {f"store_{name}": value for name, value in snapshot().items()}

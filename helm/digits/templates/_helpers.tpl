@@ -144,6 +144,7 @@ revision's ConfigMap exists).
   "DIGITS_HTTPS" (toString $https)
   "DIGITS_ALLOWED_HOSTS" (concat $hosts $v.config.allowedHosts | uniq | join ",")
   "DIGITS_CSRF_TRUSTED_ORIGINS" (concat $origins $v.config.csrfTrustedOrigins | uniq | join ",")
+  "DIGITS_JOB_HEARTBEAT_SECONDS" (toString $v.config.jobHeartbeatSeconds)
   "DIGITS_JOB_STALE_SECONDS" (toString $v.config.jobStaleSeconds)
   "DIGITS_JOB_MAX_ATTEMPTS" (toString $v.config.jobMaxAttempts)
   "DIGITS_REAPER_INTERVAL" (toString $v.config.reaperInterval)

@@ -40,7 +40,10 @@ class Command(BaseCommand):
         )
         worker.start()
         from apps.cluster.agent import NodeAgent
+        from apps.jobs.liveness import WorkerBeat
         from apps.jobs.sandbox import mode
+
+        WorkerBeat(worker, settings.DIGITS_JOB_HEARTBEAT_SECONDS, stop).start()
 
         node = NodeAgent(queues, threads).start()
 

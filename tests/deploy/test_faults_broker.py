@@ -1,0 +1,324 @@
+"""Infrastructure faults the platform rides out: the broker and the channel layer cut
+while the platform runs as separate processes (web, worker), each pointed at a TCP proxy
+the test owns (the shared Redis itself is never touched: docs/deploy.md, Operations).
+
+- Broker cut with a submission in the outage: the answer is 201 (never 500), the job is
+  queued, and it runs once the broker is back, within ``BROKER_RECOVERY_BOUND`` seconds,
+  exactly once; a client's retry with the same Idempotency-Key gets the same job.
+- Channel layer cut while a job list is open in a browser and the job finishes: the list
+  shows the final state within ``LAYER_RECOVERY_BOUND`` seconds, without a reload (the
+  web's fan-out hints its sockets to backfill; the list re-reads its rows by id).
+- The browser's connection to the web cut while the job ends: on reconnect the list
+  re-reads its rows and shows the job done, without a reload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import urlsplit
+
+import pytest
+
+from apps.accounts.models import ApiToken
+from apps.jobs.models import Job, JobEvent
+from tests.conftest import free_port, wait_until
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+#: Seconds from the broker's return to the job running: the outbox retries every
+#: 1-2 s and dramatiq's consumer reconnects after 3 s (measured: about 3-5 s).
+BROKER_RECOVERY_BOUND = 15
+FAST = {"DIGITS_JOB_HEARTBEAT_SECONDS": 1, "DIGITS_JOB_STALE_SECONDS": 5}
+
+
+class FaultProxy:
+    """A TCP proxy to ``host:port`` that can go down: ``down()`` drops every open
+    connection and refuses new ones (accepted, then closed at once) until ``up()``."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        self.is_down = False
+        self.refused = 0
+        self.closed = False
+
+    def __enter__(self):
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.closed = True
+        self.listener.close()
+        self.down()
+
+    def down(self) -> None:
+        with self.lock:
+            self.is_down = True
+            doomed, self.open = self.open, set()
+        for sock in doomed:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def up(self) -> None:
+        with self.lock:
+            self.is_down = False
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                refuse = self.is_down
+                self.refused += refuse
+            if refuse:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.open |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+def proxied(url: str, proxy: FaultProxy) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+
+
+def start_web(start_process, env: dict) -> str:
+    port = free_port()
+    web = start_process(
+        "-m", "uvicorn", "digits_site.asgi:application", "--host", "127.0.0.1",
+        "--port", str(port), "--no-access-log", env=env, name="web",
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def answers():
+        assert web.proc.poll() is None, web.log()[-3000:]
+        with contextlib.suppress(OSError):
+            return urllib.request.urlopen(url + "/healthz/live", timeout=2).status == 200
+
+    wait_until(answers, timeout=30, message="the web process did not start")
+    return url
+
+
+def post(url: str, key: str, body: dict, idempotency_key: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, method="POST", data=json.dumps(body).encode(),
+        headers={
+            "Authorization": f"Token {key}", "Content-Type": "application/json",
+            "Idempotency-Key": idempotency_key,
+        },
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, {"body": exc.read()[:500].decode(errors="replace")}
+
+
+def get(url: str, key: str) -> dict:
+    request = urllib.request.Request(url, headers={"Authorization": f"Token {key}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_a_submission_during_a_broker_outage_runs_once_the_broker_is_back(
+    people, start_process, settings
+):
+    real = urlsplit(settings.BROKER_URL)
+    with FaultProxy(real.hostname, real.port) as broker:
+        env = {**FAST, "DIGITS_BROKER_URL": proxied(settings.BROKER_URL, broker)}
+        url = start_web(start_process, env)
+        worker = start_process(
+            "manage.py", "jobworker", "--queues", "default", env=env, name="worker"
+        )
+        worker.wait_for_log("Worker consuming")
+        _, key = ApiToken.issue(people.owner, "faults")
+        job_body = {"kind": "worker.check", "params": {"steps": 3, "step_seconds": 0.1}}
+
+        broker.down()
+        status, body = post(f"{url}/api/v1/jobs/", key, job_body, "outage-1")
+
+        assert status == 201, body
+        job = Job.objects.get(pk=body["id"])
+        assert (job.status, job.sent_at) == ("queued", None)
+        # The web's outbox (and the worker's consumer) keep trying while it is down.
+        wait_until(lambda: broker.refused >= 4, timeout=20, message="nobody retried")
+        retry_status, retry = post(f"{url}/api/v1/jobs/", key, job_body, "outage-1")
+        assert (retry_status, retry["id"]) == (201, job.pk)  # a client's retry: same job
+        assert Job.objects.get(pk=job.pk).status == "queued"
+
+        broker.up()
+        back = time.monotonic()
+        wait_until(
+            lambda: Job.objects.filter(pk=job.pk, status__in=["running", "done"]).exists(),
+            timeout=BROKER_RECOVERY_BOUND + 5,
+            interval=0.05,
+            message="the job did not start after the broker came back",
+        )
+        recovery = time.monotonic() - back
+        done = wait_until(
+            lambda: Job.objects.filter(pk=job.pk, status__in=["done", "error"]).first(),
+            timeout=60,
+        )
+
+    print(f"broker outage: job running {recovery:.1f} s after the broker came back")
+    assert recovery < BROKER_RECOVERY_BOUND
+    assert done.status == "done", done.error
+    assert done.attempts == 1 and done.sent_at is not None
+    statuses = [
+        e["status"]
+        for e in JobEvent.objects.filter(job=done, type="status").values_list("data", flat=True)
+    ]
+    assert statuses == ["queued", "running", "done"]
+    assert Job.objects.filter(owner=people.owner).count() == 1
+
+
+#: Seconds from the layer's return to the finished state on an open job list (it may
+#: show it earlier: the fan-out's retries during the outage hint the page too).
+LAYER_RECOVERY_BOUND = 20
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+def test_a_job_list_shows_a_job_that_ended_while_the_channel_layer_was_down(
+    people, start_process, settings
+):
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.helpers import launch, log_in, run_in_thread
+
+    real = urlsplit(settings.CHANNEL_LAYER_URL)
+    with FaultProxy(real.hostname, real.port) as layer:
+        env = {**FAST, "DIGITS_CHANNEL_LAYER_URL": proxied(settings.CHANNEL_LAYER_URL, layer)}
+        url = start_web(start_process, env)
+        worker = start_process(
+            "manage.py", "jobworker", "--queues", "default", env=env, name="worker"
+        )
+        worker.wait_for_log("Worker consuming")
+        _, key = ApiToken.issue(people.owner, "faults")
+        params = {"steps": 16, "step_seconds": 0.5}
+        _, job = post(f"{url}/api/v1/jobs/", key, {"kind": "worker.check", "params": params}, "j")
+
+        def browse() -> float:
+            with sync_playwright() as p:
+                browser = launch(p)
+                try:
+                    page = browser.new_page()
+                    log_in(page, url, people.owner.username, "pw-" + people.owner.username)
+                    page.goto(url + "/jobs/")
+                    page.evaluate("window.__noReload = true")
+                    badge = page.locator(f'#job-list tr[data-job="{job["id"]}"] [data-role=status]')
+                    wait_until(lambda: badge.inner_text() == "Running", timeout=30)
+
+                    layer.down()
+                    # (Playwright's thread runs an event loop: the API, not the ORM.)
+                    wait_until(
+                        lambda: get(f"{url}/api/v1/jobs/{job['id']}/", key)["status"] == "done",
+                        timeout=60, interval=0.3, message="the job did not finish",
+                    )  # fmt: skip
+                    # The web's fan-out cannot resubscribe while the layer is down; it
+                    # hints its sockets to backfill (each retry, and once resubscribed),
+                    # and the list re-reads its rows.
+                    layer.up()
+                    back = time.monotonic()
+                    wait_until(
+                        lambda: badge.inner_text() == "Done",
+                        timeout=LAYER_RECOVERY_BOUND + 10, interval=0.2,
+                        message="the list did not show the finished job",
+                    )  # fmt: skip
+                    recovery = time.monotonic() - back
+                    assert page.evaluate("window.__noReload") is True  # no reload
+                    return recovery
+                finally:
+                    browser.close()
+
+        recovery = run_in_thread(browse)
+
+    print(f"channel layer outage: list up to date {recovery:.1f} s after the layer came back")
+    assert recovery < LAYER_RECOVERY_BOUND
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+def test_a_job_list_resynchronises_after_its_websocket_reconnects(people, start_process):
+    """The connection between browser and web drops (a load balancer's restart) and the
+    job ends meanwhile: its last update was pushed to nobody. On reconnect the list
+    re-reads its rows and shows the job done, without a reload."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.helpers import launch, log_in, run_in_thread
+
+    url = start_web(start_process, FAST)
+    worker = start_process("manage.py", "jobworker", "--queues", "default", env=FAST, name="w")
+    worker.wait_for_log("Worker consuming")
+    _, key = ApiToken.issue(people.owner, "faults")
+    params = {"steps": 16, "step_seconds": 0.5}
+    _, job = post(f"{url}/api/v1/jobs/", key, {"kind": "worker.check", "params": params}, "j")
+    web = urlsplit(url)
+
+    def browse() -> float:
+        with FaultProxy(web.hostname, web.port) as lb, sync_playwright() as p:
+            front = f"http://127.0.0.1:{lb.port}"
+            browser = launch(p)
+            try:
+                page = browser.new_page()
+                sockets = []
+                page.on("websocket", lambda ws: sockets.append(time.monotonic()))
+                log_in(page, front, people.owner.username, "pw-" + people.owner.username)
+                page.goto(front + "/jobs/")
+                page.evaluate("window.__noReload = true")
+                badge = page.locator(f'#job-list tr[data-job="{job["id"]}"] [data-role=status]')
+                wait_until(lambda: badge.inner_text() == "Running", timeout=30)
+
+                lb.down()
+                wait_until(
+                    lambda: get(f"{url}/api/v1/jobs/{job['id']}/", key)["status"] == "done",
+                    timeout=60, interval=0.3, message="the job did not finish",
+                )  # fmt: skip
+                assert badge.inner_text() == "Running"  # the socket was down: no push
+                lb.up()
+                back = time.monotonic()
+                wait_until(
+                    lambda: badge.inner_text() == "Done", timeout=45, interval=0.2,
+                    message=f"the list did not resynchronise after reconnecting (socket "
+                    f"attempts at {[round(t - back, 1) for t in sockets]} s, refused "
+                    f"{lb.refused})",
+                )  # fmt: skip
+                assert page.evaluate("window.__noReload") is True
+                return time.monotonic() - back
+            finally:
+                browser.close()
+
+    recovery = run_in_thread(browse)
+    print(f"websocket reconnect: list up to date {recovery:.1f} s after the connection came back")
+    assert recovery < 30  # the page retries with backoff up to 10 s
