@@ -9,6 +9,12 @@ A test that starts a platform process (a worker, the web server, ``manage.py``: 
 ``start_process`` fixture, which ``start_worker`` and ``live_server_url`` use) is slow
 whatever it says, and so is every test of the other three tiers: ``-m "not slow"``
 alone is the fast tier too.
+
+Heaviest first: the modules holding a test of the three tiers or the contract run, then
+those holding another slow test, then the rest (whole modules, each in its own order, so
+that a module's fixtures are set up once). pytest-xdist hands tests out in collection
+order, and a minutes-long test handed out last would keep one process busy long after the
+other is done; the quick tests at the end fill the gaps.
 """
 
 import os
@@ -19,10 +25,20 @@ HEAVY = ("tensorflow", "browser", "cluster")
 
 
 def pytest_collection_modifyitems(items):
+    rank: dict[str, int] = {}  # module → 0: a heavy test, 1: a slow one, 2: neither
     for item in items:
-        heavy = any(item.get_closest_marker(name) for name in HEAVY)
+        heavy = any(item.get_closest_marker(name) for name in (*HEAVY, "contract"))
         if heavy or "start_process" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+        module = _module(item)
+        rank[module] = min(
+            rank.get(module, 2), 0 if heavy else 1 if item.get_closest_marker("slow") else 2
+        )
+    items.sort(key=lambda item: rank[_module(item)])  # a stable sort: the order within is kept
+
+
+def _module(item) -> str:
+    return item.nodeid.split("::", 1)[0]
 
 
 @pytest.fixture(scope="session", autouse=True)
