@@ -24,7 +24,8 @@ import pytest
 HEAVY = ("tensorflow", "browser", "cluster")
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
+    _group_suffix(config, items)
     rank: dict[str, int] = {}  # module → 0: a heavy test, 1: a slow one, 2: neither
     for item in items:
         heavy = any(item.get_closest_marker(name) for name in (*HEAVY, "contract"))
@@ -39,6 +40,24 @@ def pytest_collection_modifyitems(items):
 
 def _module(item) -> str:
     return item.nodeid.split("::", 1)[0]
+
+
+def _group_suffix(config, items) -> None:
+    """``--dist loadgroup``: the ``@<group>`` suffix that sends an ``xdist_group``'s tests to
+    one process. pytest-xdist (3.8) adds it to ``item._nodeid``, which pytest 9 no longer
+    reads (the id is ``item._id``), so every test would be a group of its own."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        marks = item.iter_markers("xdist_group")
+        names = sorted(
+            {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks}
+        )
+        suffix = "@" + "_".join(names)
+        if names and not item.nodeid.endswith(suffix) and hasattr(item, "_id"):
+            item._id = NodeId.parse(item.nodeid + suffix)
 
 
 @pytest.fixture(scope="session", autouse=True)
