@@ -48,7 +48,9 @@ services:
 	@scripts/start-services
 
 # Two test processes (pytest-xdist), each with its own database, broker namespace, channel
-# prefix, bucket and folders (tests/settings.py); `make test XDIST=` runs in one.
+# prefix, bucket and folders (tests/settings.py); `make test XDIST=` runs in one. loadgroup:
+# the tests of one xdist_group run in one process; the heaviest modules are handed out
+# first (conftest.py).
 XDIST ?= -n 2 --dist loadgroup
 test: install-test services
 	$(PY) scripts/with_test_services.py $(PY) -m pytest $(XDIST) $(PYTEST_ARGS)

@@ -17,7 +17,9 @@ from tests.client.proxy import CuttingProxy
 from tests.conftest import ROOT
 from tests.mlmodels.helpers import digits, png, write_digits
 
-pytestmark = [pytest.mark.slow]
+#: One process (an xdist group) runs the module: the embedded server starts once, not once
+#: per test process that draws one of its tests.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("embedded-server")]
 
 
 def cli(*args, stdin=None, env=None):
