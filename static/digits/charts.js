@@ -102,6 +102,7 @@
       const reset = toolbar.querySelector("[data-role=reset-zoom]");
       if (xAxis) xAxis.addEventListener("change", function () { state.xMode = xAxis.value; resetZoom(); redrawAll(); });
       if (log) log.addEventListener("change", function () { state.log = log.checked; redrawAll(); });
+      if (smooth) smooth.style.width = "8rem";
       if (smooth) smooth.addEventListener("input", function () {
         state.smoothing = Number(smooth.value);
         const out = toolbar.querySelector("[data-role=smoothing-value]");
@@ -245,7 +246,8 @@
   function dataTable(canvas, chart, xTitle) {
     const details = document.createElement("details");
     details.className = "chart-data small";
-    details.innerHTML = "<summary></summary><div class='table-responsive' style='max-height:20rem'></div>";
+    details.innerHTML = "<summary></summary><div class='table-responsive'></div>";
+    details.lastElementChild.style.maxHeight = "20rem";  // CSSOM: the CSP forbids style attributes
     details.querySelector("summary").textContent = "Data table: " + (canvas.getAttribute("aria-label") || "chart");
     canvas.insertAdjacentElement("afterend", details);
     function fill() {

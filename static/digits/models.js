@@ -131,6 +131,7 @@
       else if (e.detail.seq > covered) add(e.detail.data, Date.parse(e.detail.time) / 1000);
     });
     root.addEventListener("digits:backfilled", function () {
+      const started = performance.now();
       fetch(config.metrics_url, { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.json() : { series: {}, last_seq: 0 }; })
         .then(function (loaded) {
@@ -140,7 +141,13 @@
             loaded.series[name].forEach(function (p) { add({ series: name, step: p[0], value: p[1] }, p[2]); });
           });
           covered = loaded.last_seq;
-          root.dataset.seriesLoaded = "true";
+          // Drawn on the next frame: the time from asking for the series to a drawn chart.
+          requestAnimationFrame(function () {
+            requestAnimationFrame(function () {
+              root.dataset.seriesMs = String(Math.round(performance.now() - started));
+              root.dataset.seriesLoaded = "true";
+            });
+          });
           waiting.splice(0).forEach(function (ev) {
             if (ev.seq > covered) add(ev.data, Date.parse(ev.time) / 1000);
           });

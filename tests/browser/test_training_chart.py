@@ -145,6 +145,10 @@ EPOCH_ROWS = """() => Array.from(document.querySelectorAll("#epoch-table tbody t
     .map((tr) => tr.dataset.epoch)"""
 
 
+SYSTEM_SERIES = """() => Object.fromEntries(Chart.getChart("system-chart").data.datasets
+    .map((d) => [d.label, d.data.length]))"""
+
+
 def watch_first_epoch(base_url: str, model_id: int, username: str, password: str) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -171,6 +175,10 @@ def watch_first_epoch(base_url: str, model_id: int, username: str, password: str
                        message="no validation point was drawn")  # fmt: skip
             wait_until(lambda: page.evaluate(EPOCH_ROWS), timeout=60, interval=0.5,
                        message="the epochs table never got the finished epoch")  # fmt: skip
+            # System metrics, sampled every second, charted beside the loss.
+            wait_until(lambda: page.evaluate(SYSTEM_SERIES).get("memory (MB)", 0) >= 3,
+                       timeout=60, interval=0.5, message="no system metrics were charted")  # fmt: skip
+            seen["system"] = page.evaluate(SYSTEM_SERIES)
             seen["rows"] = page.evaluate(EPOCH_ROWS)
             seen["drawn"] = page.evaluate(DRAWN_SERIES)
             seen["status"] = page.locator("#job [data-role=status]").first.text_content().strip()
@@ -219,5 +227,7 @@ def test_validation_series_and_epoch_rows_appear_while_training(
     colours = [s["line"] for s in lines.values()]
     assert len(set(colours)) == len(colours), f"two series share a colour: {lines}"
     assert seen["rows"][0] == "1", seen["rows"]
+    assert seen["system"]["CPU (%)"] >= 3, seen["system"]
+    assert not any(label.startswith("GPU") for label in seen["system"]), "no GPU here"
     assert not seen["console_errors"], seen["console_errors"]
     wait_until(lambda: Job.objects.filter(pk=created["job"], status="aborted").exists(), timeout=60)

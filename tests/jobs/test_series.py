@@ -56,3 +56,19 @@ def test_events_endpoint_filters_by_several_types(people, api_client):
     assert [e["type"] for e in body["events"]] == ["log", "epoch"]
     assert body["last_seq"] == Job.objects.get(pk=job.pk).last_seq
     assert client.get(f"/api/v1/jobs/{job.pk}/events/", {"type": "log,nope"}).status_code == 400
+
+
+def test_a_watched_run_is_read_a_little_at_a_time(people):
+    from apps.jobs.series import metric_series
+
+    job = submit_check(people.owner, send=False)
+    events.append(job.pk, [events.event("metric", series="train/loss", step=s, value=1.0)
+                           for s in range(50)])  # fmt: skip
+    first = metric_series(job, points=20)
+    events.append(job.pk, [events.event("metric", series="train/loss", step=s, value=0.5)
+                           for s in range(50, 60)])  # fmt: skip
+    later = metric_series(job, points=20)
+    assert first["counts"] == {"train/loss": 50} and later["counts"] == {"train/loss": 60}
+    assert later["last_seq"] > first["last_seq"]
+    loss = later["series"]["train/loss"]
+    assert len(loss) == 20 and loss[0][:2] == [0, 1.0] and loss[-1][:2] == [59, 0.5]
