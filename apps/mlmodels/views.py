@@ -119,6 +119,7 @@ def model_compare(request):
             "score_columns": score_columns,
             "same_dataset": len({m.dataset_id for m in models}) == 1,
             "curves": compare.curves(models),
+            "parallel": compare.parallel(rows, differing),
         },
     )
 
