@@ -122,6 +122,7 @@ def test_the_job_page_and_api_show_the_queue_position(client, people, api_client
     client.force_login(people.owner)
     page = client.get(f"/jobs/{second.pk}/").content.decode()
     assert "position 2 in the queue" in page
+    assert re.search(r'data-role="abort-form" data-confirm="Abort this job\?', page)
     api = api_client.as_user(people.owner)
     assert api.get(f"/api/v1/jobs/{first.pk}/").json()["queue_position"] == 1
     Job.objects.filter(pk=first.pk).update(status="running")
