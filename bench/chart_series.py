@@ -76,7 +76,8 @@ def baseline_events(job) -> int:
         after = rows[-1].seq
 
 
-RENDER = """async ([series, charts]) => {
+RENDER = """async () => {
+    const series = await (await fetch("/series.json")).json();  // data in hand, then:
     const canvas = document.getElementById("c");
     const t0 = performance.now();
     const group = DigitsCharts.group(null, { xMode: "step" });
@@ -90,23 +91,36 @@ RENDER = """async ([series, charts]) => {
 }"""
 
 
+def _serve(body: str):
+    return lambda route: route.fulfill(body=body, content_type="application/json")
+
+
 def browser_render(payloads: dict[str, dict]) -> dict[str, float]:
-    """Milliseconds to draw each payload's series in headless Chromium."""
+    """Milliseconds to draw each payload's series in headless Chromium (the series served
+    to the page as JSON, as the metrics API would)."""
     from playwright.sync_api import sync_playwright
 
     from tests.browser.helpers import launch
 
-    chart_js = (ROOT / "static/vendor/chartjs/chart.umd.min.js").read_text()
-    charts_js = (ROOT / "static/digits/charts.js").read_text()
+    scripts = "".join(
+        f"<script>{(ROOT / path).read_text()}</script>"
+        for path in ("static/vendor/chartjs/chart.umd.min.js", "static/digits/charts.js")
+    )
+    html = f"<html><body><div style='width:1000px'><canvas id='c'></canvas></div>{scripts}"
     out = {}
     with sync_playwright() as p:
         browser = launch(p)
         for name, payload in payloads.items():
+            body = json.dumps(payload)
             page = browser.new_page(viewport={"width": 1200, "height": 800})
-            page.set_content("<div style='width:1000px'><canvas id='c'></canvas></div>")
-            page.add_script_tag(content=chart_js)
-            page.add_script_tag(content=charts_js)
-            out[name] = page.evaluate(RENDER, [payload, None])
+            page.set_default_timeout(600_000)
+            page.route(
+                "http://bench.invalid/",
+                lambda route: route.fulfill(body=html, content_type="text/html"),
+            )
+            page.route("http://bench.invalid/series.json", _serve(body))
+            page.goto("http://bench.invalid/")
+            out[name] = page.evaluate(RENDER)
             page.close()
         browser.close()
     return out
