@@ -57,7 +57,8 @@ def keep_history(model: TrainedModel) -> dict[str, Any]:
     return {
         **(model.result or {}),
         "epochs": epochs,
-        "best_epoch": task.best_epoch(epochs) if epochs else None,
+        # A diverged epoch's loss is reported as None (not finite): never the best.
+        "best_epoch": task.best_epoch([e for e in epochs if e.get("loss") is not None]),
         "task": task.name,
         "snapshots": snapshots.epochs(model.pk),
         "steps_per_epoch": (model.result or {}).get("steps_per_epoch")

@@ -130,3 +130,15 @@ def test_the_job_page_and_api_show_the_queue_position(client, people, api_client
     Job.objects.filter(pk=second.pk).update(status="done")
     assert api.get(f"/api/v1/jobs/{second.pk}/").json()["queue_position"] is None
     assert "in the queue" not in client.get(f"/jobs/{second.pk}/").content.decode()
+
+
+def test_a_build_jobs_page_links_to_its_dataset(client, people):
+    dataset = ready_dataset(people.owner, "built digits")
+    job = Job.objects.create(owner=people.owner, name="Build", kind="dataset.build",
+                             status="done", params={"type_id": "image-classification"})  # fmt: skip
+    dataset.job = job
+    dataset.save(update_fields=["job"])
+    client.force_login(people.owner)
+    page = html.unescape(client.get(f"/jobs/{job.pk}/").content.decode())
+    assert f'href="/datasets/{dataset.pk}/" data-role="belongs-to">Dataset “built digits”' in page
+    assert "Dataset type</th><td>image-classification" in page
