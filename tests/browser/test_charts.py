@@ -151,6 +151,16 @@ def test_the_chart_tools_work(django_user_model, live_server_url):
                 seen["zoomed"] = page.evaluate(
                     "() => { const s = Chart.getChart('loss-chart').scales.x; return [s.min, s.max]; }"
                 )
+                # Shift-drag pans the zoomed window (to the left: later epochs come in).
+                page.keyboard.down("Shift")
+                page.mouse.move(box["x"] + box["width"] * 0.6, y)
+                page.mouse.down()
+                page.mouse.move(box["x"] + box["width"] * 0.4, y, steps=5)
+                page.mouse.up()
+                page.keyboard.up("Shift")
+                seen["panned"] = page.evaluate(
+                    "() => { const s = Chart.getChart('loss-chart').scales.x; return [s.min, s.max]; }"
+                )
                 page.click("[data-role=reset-zoom]")
                 seen["reset"] = page.evaluate(
                     "() => { const s = Chart.getChart('loss-chart').scales.x; return [s.min, s.max]; }"
@@ -189,6 +199,8 @@ def test_the_chart_tools_work(django_user_model, live_server_url):
     assert jumps(smooth) < jumps(raw) / 3, "smoothing did not smooth"
     lo, hi = seen["zoomed"]
     assert 10 < lo < hi < 35 and hi - lo < 20, seen["zoomed"]
+    p_lo, p_hi = seen["panned"]
+    assert p_lo > lo and p_hi > hi and p_hi - p_lo == pytest.approx(hi - lo), seen["panned"]
     assert seen["reset"][0] < 1 and seen["reset"][1] > 49, seen["reset"]
     assert seen["synced"][0] is not None and seen["synced"][1] >= 1, seen["synced"]
     assert seen["synced"][0] == pytest.approx(seen["synced"][2])
