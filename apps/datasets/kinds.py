@@ -65,4 +65,6 @@ class BuildDataset(JobKind):
         transaction.on_commit(lambda: services.discard_uploads(options))
 
 
-register_domain("dataset.build", DomainRules(services.clone_build))
+register_domain(
+    "dataset.build", DomainRules(services.clone_build, products=services.build_job_products)
+)

@@ -12,7 +12,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import ProtectedError
 
-from apps.core import uploads
+from apps.core import permissions, uploads
 from apps.core.plugins.catalog import get_data_ingestion
 from apps.core.storage import StoreUnavailable, get_store
 from apps.datasets.models import Dataset
@@ -179,3 +179,14 @@ def delete(dataset: Dataset) -> None:
                     jobs.delete(job)
         except ProtectedError as exc:
             raise DatasetInUse(str(exc)) from None
+
+
+def build_job_products(job: Job, user) -> dict[str, list[tuple[str, str]]]:
+    """The job page's link for a build job: the dataset it builds, when ``user`` may see it."""
+    from django.urls import reverse
+
+    dataset = Dataset.objects.filter(job_id=job.pk).first()
+    if dataset is None or not permissions.can(user, permissions.VIEW, dataset):
+        return {"links": [], "downloads": []}
+    url = reverse("datasets:detail", args=[dataset.pk])
+    return {"links": [(f"Dataset “{dataset.name}”", url)], "downloads": []}

@@ -8,7 +8,9 @@ the database.
 from __future__ import annotations
 
 import json
+import math
 import signal
+import threading
 import time
 from typing import IO, Any
 
@@ -33,6 +35,7 @@ class JobContext:
         self._started = time.monotonic()
         self._steps: dict[str, int] = {}
         self.stopping = False
+        self._lock = threading.Lock()
 
     # --- artifacts -------------------------------------------------------------
     @property
@@ -45,8 +48,10 @@ class JobContext:
 
     # --- reporting -------------------------------------------------------------
     def _emit(self, type_: str, **data: Any) -> None:
-        self._channel.write(json.dumps({"type": type_, "data": data, "time": time.time()}) + "\n")
-        self._channel.flush()
+        line = json.dumps({"type": type_, "data": data, "time": time.time()}) + "\n"
+        with self._lock:  # a sampling thread (apps.jobs.sysmetrics) reports too
+            self._channel.write(line)
+            self._channel.flush()
 
     def log(self, message: str, level: str = "info") -> None:
         self._emit("log", level=level, message=str(message), stream="job")
@@ -71,6 +76,13 @@ class JobContext:
             step = self._steps.get(series, -1) + 1
         self._steps[series] = step
         self._emit("metric", series=series, step=int(step), value=float(value))
+
+    def epoch(self, number: int, row: dict[str, Any], step: int) -> None:
+        """A finished epoch's figures (``row``: column -> value), shown as it ends."""
+        shown = {
+            k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in row.items()
+        }
+        self._emit("epoch", epoch=int(number), step=int(step), row=shown)
 
     # --- stopping --------------------------------------------------------------
     def install_signal_handlers(self) -> None:

@@ -6,6 +6,9 @@ An event is ``{"type": ..., "data": {...}, "time": datetime}`` with type one of:
 - ``progress``: ``{"progress": 0.0..1.0, "eta_seconds": int | None, "text": str}``
 - ``log``:      ``{"level": "info" | "warning" | "error", "message": str, "stream": str}``
 - ``metric``:   ``{"series": str, "step": int, "value": float}``
+- ``epoch``:    ``{"epoch": int, "step": int, "row": {column: value, "snapshot": bool}}``, a
+  finished epoch's figures (the model page's epochs table grows with them; a run that
+  stops early keeps them)
 
 Persisting gives each event the job's next sequence number; after the
 transaction commits the events go to the sockets of the job, and a summary of
@@ -27,7 +30,7 @@ from apps.jobs.models import Job, JobEvent
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = frozenset({"status", "progress", "log", "metric"})
+EVENT_TYPES = frozenset({"status", "progress", "log", "metric", "epoch"})
 LIST_EVENT_TYPES = frozenset({"status", "progress"})  # the others leave the job list as it was
 JOB_LIST_GROUP = "jobs"
 SUMMARY_FIELDS = (

@@ -154,10 +154,15 @@ class DomainRules:
     the rights creating one needs; raises ``apps.jobs.services.CloneRefused``.
     ``shown_params(params, user) -> dict``: the job's params without what ``user`` may
     not see (``params`` is the stored dict; return a new one).
+    ``products(job, user) -> dict``: links to the job's object and downloads (below).
     """
 
     clone: Callable[[Job, Any], Job]
     shown_params: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None
+    #: ``products(job, user) -> {"links": [(label, url)], "downloads": [(name, url)]}``:
+    #: what the job page links to (the model or dataset it builds, as far as ``user`` may
+    #: see it) and the files it produced outside the job's own artifacts (snapshots).
+    products: Callable[[Job, Any], dict[str, list[tuple[str, str]]]] | None = None
 
 
 _domains: dict[str, DomainRules] = {}

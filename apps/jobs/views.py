@@ -11,7 +11,7 @@ from rest_framework import serializers
 from apps.core import permissions
 from apps.core.downloads import artifact_response
 from apps.core.filters import filtered
-from apps.jobs import services
+from apps.jobs import display, services
 from apps.jobs.filters import JobFilterSet
 from apps.jobs.forms import WorkerCheckForm
 from apps.jobs.kinds import all_kinds, get_kind
@@ -58,12 +58,17 @@ def job_list(request):
 @login_required
 def job_detail(request, pk):
     job = _job(request, pk)
+    params = services.shown_params(job, request.user)
     return render(
         request,
         "jobs/job_detail.html",
         {
             "job": job,
-            "params": services.shown_params(job, request.user),
+            "param_rows": display.param_rows(params),
+            "params_json": display.technical(params),
+            "queue_position": display.queue_position(job),
+            "kind_title": display.kind_title(job),
+            "products": display.products(job, request.user),
             "artifacts": job.artifacts.all(),
             "can_change": permissions.can(request.user, permissions.CHANGE, job),
             "can_delete": permissions.can(request.user, permissions.DELETE, job),

@@ -143,3 +143,37 @@ def curves(models: Iterable[TrainedModel]) -> dict[str, Any]:
             }
         )
     return {"curves": shown, "models": out}
+
+
+#: The figures the parallel-coordinates view can colour and end on: summary key → title.
+PARALLEL_METRICS = {
+    "val_accuracy": "Val accuracy", "val_dice": "Val Dice", "val_loss": "Val loss",
+    "loss": "Train loss",
+}  # fmt: skip
+
+
+def parallel(rows: list[dict[str, Any]], differing: list[str]) -> dict[str, Any]:
+    """The sweep view: one axis per differing solver option (numbers on a scale, anything
+    else as categories) and one per metric the models have; a line per model."""
+    axes = []
+    for key in differing:
+        values = [r["solver"][key] for r in rows if r["solver"][key] is not None]
+        numeric = bool(values) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values
+        )
+        positive = numeric and min(values) > 0
+        axes.append({"key": key, "title": key.replace("_", " "), "numeric": numeric,
+                     "log": positive and max(values) / min(values) >= 100})  # fmt: skip
+    metrics = [
+        {"key": key, "title": title} for key, title in PARALLEL_METRICS.items()
+        if any(r.get(key) is not None for r in rows)
+    ]  # fmt: skip
+    models = [
+        {
+            "id": r["model"].pk, "name": r["name"],
+            "values": {**{a["key"]: r["solver"][a["key"]] for a in axes},
+                       **{m["key"]: r.get(m["key"]) for m in metrics}},
+        }
+        for r in rows
+    ]  # fmt: skip
+    return {"axes": axes, "metrics": metrics, "models": models}

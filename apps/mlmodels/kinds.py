@@ -100,13 +100,24 @@ class TrainModel(JobKind):
 
     def on_failed(self, job):
         from apps.jobs.models import JobStatus
+        from apps.mlmodels.history import keep_history
         from apps.mlmodels.models import TrainedModel
 
         aborted = job.status == JobStatus.ABORTED
         status = TrainedModel.Status.ABORTED if aborted else TrainedModel.Status.ERROR
-        TrainedModel.objects.filter(job=job).update(status=status)
+        for model in TrainedModel.objects.filter(job=job).select_related("dataset"):
+            # The epochs it finished (and their snapshots) stay the model's history.
+            result = keep_history(model)
+            TrainedModel.objects.filter(pk=model.pk).update(
+                status=status, result=result, best_epoch=result["best_epoch"]
+            )
 
 
 register_domain(
-    "model.train", DomainRules(services.clone_training_job, services.training_params_shown)
+    "model.train",
+    DomainRules(
+        services.clone_training_job,
+        services.training_params_shown,
+        services.training_job_products,
+    ),
 )

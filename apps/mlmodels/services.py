@@ -362,3 +362,21 @@ def _may_see_dataset(user, dataset_id) -> bool:
         rows = Dataset.objects.filter(pk=dataset_id)
         seen[dataset_id] = rows.visible_to(user).exists()
     return seen[dataset_id]
+
+
+def training_job_products(job: Job, user) -> dict[str, list[tuple[str, str]]]:
+    """The job page's links for a training job: its model (when ``user`` may see it) and
+    the model's snapshots, which the job published as it trained."""
+    from django.urls import reverse
+
+    model = TrainedModel.objects.filter(pk=job.params.get("model_id"), job_id=job.pk).first()
+    if model is None or not permissions.can(user, permissions.VIEW, model):
+        return {"links": [], "downloads": []}
+    download = reverse("mlmodels:download", args=[model.pk])
+    return {
+        "links": [(f"Model “{model.name}”", reverse("mlmodels:detail", args=[model.pk]))],
+        "downloads": [
+            (f"Snapshot, epoch {epoch}", f"{download}?epoch={epoch}")
+            for epoch in snapshots.epochs(model.pk)
+        ],
+    }

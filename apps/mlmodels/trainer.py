@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import psutil
 
+from apps.jobs import sysmetrics
 from apps.mlmodels import snapshots, tasks
 from apps.mlmodels.params import AugmentationParams
 
@@ -65,6 +66,12 @@ class Trainer:
         self.ctx.metric("steps_per_epoch", self.steps_per_epoch, step=0)
         reporter = MetricsReporter(self, epochs, initial_epoch, history)
         self.ctx.status(f"Training from epoch {initial_epoch + 1}" if initial_epoch else "Training")
+        with sysmetrics.sampling(self.ctx):
+            self._fit(model, train, val, epochs, initial_epoch, reporter)
+        self.ctx.check_abort()
+        return self._result(model, reporter, initial_epoch, summary, info)
+
+    def _fit(self, model, train, val, epochs, initial_epoch, reporter) -> None:
         model.fit(
             train,
             validation_data=val,
@@ -75,7 +82,8 @@ class Trainer:
             verbose=0,
             shuffle=False,  # the pipeline shuffles (with the run's seed)
         )
-        self.ctx.check_abort()
+
+    def _result(self, model, reporter, initial_epoch, summary, info) -> dict[str, Any]:
         return {
             "epochs": reporter.epochs,
             "best_epoch": self.task.best_epoch(reporter.epochs),
@@ -385,6 +393,7 @@ class MetricsReporter(keras.callbacks.Callback):
             row["snapshot"] = True
             self.trainer.snapshot(self.model, number, row, [*self.epochs, row])
         self.epochs.append(row)
+        self.ctx.epoch(number, row, iteration)
         described = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float))
         self.ctx.log(f"Epoch {number}: {described}")
         self._progress(number)

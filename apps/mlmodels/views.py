@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.core import permissions
@@ -14,7 +15,15 @@ from apps.inference.classify import MAX_TOP_N
 from apps.inference.classify import classify as classify_one
 from apps.inference.service import InferenceError
 from apps.jobs.services import JobStateError
-from apps.mlmodels import compare, export, services, single_inference, snapshots, tasks
+from apps.mlmodels import (
+    compare,
+    export,
+    history,
+    services,
+    single_inference,
+    snapshots,
+    tasks,
+)
 from apps.mlmodels.filters import TrainedModelFilterSet
 from apps.mlmodels.forms import ModelForm
 from apps.mlmodels.models import TrainedModel
@@ -111,6 +120,7 @@ def model_compare(request):
             "score_columns": score_columns,
             "same_dataset": len({m.dataset_id for m in models}) == 1,
             "curves": compare.curves(models),
+            "parallel": compare.parallel(rows, differing),
         },
     )
 
@@ -149,7 +159,7 @@ def model_detail(request, pk):
     task = tasks.task_of(manifest)
     columns = task.epoch_columns(manifest.get("label_names"))
     epochs = [
-        {**e, "values": [e.get(key) for key, _ in columns]} for e in model.result.get("epochs", [])
+        {**e, "values": [e.get(key) for key, _ in columns]} for e in history.recorded_epochs(model)
     ]
     return render(
         request,
@@ -163,12 +173,17 @@ def model_detail(request, pk):
             "task": task,
             "can_change": permissions.can(request.user, permissions.CHANGE, model),
             "can_delete": permissions.can(request.user, permissions.DELETE, model),
+            "can_resume": history.may_resume(model, saved)
+            and permissions.can(request.user, permissions.CHANGE, model),
             "sweep": TrainedModel.objects.filter(sweep=model.sweep).exclude(pk=model.pk)
             if model.sweep
             else [],
             "chart_config": {
                 "steps_per_epoch": model.result.get("steps_per_epoch"),
                 "label_names": manifest.get("label_names") or [],
+                "columns": [key for key, _ in columns],
+                "download_url": reverse("mlmodels:download", args=[model.pk]),
+                "metrics_url": reverse("job-metrics", args=[model.job_id]) if model.job_id else "",
             },
             "can_test": single_inference.inference_form_class(model) is not None,
             "can_classify": tasks.task_of(model.dataset.manifest).name == "classification",

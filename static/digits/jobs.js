@@ -58,6 +58,31 @@
     });
   }
 
+  // The job page's facts that change without an event of their own: worker, attempts,
+  // place in the queue (read again from the REST detail on each status change, and every
+  // few seconds while the job waits in its queue).
+  function followFacts(root) {
+    const url = root.dataset.detailUrl;
+    if (!url) return function () {};
+    let timer = null;
+    async function refresh() {
+      const response = await fetch(url, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const job = await response.json();
+      root.querySelectorAll("[data-role=worker]").forEach(function (el) { el.textContent = job.worker || "—"; });
+      root.querySelectorAll("[data-role=attempts]").forEach(function (el) { el.textContent = job.attempts; });
+      root.querySelectorAll("[data-role=queue-position]").forEach(function (el) {
+        el.textContent = job.queue_position ? " · position " + job.queue_position + " in the queue" : "";
+      });
+      clearTimeout(timer);
+      if (job.status === "queued") timer = setTimeout(refresh, 5000);
+    }
+    if (root.querySelector("[data-role=queue-position]") && root.querySelector("[data-role=queue-position]").textContent) {
+      timer = setTimeout(refresh, 5000);
+    }
+    return refresh;
+  }
+
   // --- one job -----------------------------------------------------------------
   function jobPage(root) {
     let lastSeq = 0;
@@ -67,6 +92,7 @@
     const metrics = root.querySelector("[data-role=metrics] tbody");
     const eta = root.querySelector("[data-role=eta]");
     const error = root.querySelector("[data-role=error]");
+    const refreshFacts = followFacts(root);
 
     function apply(ev) {
       if (ev.seq <= lastSeq) return; // already shown
@@ -76,6 +102,7 @@
       root.dispatchEvent(new CustomEvent("digits:event", { detail: ev }));
       const d = ev.data;
       if (ev.type === "status") {
+        if (d.status !== status) refreshFacts();
         status = d.status;
         setStatus(root, d.status, d.text);
         if (d.error) { error.textContent = d.error; error.classList.remove("d-none"); }
@@ -86,6 +113,7 @@
           setTimeout(function () { location.reload(); }, 300);
         }
         else if (d.status !== "running") setProgress(root, currentProgress(), d.status);
+        if (["done", "error", "aborted"].includes(d.status)) eta.textContent = "";
       } else if (ev.type === "progress") {
         setProgress(root, d.progress, status || "running");
         eta.textContent = d.eta_seconds != null ? "· ETA " + d.eta_seconds + " s" : "";
@@ -115,16 +143,29 @@
       return bar ? parseFloat(bar.style.width) / 100 : 0;
     }
 
+    // A page that reads the metrics as downsampled series (the model page's charts) sets
+    // data-backfill-types: the first catch-up skips the other types (a long run's
+    // metrics are far too many events); "digits:backfilled" says it is done.
+    let firstTypes = root.dataset.backfillTypes || "";
     function backfill() {
       if (backfilling) return backfilling;
       const url = root.dataset.eventsUrl;
+      const types = firstTypes;
       backfilling = (async function () {
         for (;;) {
-          const response = await fetch(url + "?after=" + lastSeq, { credentials: "same-origin" });
+          const query = "?after=" + lastSeq + (types ? "&type=" + types : "");
+          const response = await fetch(url + query, { credentials: "same-origin" });
           if (!response.ok) break;
           const page = await response.json();
           page.events.forEach(apply);
-          if (!page.events.length || lastSeq >= page.last_seq) break;
+          if (!page.events.length || lastSeq >= page.last_seq) {
+            if (types) lastSeq = Math.max(lastSeq, page.last_seq);
+            break;
+          }
+        }
+        if (types) {
+          firstTypes = "";
+          root.dispatchEvent(new CustomEvent("digits:backfilled", { detail: { lastSeq: lastSeq } }));
         }
       })().finally(function () { backfilling = null; });
       return backfilling;

@@ -56,3 +56,63 @@ def test_two_models_compared_in_a_real_browser(
         key: [["fast", 2], ["slow", 2]] for key in ("val_accuracy", "val_loss", "loss", "accuracy")
     }
     assert seen["console_errors"] == []
+
+
+SWEEP = """() => {
+    const svg = document.getElementById("parallel-coordinates");
+    const lines = [...svg.querySelectorAll("polyline")].map((l) => ({
+        model: l.dataset.model, stroke: l.getAttribute("stroke"),
+        points: l.getAttribute("points").split(" ").map((p) => p.split(",").map(Number)),
+        title: l.querySelector("title").textContent,
+    }));
+    const axes = [...svg.querySelectorAll("[data-axis]")].map((g) => [g.dataset.axis,
+        g.querySelector("text").textContent]);
+    const colours = Object.fromEntries(Chart.getChart(document.querySelector("canvas[data-curve]"))
+        .data.datasets.map((d) => [d.label, d.borderColor]));
+    return {lines, axes, colours,
+            expected: lines.map((l) => DigitsCharts.colourOf("model:" + l.model))};
+}"""
+
+
+def test_a_sweep_set_against_its_result(transactional_db, django_user_model, live_server_url):
+    """Parallel coordinates: an axis per differing option, the chosen metric last; each
+    model's line in the model's own colour (the same in the curves)."""
+    user = django_user_model.objects.create_user("swee", password="browser-pw-7")
+    dataset = ready_dataset(user, "digits")
+    models = [
+        trained(user, dataset, f"lr {lr}", [(1.0, 0.5, 1.1, acc)], best=1, base_lr=lr,
+                optimizer=opt)
+        for lr, opt, acc in ((0.001, "sgd", 0.4), (0.01, "adam", 0.9), (0.1, "sgd", 0.6))
+    ]  # fmt: skip
+    ids = "&".join(f"id={m.pk}" for m in models)
+
+    def watch():
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            browser = launch(p)
+            try:
+                page = browser.new_page(viewport={"width": 1300, "height": 900})
+                log_in(page, live_server_url, "swee", "browser-pw-7")
+                page.goto(f"{live_server_url}/models/compare/?{ids}")
+                page.locator("#parallel-coordinates[data-ready=true]").wait_for()
+                first = page.evaluate(SWEEP)
+                page.select_option("[data-role=sweep-metric]", "val_loss")
+                return first, page.evaluate(SWEEP)
+            finally:
+                browser.close()
+
+    seen, by_loss = run_in_thread(watch)
+    assert [a[0] for a in seen["axes"]] == ["base_lr", "optimizer", "val_accuracy"]
+    assert seen["axes"][0][1] == "base lr (log)"
+    heights = {line["title"].split(":")[0]: line["points"][-1][1] for line in seen["lines"]}
+    # SVG y grows downwards: the best accuracy is drawn highest.
+    assert heights["lr 0.01"] < heights["lr 0.1"] < heights["lr 0.001"], heights
+    lr_axis = {line["title"].split(":")[0]: line["points"][0][1] for line in seen["lines"]}
+    assert lr_axis["lr 0.1"] < lr_axis["lr 0.01"] < lr_axis["lr 0.001"]
+    assert [line["stroke"] for line in seen["lines"]] == seen["expected"]
+    assert {line["title"].split(":")[0]: line["stroke"] for line in seen["lines"]} == seen[
+        "colours"
+    ]
+    assert len(set(seen["expected"])) == 3
+    assert by_loss["axes"][-1] == ["val_loss", "Val loss"]

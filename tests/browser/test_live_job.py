@@ -236,3 +236,47 @@ def test_an_idle_job_page_keeps_its_websocket(transactional_db, django_user_mode
         f"the server closed the page's websocket {len(seen['closed'])} time(s)"
     )
     assert len(seen["sockets"]) == 1, seen["sockets"]
+
+
+def watch_facts(base_url: str, job_id: int, username: str, password: str, start) -> dict:
+    """Open a queued job's page, start a worker, watch worker and attempts fill in."""
+    from playwright.sync_api import sync_playwright
+
+    seen: dict = {"console_errors": [], "bad_responses": []}
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = watched_page(browser, seen, base_url, username, password)
+            page.goto(f"{base_url}/jobs/{job_id}/")
+            page.evaluate("window.__noReload = true")
+            facts = "() => ['worker', 'attempts', 'queue-position'].map((r) => " \
+                    "document.querySelector(`#job [data-role=${r}]`).textContent.trim())"  # fmt: skip
+            seen["queued"] = page.evaluate(facts)
+            start()
+            wait_until(lambda: page.evaluate(facts)[0] not in ("—", ""), timeout=60,
+                       interval=0.3, message="the worker never appeared")  # fmt: skip
+            seen["running"] = page.evaluate(facts)
+            seen["no_reload"] = page.evaluate("window.__noReload === true")
+        finally:
+            browser.close()
+    return seen
+
+
+def test_the_job_page_shows_its_place_in_the_queue_then_its_worker_live(
+    transactional_db, django_user_model, start_worker, live_server_url
+):
+    user = django_user_model.objects.create_user("quinn", password="browser-pw-8")
+    job = services.submit(
+        owner=user, kind="worker.check", name="queued check",
+        params={"queue": "default", "steps": 20, "step_seconds": 0.3, "matrix_size": 8,
+                "use_tensorflow": False, "fail_at_step": None},
+    )  # fmt: skip
+
+    seen = run_in_thread(
+        lambda: watch_facts(live_server_url, job.pk, "quinn", "browser-pw-8", start_worker)
+    )
+
+    assert seen["queued"] == ["—", "0", "· position 1 in the queue"], seen["queued"]
+    worker, attempts, position = seen["running"]
+    assert worker == Job.objects.get(pk=job.pk).worker and attempts == "1" and position == ""
+    assert seen["no_reload"] and not seen["console_errors"], seen

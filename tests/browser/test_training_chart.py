@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from apps.jobs import services as jobs
+from apps.jobs import sysmetrics
 from apps.jobs.models import Job
 from tests.browser.helpers import launch, log_in, run_in_thread
 from tests.builds import shared_dataset
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.tensorflow, pytest.mark.timeout(6
 
 CHART_STATE = """() => {
     const series = {};
-    for (const id of ["loss-chart", "lr-chart"]) {
+    for (const id of ["loss-chart", "lr-chart", "system-chart"]) {
         for (const d of Chart.getChart(id).data.datasets) series[d.label] = d.data.length;
     }
     const job = document.getElementById("job");
@@ -121,5 +122,115 @@ def test_the_loss_chart_grows_while_the_model_trains(
     assert later["series"]["train accuracy"] >= 1
     assert later["series"]["learning rate"] >= 1
     assert sum(final["series"].values()) == final["points"]
+    assert not seen["console_errors"], seen["console_errors"]
+    wait_until(lambda: Job.objects.filter(pk=created["job"], status="aborted").exists(), timeout=60)
+
+
+# Each series as the chart draws it: the colour Chart.js resolved for its line and its
+# legend box, and how many points it has.
+DRAWN_SERIES = """() => {
+    const chart = Chart.getChart("loss-chart");
+    const grey = String(Chart.defaults.borderColor);
+    const legend = chart.legend.legendItems || [];
+    return chart.data.datasets.map((d, i) => {
+        const item = legend.find((l) => l.datasetIndex === i) || {};
+        return {
+            label: d.label, points: d.data.length,
+            line: String(chart.getDatasetMeta(i).dataset.options.borderColor),
+            box: String(item.fillStyle), grey: grey,
+        };
+    });
+}"""
+
+EPOCH_ROWS = """() => Array.from(document.querySelectorAll("#epoch-table tbody tr[data-epoch]"))
+    .map((tr) => tr.dataset.epoch)"""
+
+
+SYSTEM_SERIES = """() => Object.fromEntries(Chart.getChart("system-chart").data.datasets
+    .map((d) => [d.label, d.data.length]))"""
+
+
+def watch_first_epoch(base_url: str, model_id: int, username: str, password: str) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    seen: dict = {"console_errors": []}
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            context = browser.new_context()
+            context.set_default_timeout(60_000)
+            page = context.new_page()
+            page.on("pageerror", lambda e: seen["console_errors"].append(str(e)))
+            log_in(page, base_url, username, password)
+            # Opened before training starts: every series arrives over the event stream.
+            page.goto(f"{base_url}/models/{model_id}/")
+            page.wait_for_selector("#loss-chart")
+            page.evaluate("window.__noReload = true")
+
+            def validated():
+                drawn = page.evaluate(DRAWN_SERIES)
+                seen["drawn"] = drawn
+                return any(s["label"] == "val loss" and s["points"] for s in drawn)
+
+            wait_until(validated, timeout=300, interval=0.5,
+                       message="no validation point was drawn")  # fmt: skip
+            wait_until(lambda: page.evaluate(EPOCH_ROWS), timeout=60, interval=0.5,
+                       message="the epochs table never got the finished epoch")  # fmt: skip
+            # System metrics, sampled every second, charted beside the loss.
+            wait_until(lambda: page.evaluate(SYSTEM_SERIES).get("memory (MB)", 0) >= 3,
+                       timeout=60, interval=0.5, message="no system metrics were charted")  # fmt: skip
+            seen["system"] = page.evaluate(SYSTEM_SERIES)
+            seen["rows"] = page.evaluate(EPOCH_ROWS)
+            seen["drawn"] = page.evaluate(DRAWN_SERIES)
+            seen["status"] = page.locator("#job [data-role=status]").first.text_content().strip()
+            seen["noReload"] = page.evaluate("window.__noReload === true")
+        finally:
+            browser.close()
+    return seen
+
+
+def test_validation_series_and_epoch_rows_appear_while_training(
+    django_user_model, api_client, start_worker, live_server_url, tmp_path, settings,
+    built_datasets,
+):  # fmt: skip
+    """Validation lines are coloured from their first point (not grey with an empty legend
+    box until a reload) and each finished epoch gets its row while the model trains."""
+    root = (tmp_path / "data").resolve()
+    root.mkdir()
+    settings.DIGITS_SERVER_DATA_ROOTS = [root]
+    user = django_user_model.objects.create_user("epochy", password="browser-pw-4")
+    start_worker(queues=("default", "gpu"), threads=2, DIGITS_SERVER_DATA_ROOTS=str(root),
+                 DIGITS_DATA_DIR=str(tmp_path / "worker-var"))  # fmt: skip
+    api = api_client.as_user(user)
+    dataset = shared_dataset(
+        built_datasets, ("digits", 16, 40), user,
+        lambda: build_dataset(api, root, size=16, per_class=40, name="chart digits"),
+        name="chart digits",
+    )  # fmt: skip
+    created = create_model(api, dataset, "epoched", epochs=20, batch_size=8, base_lr=0.01,
+                           optimizer="momentum", metrics_every=2)  # fmt: skip
+    # The page opens while the job process still imports TensorFlow: the validation
+    # series start after the loss line is drawn.
+
+    seen = run_in_thread(
+        lambda: watch_first_epoch(live_server_url, created["id"], "epochy", "browser-pw-4"),
+        timeout=520,
+    )
+    jobs.request_abort(Job.objects.get(pk=created["job"]))
+
+    print("drawn:", seen["drawn"], "rows:", seen["rows"])
+    assert seen["noReload"] and seen["status"] == "Running", seen
+    lines = {s["label"]: s for s in seen["drawn"] if s["points"]}
+    for label in ("train loss", "val loss", "val accuracy"):
+        series = lines[label]
+        assert series["line"] != series["grey"] and series["box"] != series["grey"], series
+        assert series["box"] not in ("undefined", ""), series
+    colours = [s["line"] for s in lines.values()]
+    assert len(set(colours)) == len(colours), f"two series share a colour: {lines}"
+    assert seen["rows"][0] == "1", seen["rows"]
+    assert seen["system"]["CPU (%)"] >= 3, seen["system"]
+    # GPU series where NVML answers (on a machine with an NVIDIA driver), none elsewhere.
+    gpus = any(label.startswith("GPU") for label in seen["system"])
+    assert gpus == bool(sysmetrics._gpu_handles()), seen["system"]
     assert not seen["console_errors"], seen["console_errors"]
     wait_until(lambda: Job.objects.filter(pk=created["job"], status="aborted").exists(), timeout=60)

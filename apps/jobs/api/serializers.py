@@ -4,6 +4,7 @@ from rest_framework.reverse import reverse
 from apps.accounts.models import Team
 from apps.core.api import OwnedSerializerMixin
 from apps.core.schema import RegistryField
+from apps.jobs.display import queue_position
 from apps.jobs.kinds import all_kinds, get_kind
 from apps.jobs.models import Job, JobArtifact, JobEvent
 from apps.jobs.services import priority_refused, shown_params
@@ -92,9 +93,15 @@ class JobSerializer(OwnedSerializerMixin, serializers.ModelSerializer):
 
 class JobDetailSerializer(JobSerializer):
     artifacts = JobArtifactSerializer(many=True, read_only=True)
+    queue_position = serializers.SerializerMethodField(
+        help_text="1 for the next job its queue runs; null unless queued."
+    )
 
     class Meta(JobSerializer.Meta):
-        fields = [*JobSerializer.Meta.fields, "artifacts"]
+        fields = [*JobSerializer.Meta.fields, "artifacts", "queue_position"]
+
+    def get_queue_position(self, job) -> int | None:
+        return queue_position(job)
 
 
 class JobEventSerializer(serializers.ModelSerializer):

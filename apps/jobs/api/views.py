@@ -9,7 +9,7 @@ from apps.core import permissions
 from apps.core.api import Conflict, OwnedModelViewSet, answers, owned_viewset_answers
 from apps.core.downloads import artifact_response
 from apps.core.pagination import CreatedCursorPagination
-from apps.jobs import services
+from apps.jobs import events, series, services
 from apps.jobs.api.serializers import (
     JobDetailSerializer,
     JobEventPageSerializer,
@@ -105,7 +105,9 @@ class JobViewSet(OwnedModelViewSet):
                 "limit", OpenApiTypes.INT, description=f"At most this many (≤ {MAX_EVENTS_PAGE})."
             ),
             OpenApiParameter(
-                "type", OpenApiTypes.STR, description="status, progress, log or metric."
+                "type",
+                OpenApiTypes.STR,
+                description="Only these types, comma-separated: status, progress, log, metric, epoch.",
             ),
         ],
         responses=answers({200: JobEventPageSerializer}, 400, 404),
@@ -119,7 +121,7 @@ class JobViewSet(OwnedModelViewSet):
         q = params.validated_data
         rows = job.events.filter(seq__gt=q["after"])
         if q.get("type"):
-            rows = rows.filter(type=q["type"])
+            rows = rows.filter(type__in=q["type"])
         rows = list(rows.order_by("seq")[: q["limit"]])
         return Response(
             {
@@ -128,6 +130,24 @@ class JobViewSet(OwnedModelViewSet):
                 "events": JobEventSerializer(rows, many=True).data,
             }
         )
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "points", OpenApiTypes.INT,
+                description=f"At most this many points per series (LTTB; ≤ {series.MAX_POINTS}).",
+            ),
+        ],
+        responses=answers({200: OpenApiTypes.OBJECT}, 400, 404),
+    )  # fmt: skip
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    def metrics(self, request, pk=None):
+        """Every metric series as ``[[step, value, unix time], ...]``, downsampled for charts;
+        ``last_seq``: the events covered (a chart follows the event stream from there)."""
+        job = self.get_object()
+        params = SeriesQuery(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        return Response(series.metric_series(job, params.validated_data["points"]))
 
     @extend_schema(responses=answers({(200, "application/octet-stream"): OpenApiTypes.BINARY}, 404))
     @action(
@@ -141,12 +161,24 @@ class JobViewSet(OwnedModelViewSet):
         return artifact_response(artifact.key, artifact.name.rsplit("/", 1)[-1])
 
 
+class SeriesQuery(serializers.Serializer):
+    points = serializers.IntegerField(
+        min_value=3, max_value=series.MAX_POINTS, default=series.DEFAULT_POINTS
+    )
+
+
 class EventQuery(serializers.Serializer):
     after = serializers.IntegerField(min_value=0, default=0)
     limit = serializers.IntegerField(
         min_value=1, max_value=MAX_EVENTS_PAGE, default=MAX_EVENTS_PAGE
     )
-    type = serializers.ChoiceField(choices=["status", "progress", "log", "metric"], required=False)
+    type = serializers.MultipleChoiceField(choices=sorted(events.EVENT_TYPES), required=False)
+
+    def to_internal_value(self, data):
+        data = {k: data.get(k) for k in ("after", "limit") if data.get(k) is not None} | (
+            {"type": data.get("type", "").split(",")} if data.get("type") else {}
+        )
+        return super().to_internal_value(data)
 
 
 @extend_schema(responses=answers({200: JobKindSerializer(many=True)}))
