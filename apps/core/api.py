@@ -19,6 +19,8 @@ from rest_framework.response import Response
 from apps.accounts.models import Team
 from apps.core import permissions
 from apps.core.idempotency import IdempotentMixin
+from apps.core.middleware import STORE_UNAVAILABLE_MESSAGE
+from apps.core.storage import StoreUnavailable
 from apps.core.visibility import Visibility
 
 log = logging.getLogger(__name__)
@@ -184,7 +186,14 @@ def not_found(request, exception):
 
 def exception_handler(exc, context):
     """DRF's answers, and a JSON 500 (logged) for an exception nothing handled: API
-    clients never get Django's HTML error page."""
+    clients never get Django's HTML error page. An object store that stayed unreachable
+    through its retries is a 503 the client may repeat, as outside DRF
+    (``apps.core.middleware.StoreUnavailableMiddleware``)."""
+    if isinstance(exc, StoreUnavailable):
+        return Response(
+            {"detail": STORE_UNAVAILABLE_MESSAGE}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "30"},
+        )  # fmt: skip
     response = views.exception_handler(exc, context)
     if response is None:
         request = context.get("request")

@@ -17,7 +17,9 @@ JOB = {"kind": "worker.check", "params": {"steps": 1}}
 
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch):
-    monkeypatch.setattr(services.outbox, "publish_on_commit", lambda job_id, queue: None)
+    monkeypatch.setattr(
+        services.outbox, "publish_on_commit", lambda job_id, queue, delay_ms=None: None
+    )
 
 
 def post(client, url, data, key):
@@ -97,7 +99,9 @@ def test_a_server_error_is_json_and_releases_the_key(people, api_client, monkeyp
     assert "Server error" in response.json()["detail"]
     assert not IdempotencyKey.objects.filter(key="retry-me").exists()
     monkeypatch.undo()
-    monkeypatch.setattr(services.outbox, "publish_on_commit", lambda job_id, queue: None)
+    monkeypatch.setattr(
+        services.outbox, "publish_on_commit", lambda job_id, queue, delay_ms=None: None
+    )
     assert post(client, "/api/v1/jobs/", JOB, "retry-me").status_code == 201
 
 

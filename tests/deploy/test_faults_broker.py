@@ -204,8 +204,11 @@ def test_a_submission_during_a_broker_outage_runs_once_the_broker_is_back(
 
 
 #: Seconds from the layer's return to the finished state on an open job list (it may
-#: show it earlier: the fan-out's retries during the outage hint the page too).
-LAYER_RECOVERY_BOUND = 20
+#: show it earlier: the fan-out's retries during the outage hint the page too). 0.2 s on
+#: an idle machine; 22 s once with a second test process running browser tests beside it
+#: (a socket the web closed while the layer was down reconnects with a backoff of up to
+#: 10 s), so the bound leaves room for a loaded CI machine.
+LAYER_RECOVERY_BOUND = 40
 
 
 @pytest.mark.browser

@@ -18,7 +18,7 @@ def broker(monkeypatch, settings):
     settings.DIGITS_OUTBOX_GRACE_SECONDS = 0.0
     state = {"down": True, "sent": [], "refused": 0}
 
-    def send(job_id, queue):
+    def send(job_id, queue, delay_ms=None):
         if state["down"]:
             state["refused"] += 1
             raise ConnectionError("Error 111 connecting to the broker. Connection refused.")
