@@ -5,6 +5,7 @@ from django import forms
 from apps.core import permissions, uploads
 from apps.core.forms import SharingForm
 from apps.datasets.models import Dataset
+from apps.jobs.models import JobPriority
 from apps.mlmodels import services
 from apps.mlmodels.lr_policies import POLICIES
 from apps.mlmodels.models import TrainedModel
@@ -205,6 +206,12 @@ class ModelForm(SharingForm):
     gpu_count = forms.IntegerField(
         initial=_default(GpuParams, "count"), min_value=1, label="Number of GPUs"
     )
+    priority = forms.TypedChoiceField(
+        choices=JobPriority.choices, coerce=int, initial=JobPriority.NORMAL, required=False,
+        empty_value=JobPriority.NORMAL,
+        help_text="The training job's place in the queue. High needs the permission to "
+        "submit high-priority jobs.",
+    )  # fmt: skip
 
     #: Fields shown only for some choice of another (forms.js; all show without JavaScript).
     reveal = {
@@ -329,7 +336,7 @@ class ModelForm(SharingForm):
             "dataset": cleaned["dataset"].pk, "name": cleaned["name"],
             "description": cleaned["description"], "visibility": cleaned["visibility"],
             "team": cleaned["team"].slug if cleaned.get("team") else None,
-            "network": network, "solver": solver, "gpus": gpus,
+            "network": network, "solver": solver, "gpus": gpus, "priority": cleaned["priority"],
         }  # fmt: skip
 
 

@@ -14,6 +14,8 @@ from rest_framework import serializers
 from apps.core import permissions
 from apps.core.api import NewOwnedRequest
 from apps.datasets.models import Dataset
+from apps.jobs.models import JobPriority
+from apps.jobs.services import priority_refused
 from apps.mlmodels import services, tasks
 from apps.mlmodels.params import (
     DEFAULT_BASE_LR,
@@ -67,6 +69,11 @@ class TrainRequest(NewOwnedRequest):
     network = NetworkParams()
     solver = SweepSolverParams()
     gpus = GpuParams(required=False)
+    priority = serializers.ChoiceField(
+        choices=JobPriority.choices, default=JobPriority.NORMAL,
+        help_text="The training job's priority: 0 low, 1 normal, 2 high (needs the "
+        "permission to submit high-priority jobs, or staff).",
+    )  # fmt: skip
 
     class Meta:
         ref_name = "TrainedModelCreate"  # the schema's name for it, from before it was shared
@@ -88,6 +95,12 @@ class TrainRequest(NewOwnedRequest):
         except services.ModelError as exc:
             raise serializers.ValidationError(exc.detail) from None
         return attrs
+
+    def validate_priority(self, priority):
+        refused = priority_refused(self.user, priority)
+        if refused:
+            raise serializers.ValidationError(refused)
+        return priority
 
     def validate_network(self, network):
         try:

@@ -21,7 +21,7 @@ from apps.core import permissions, uploads
 from apps.core.storage import get_store
 from apps.datasets.models import Dataset
 from apps.jobs import services as jobs
-from apps.jobs.models import Job
+from apps.jobs.models import Job, JobPriority
 from apps.mlmodels import snapshots, tasks
 from apps.mlmodels.models import TrainedModel
 from apps.mlmodels.params import CUSTOM_SOURCES, TASK_SOLVER_OPTIONS, GpuParams
@@ -106,7 +106,7 @@ def create(
     *, owner, dataset: Dataset, name: str, network: dict, solver: dict, gpus: dict | None = None,
     description: str = "", team=None, visibility: str = "private",
     batch_sizes: list[int] | None = None, base_lrs: list[float] | None = None,
-    cloned_from: Job | None = None,
+    cloned_from: Job | None = None, priority: int = JobPriority.NORMAL,
 ) -> list[TrainedModel]:  # fmt: skip
     """Create one model per (batch size × learning rate) combination and start training each.
 
@@ -134,7 +134,7 @@ def create(
                 dataset=dataset, network=network, gpus=gpus or {}, sweep=sweep,
                 solver={**solver, "batch_size": batch_size, "base_lr": base_lr},
             )  # fmt: skip
-            _start(model, resume=False, cloned_from=cloned_from)
+            _start(model, resume=False, cloned_from=cloned_from, priority=priority)
             created.append(model)
     return created
 
@@ -160,6 +160,7 @@ def train(owner, request: dict[str, Any], model_file=None) -> list[TrainedModel]
             gpus=dict(request.get("gpus") or GpuParams().run_validation({})),
             team=request.get("team"), visibility=request["visibility"],
             batch_sizes=batch_sizes, base_lrs=base_lrs,
+            priority=request.get("priority", JobPriority.NORMAL),
         )  # fmt: skip
     except ModelError:
         if stored is not None:
@@ -232,11 +233,14 @@ def _check_solver_options(task, manifest: dict, solver: dict) -> None:
         )  # fmt: skip
 
 
-def _start(model: TrainedModel, resume: bool, cloned_from: Job | None = None) -> Job:
+def _start(
+    model: TrainedModel, resume: bool, cloned_from: Job | None = None,
+    priority: int = JobPriority.NORMAL,
+) -> Job:  # fmt: skip
     job = jobs.submit(
         owner=model.owner, kind="model.train", name=f"Train “{model.name}”",
         team=model.team, visibility=model.visibility, params=_train_params(model, resume),
-        cloned_from=cloned_from,
+        cloned_from=cloned_from, priority=priority,
     )  # fmt: skip
     model.job = job
     model.status = TrainedModel.Status.TRAINING

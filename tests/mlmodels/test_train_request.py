@@ -90,3 +90,28 @@ def test_a_refused_model_file_is_kept_only_for_the_next_try(client, people):
     assert not TrainedModel.objects.exists()
     stored = list(get_store().list(f"uploads/{people.owner.pk}/"))
     assert len(stored) == 1 and f'name="pretrained_key" value="{stored[0]}"' in page
+
+
+def test_a_training_is_queued_with_the_priority_asked_for(client, api_client, people):
+    """Low for anyone, on the page and in the API; high only with the permission (or staff),
+    refused with an error at the field otherwise."""
+    dataset = ready_dataset(people.owner)
+    client.force_login(people.owner)
+    reply = client.post(NEW, form_data(dataset, name="background", priority="0"))
+    assert reply.status_code == 302, field_errors(reply.content.decode())
+    assert TrainedModel.objects.get(name="background").job.priority == 0
+
+    reply = client.post(NEW, form_data(dataset, name="urgent", priority="2"))
+    assert reply.status_code == 200
+    assert "high-priority" in " ".join(field_errors(reply.content.decode())["priority"])
+    api = api_client.as_user(people.owner)
+    request = {"dataset": dataset.pk, "name": "urgent", "network": {}, "solver": {}}
+    reply = api.post("/api/v1/models/", {**request, "priority": 2}, format="json")
+    assert reply.status_code == 400 and "priority" in reply.json(), reply.json()
+    assert not TrainedModel.objects.filter(name="urgent").exists()
+
+    people.owner.is_staff = True
+    people.owner.save()
+    reply = api.post("/api/v1/models/", {**request, "priority": 2}, format="json")
+    assert reply.status_code == 201, reply.json()
+    assert TrainedModel.objects.get(name="urgent").job.priority == 2
