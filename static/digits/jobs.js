@@ -10,6 +10,25 @@
   };
   const LABELS = { queued: "Queued", running: "Running", done: "Done", error: "Error", aborted: "Aborted" };
 
+  // A metric's name and unit as the server's pages write them (digits_ui.human_key,
+  // whose words arrive in the page as #key-words): "val/accuracy" → "Validation accuracy".
+  let keyWords = null;
+  function humanKey(key) {
+    if (keyWords === null) {
+      const script = document.getElementById("key-words");
+      keyWords = script ? JSON.parse(script.textContent) : { labels: {}, words: {}, units: {} };
+    }
+    if (keyWords.labels[key]) return keyWords.labels[key];
+    const text = String(key).split(/[_/\s.-]+/).filter(Boolean)
+      .map(function (w) { return keyWords.words[w.toLowerCase()] || w; }).join(" ");
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+  function withUnit(key, text) {
+    const unit = keyWords && keyWords.units[key];
+    if (!unit) return text;
+    return unit === "%" || unit === "°" ? text + unit : text + " " + unit;
+  }
+
   function wsUrl(path) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     return scheme + "//" + location.host + path;
@@ -130,10 +149,10 @@
           row = document.createElement("tr");
           row.dataset.series = d.series;
           row.innerHTML = "<th></th><td></td><td class='text-muted'></td>";
-          row.children[0].textContent = d.series;
+          row.children[0].textContent = humanKey(d.series);
           metrics.appendChild(row);
         }
-        row.children[1].textContent = Number(d.value).toPrecision(4);
+        row.children[1].textContent = withUnit(d.series, String(Number(Number(d.value).toPrecision(4))));
         row.children[2].textContent = "step " + d.step;
       }
     }

@@ -115,6 +115,7 @@ def watch_job_live(base_url: str, job_id: int, username: str, password: str) -> 
             seen["badge_class"] = badge.get_attribute("class")
             seen["first_lines"] = first_lines
             seen["log_lines"] = log.all_text_contents()
+            seen["metric_rows"] = page.locator("#job [data-role=metrics] tr").all_text_contents()
             seen["no_reload"] = page.evaluate("window.__noReload === true") and home.evaluate(
                 "window.__noReload === true"
             )
@@ -154,6 +155,11 @@ def test_job_pages_update_live_in_a_real_browser(
     assert seen["final_home"] == 100
     assert "bg-success" in seen["badge_class"]
     assert any("CPUs" in line for line in seen["log_lines"]), seen["log_lines"]
+    # The live metrics table names its series and units for people, as the pages do.
+    names = [row.split(" step ")[0] for row in seen["metric_rows"]]
+    assert any(n.startswith("GFLOPS") for n in names), seen["metric_rows"]
+    assert any(n.startswith("CPU percent") and "%" in n for n in names), seen["metric_rows"]
+    assert not any("_" in n for n in names), seen["metric_rows"]
     assert len(seen["log_lines"]) > len(seen["first_lines"]) or any(
         "Mean throughput" in line for line in seen["log_lines"]
     )

@@ -8,7 +8,7 @@ import re
 
 from django import template
 from django.urls import NoReverseMatch, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, json_script
 from django.utils.safestring import mark_safe
 
 register = template.Library()
@@ -31,6 +31,8 @@ WORDS = {
     "lr": "LR",
     "gpu": "GPU",
     "gpus": "GPUs",
+    "cpu": "CPU",
+    "gflops": "GFLOPS",
     "id": "ID",
     "ids": "IDs",
     "sgd": "SGD",
@@ -59,6 +61,7 @@ UNITS = {
     "seconds": "s",
     "epoch_seconds": "s",
     "images_per_second": "images/s",
+    "cpu_percent": "%",
 }
 #: Keys with a better name than their words.
 LABELS = {
@@ -70,6 +73,13 @@ LABELS = {
     "batch_size": "Batch size",
     "resize_mode": "Resize mode",
 }
+
+
+@register.simple_tag
+def key_words_script():
+    """``human_key``'s words, labels and units as a JSON script (``#key-words``), so a
+    page's live tables (static/digits/jobs.js) name metrics as the server does."""
+    return json_script({"labels": LABELS, "words": WORDS, "units": UNITS}, "key-words")
 
 
 @register.filter
