@@ -39,6 +39,12 @@ class FaultProxy:
         threading.Thread(target=self._accept, daemon=True).start()
         return self
 
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         self.closed = True
         self.listener.close()
@@ -103,8 +109,16 @@ class FaultProxy:
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with RST, as a server that went away does (ECONNRESET on the other side)."""
+    """Close with RST, as a server that went away does (ECONNRESET on the other side).
+
+    ``shutdown(SHUT_RD)`` first: a pipe thread blocked in ``recv`` on the socket holds it
+    open, and a bare ``close()`` from another thread would neither wake it nor send
+    anything — an idle connection (a pooled database connection, a quiet websocket)
+    would survive the "outage". Shutting down the read side wakes the thread and sends
+    nothing; the ``close()`` after it, lingering 0 s, sends the RST."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
     with contextlib.suppress(OSError):
         sock.close()

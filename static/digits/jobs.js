@@ -222,6 +222,7 @@
     function resync() {
       if (connected) refresh();
       connected = true;
+      table.dataset.live = "open";  // the socket is up (what a test waits for)
     }
 
     connect(table.dataset.ws, function (msg) {

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +26,7 @@ import pytest
 from apps.accounts.models import ApiToken
 from apps.jobs.models import Job, JobEvent
 from tests.conftest import free_port, wait_until
+from tests.faultproxy import FaultProxy
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -35,77 +34,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 #: 1-2 s and dramatiq's consumer reconnects after 3 s (measured: about 3-5 s).
 BROKER_RECOVERY_BOUND = 15
 FAST = {"DIGITS_JOB_HEARTBEAT_SECONDS": 1, "DIGITS_JOB_STALE_SECONDS": 5}
-
-
-class FaultProxy:
-    """A TCP proxy to ``host:port`` that can go down: ``down()`` drops every open
-    connection and refuses new ones (accepted, then closed at once) until ``up()``."""
-
-    def __init__(self, host: str, port: int):
-        self.target = (host, port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.open: set[socket.socket] = set()
-        self.lock = threading.Lock()
-        self.is_down = False
-        self.refused = 0
-        self.closed = False
-
-    def __enter__(self):
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.closed = True
-        self.listener.close()
-        self.down()
-
-    def down(self) -> None:
-        with self.lock:
-            self.is_down = True
-            doomed, self.open = self.open, set()
-        for sock in doomed:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def up(self) -> None:
-        with self.lock:
-            self.is_down = False
-
-    def _accept(self) -> None:
-        while not self.closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            with self.lock:
-                refuse = self.is_down
-                self.refused += refuse
-            if refuse:
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.open |= {client, upstream}
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.close()
 
 
 def proxied(url: str, proxy: FaultProxy) -> str:
@@ -242,6 +170,7 @@ def test_a_job_list_shows_a_job_that_ended_while_the_channel_layer_was_down(
                     page.evaluate("window.__noReload = true")
                     badge = page.locator(f'#job-list tr[data-job="{job["id"]}"] [data-role=status]')
                     wait_until(lambda: badge.inner_text() == "Running", timeout=30)
+                    page.locator("#job-list[data-live=open]").wait_for(state="attached")
 
                     layer.down()
                     # (Playwright's thread runs an event loop: the API, not the ORM.)
@@ -302,6 +231,9 @@ def test_a_job_list_resynchronises_after_its_websocket_reconnects(people, start_
                 page.evaluate("window.__noReload = true")
                 badge = page.locator(f'#job-list tr[data-job="{job["id"]}"] [data-role=status]')
                 wait_until(lambda: badge.inner_text() == "Running", timeout=30)
+                # The page shows "Running" from the server before its socket is up: cut a
+                # connected socket, not one still opening.
+                page.locator("#job-list[data-live=open]").wait_for(state="attached")
 
                 lb.down()
                 wait_until(
