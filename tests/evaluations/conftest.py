@@ -1,5 +1,7 @@
 import pytest
 
+from apps.core.storage import get_store
+from apps.mlmodels import snapshots
 from tests.evaluations.helpers import (
     digits_dataset,
     finished_evaluation,
@@ -25,6 +27,7 @@ def evaluation(people, dataset):
     """The owner's finished evaluation of the val stage (120 labelled digits)."""
     labels = val_labels()
     model = model_row(people.owner, dataset)
+    get_store().put(snapshots.key(model.pk, 1), b"snapshot")  # a trained model has its epochs
     return finished_evaluation(people.owner, model, labels, noisy_probs(labels), dataset=dataset)
 
 

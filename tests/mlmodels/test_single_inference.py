@@ -17,8 +17,10 @@ from digits_sunnybrook.data import parse_contour, rasterise_contour
 from digits_sunnybrook.testing import ellipse_mask, ellipse_points, write_contour, write_dicom
 from PIL import Image
 
+from apps.core.storage import get_store
 from apps.datasets.models import Dataset
 from apps.inference import service
+from apps.mlmodels import snapshots
 from apps.mlmodels.models import TrainedModel
 
 SIZE = 48
@@ -35,9 +37,11 @@ def seg_model(people):
                   "feature": {"shape": [SIZE, SIZE, 1], "dtype": "uint8", "layout": "HWC"},
                   "label_names": ["background", "left ventricle"]},
     )  # fmt: skip
-    return TrainedModel.objects.create(
+    model = TrainedModel.objects.create(
         owner=people.owner, name="unet", dataset=dataset, status="ready", best_epoch=3
     )
+    get_store().put(snapshots.key(model.pk, 3), b"snapshot")  # a trained model has its epochs
+    return model
 
 
 @pytest.fixture
