@@ -3,7 +3,8 @@
 Every ``import`` in ``apps/`` and ``digits_site/`` counts, at module level or inside a
 function (a function-level import hides a cycle, it does not remove it), except those
 under ``if TYPE_CHECKING:``. Layers, bottom up: ``apps.accounts`` and ``apps.core``,
-then ``apps.jobs``, ``apps.datasets``, ``apps.mlmodels``, ``apps.evaluations``, and
+then ``apps.jobs`` with ``apps.cluster`` (which node runs what) and ``apps.usage`` (quotas,
+accounting) beside it, ``apps.datasets``, ``apps.mlmodels``, ``apps.evaluations``, and
 ``digits_site`` (settings, URLs, the home page) above them all.
 """
 
@@ -20,8 +21,8 @@ PACKAGES = ("apps", "digits_site")
 #: Never the accounts pages or API.
 CORE_MAY_IMPORT = {"apps.accounts.models", "apps.accounts.authentication"}
 ABOVE_CORE = (
-    "apps.jobs", "apps.datasets", "apps.mlmodels", "apps.evaluations", "apps.accounts",
-    "digits_site",
+    "apps.jobs", "apps.cluster", "apps.usage", "apps.datasets", "apps.mlmodels",
+    "apps.evaluations", "apps.inference", "apps.accounts", "digits_site",
 )  # fmt: skip
 
 
