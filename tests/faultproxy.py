@@ -2,7 +2,8 @@
 service (S3, PostgreSQL) through it, and the test takes the service "down" for them only.
 
 ``down()`` drops every open connection and resets each new one until ``up()``;
-``outage(seconds)`` does both, the second on a timer. The shared service itself is never
+``hang()`` drops them too but leaves new ones unanswered; ``outage(seconds)`` is
+``down()`` then ``up()`` on a timer. The shared service itself is never
 touched (docs: /work/helpers/faults.md, "Fault injection rule").
 """
 
@@ -24,8 +25,10 @@ class FaultProxy:
         self.open: set[socket.socket] = set()
         self.lock = threading.Lock()
         self.refusing = False
+        self.mode = ""  # while refusing: "refuse" or "hang"
+        self.held: list[socket.socket] = []  # connections left unanswered (``hang``)
         self.closed = False
-        self.refused = 0  # connections reset while down
+        self.refused = 0  # connections turned away while down
         self.down_at: float | None = None
         self.up_at: float | None = None
 
@@ -49,15 +52,27 @@ class FaultProxy:
         self.closed = True
         self.listener.close()
         self._cut()
+        with self.lock:
+            held, self.held = self.held, []
+        for sock in held:
+            _reset(sock)
 
     def down(self) -> None:
         """Drop every connection; new ones are reset until ``up()``."""
-        self.refusing = True
-        self.down_at = time.monotonic()
-        self._cut()
+        self._fail("refuse")
+
+    def hang(self) -> None:
+        """Drop every connection; new ones are accepted and never answered until ``up()``
+        (a load balancer or firewall that swallows packets: the client's connect hangs
+        instead of failing)."""
+        self._fail("hang")
 
     def up(self) -> None:
-        self.refusing = False
+        """Serve again. Connections left hanging stay so (their packets were lost): the
+        client has to give up on them itself."""
+        with self.lock:
+            self.refusing = False
+            self.mode = ""
         self.up_at = time.monotonic()
 
     def outage(self, seconds: float) -> threading.Timer:
@@ -67,6 +82,13 @@ class FaultProxy:
         timer.daemon = True
         timer.start()
         return timer
+
+    def _fail(self, mode: str) -> None:
+        with self.lock:  # a connection being set up now is refused, not left open
+            self.refusing = True
+            self.mode = mode
+        self.down_at = time.monotonic()
+        self._cut()
 
     def _cut(self) -> None:
         with self.lock:
@@ -79,21 +101,44 @@ class FaultProxy:
             try:
                 client, _ = self.listener.accept()
             except OSError:
-                return
-            if self.refusing:
-                self.refused += 1
-                _reset(client)
-                continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-                upstream.settimeout(None)
-            except OSError:
-                _reset(client)
-                continue
-            with self.lock:
+                if self.closed:
+                    return
+                continue  # one connection's trouble (reset before accept, no fd) only
+            self._connect(client)
+
+    def _connect(self, client: socket.socket) -> None:
+        if self._turn_away(client):
+            return
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+            upstream.settimeout(None)
+        except OSError:
+            _reset(client)
+            return
+        with self.lock:
+            # ``down()`` may have come while the upstream connection was being made
+            # (slow under load): that connection would have outlived the outage.
+            late = self.refusing
+            if not late:
                 self.open |= {client, upstream}
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+        if late:
+            _reset(upstream)
+            self._turn_away(client) or _reset(client)
+            return
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _turn_away(self, client: socket.socket) -> bool:
+        """While down: reset (``down``) or hold unanswered (``hang``) a new connection."""
+        with self.lock:
+            if not self.refusing:
+                return False
+            self.refused += 1
+            if self.mode == "hang":
+                self.held.append(client)
+                return True
+        _reset(client)
+        return True
 
     @staticmethod
     def _pipe(source: socket.socket, sink: socket.socket) -> None:
@@ -103,7 +148,12 @@ class FaultProxy:
         except OSError:
             pass
         finally:
+            # The thread of the other direction sits in ``recv`` on ``sink``: shutting
+            # its read side down wakes it (a bare close() from here would not, and the
+            # connection would stay half-open on the far side).
             for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RD)
                 with contextlib.suppress(OSError):
                     sock.close()
 

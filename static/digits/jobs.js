@@ -34,13 +34,22 @@
     return scheme + "//" + location.host + path;
   }
 
+  // A connection that has not opened after this long is given up and tried again: a
+  // load balancer or firewall that swallows packets would otherwise leave the page
+  // waiting on the browser's own handshake timeout (minutes), never reconnecting.
+  const OPEN_TIMEOUT_MS = 10000;
+
   function connect(path, onMessage, onOpen) {
     let delay = 500;
     function open() {
       const socket = new WebSocket(wsUrl(path));
-      socket.onopen = function () { delay = 500; if (onOpen) onOpen(); };
+      const opening = setTimeout(function () {
+        if (socket.readyState === WebSocket.CONNECTING) socket.close();  // onclose retries
+      }, OPEN_TIMEOUT_MS);
+      socket.onopen = function () { clearTimeout(opening); delay = 500; if (onOpen) onOpen(); };
       socket.onmessage = function (msg) { onMessage(JSON.parse(msg.data)); };
       socket.onclose = function (ev) {
+        clearTimeout(opening);
         // 4401 not logged in, 4403 foreign origin, 4404 no such job (or not yours):
         // asking again will not change the answer.
         if (ev.code >= 4400 && ev.code < 4500) return;
