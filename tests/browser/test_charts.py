@@ -102,6 +102,12 @@ FEATURES = {
 }
 
 
+# The loss chart's x range as drawn: the toolbar's buttons redraw on the next animation
+# frame (one update per frame, however many points arrive), so the range is read in a
+# frame requested after theirs.
+X_RANGE = """() => new Promise((done) => requestAnimationFrame(() => {
+    const s = Chart.getChart('loss-chart').scales.x; done([s.min, s.max]); }))"""
+
 TICK_COLOUR = "() => Chart.getChart('loss-chart').options.scales.x.ticks.color"
 
 
@@ -155,9 +161,7 @@ def test_the_chart_tools_work(django_user_model, live_server_url):
                 page.mouse.down()
                 page.mouse.move(box["x"] + box["width"] * 0.5, y, steps=5)
                 page.mouse.up()
-                seen["zoomed"] = page.evaluate(
-                    "() => { const s = Chart.getChart('loss-chart').scales.x; return [s.min, s.max]; }"
-                )
+                seen["zoomed"] = page.evaluate(X_RANGE)
                 # Shift-drag pans the zoomed window (to the left: later epochs come in).
                 page.keyboard.down("Shift")
                 page.mouse.move(box["x"] + box["width"] * 0.6, y)
@@ -165,13 +169,9 @@ def test_the_chart_tools_work(django_user_model, live_server_url):
                 page.mouse.move(box["x"] + box["width"] * 0.4, y, steps=5)
                 page.mouse.up()
                 page.keyboard.up("Shift")
-                seen["panned"] = page.evaluate(
-                    "() => { const s = Chart.getChart('loss-chart').scales.x; return [s.min, s.max]; }"
-                )
+                seen["panned"] = page.evaluate(X_RANGE)
                 page.click("[data-role=reset-zoom]")
-                seen["reset"] = page.evaluate(
-                    "() => { const s = Chart.getChart('loss-chart').scales.x; return [s.min, s.max]; }"
-                )
+                seen["reset"] = page.evaluate(X_RANGE)
                 # The crosshair: hovering the loss chart shows the lr chart's tooltip there.
                 page.mouse.move(box["x"] + box["width"] * 0.6, y)
                 seen["synced"] = page.evaluate("""() => { const lr = Chart.getChart('lr-chart');
