@@ -162,3 +162,29 @@ class Beat(models.Model):
 
     def __str__(self):
         return f"{self.name} at {self.at:%H:%M:%S}"
+
+
+class JobSeries(models.Model):
+    """A job's metric series cut for charts (``apps.jobs.series``), kept so that any web
+    process answers a long run's first chart from it instead of reading every event.
+
+    ``data``: the cut points of every series, float64 rows ``(step, value, unix time)``,
+    series after series in the order of ``lengths`` (``[[series, rows], ...]``); ``counts``:
+    the finite points logged per series; ``last_seq``: the events it covers.
+    """
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="series_cuts")
+    points = models.PositiveIntegerField()
+    last_seq = models.PositiveBigIntegerField()
+    lengths = models.JSONField(default=list)
+    counts = models.JSONField(default=dict)
+    data = models.BinaryField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "points"], name="unique_job_series_points")
+        ]
+
+    def __str__(self):
+        return f"#{self.job_id} series ({self.points} points, seq {self.last_seq})"

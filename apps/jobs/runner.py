@@ -36,13 +36,13 @@ from django.utils import timezone
 
 from apps.cluster import scheduling
 from apps.core.storage import StoreUnavailable
-from apps.jobs import events, sandbox, services
+from apps.jobs import events, sandbox, series, services
 from apps.jobs.artifacts import ArtifactGate
 from apps.jobs.child import EXIT_ABORTED, EXIT_DONE, EXIT_FAILED, EXIT_INFRA
 from apps.jobs.confine import make_undumpable
 from apps.jobs.kinds import hooks_for
 from apps.jobs.loglevel import stderr_level
-from apps.jobs.models import Job, JobStatus
+from apps.jobs.models import FINAL_STATUSES, Job, JobStatus
 from apps.usage import process as usage
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,7 @@ class JobRun:
             if self._with_database(self._flush) and self._with_database(
                 self._record_outcome, returncode
             ):
+                self._store_series()
                 return
             time.sleep(ABORT_POLL_SECONDS)
 
@@ -396,6 +397,16 @@ class JobRun:
                 services.requeue_or_fail(job, f"The job process was killed by {name}.")
         else:
             services.fail(job, f"The job process exited with status {returncode}.")
+
+    def _store_series(self) -> None:
+        """A job that ended keeps its cut metric series for every web process's charts
+        (``apps.jobs.series.store``): best effort, a chart reads the events without it."""
+        try:
+            status = Job.objects.filter(pk=self.job.pk).values_list("status", flat=True).first()
+            if status in FINAL_STATUSES:
+                series.store(self.job.pk)
+        except Exception:
+            log.warning("job %s: could not store its metric series", self.job.pk, exc_info=True)
 
     def _hand_back(self, job: Job, reason: str) -> None:
         """An infrastructure fault, not the job's: queued again, attempts unchanged."""

@@ -10,6 +10,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from apps.core.storage import get_store
 from apps.jobs import services
+from apps.jobs.models import JobSeries
 from apps.jobs.tasks import actor_for_queue
 from tests.conftest import wait_until
 from tests.jobs.helpers import (
@@ -77,6 +78,12 @@ def test_job_runs_to_done_and_publishes_its_artifacts(people, start_worker, brok
     assert_gap_free(job)
     metrics = [d for d in job.events.filter(type="metric").values_list("data", flat=True)]
     assert sorted(d["step"] for d in metrics if d["series"] == "gflops") == [1, 2, 3, 4, 5]
+    # its charts' cut series kept for every web process, covering all its events
+    stored = wait_until(
+        lambda: JobSeries.objects.filter(job=job, last_seq=job.last_seq).first(),
+        message="the runner stored no cut of the series",
+    )
+    assert dict(stored.counts)["gflops"] == 5
     # published: a row per artifact, the bytes under the job's prefix, staging gone
     assert [(a.name, a.key) for a in job.artifacts.all()] == [
         ("report.json", f"{job.artifact_prefix}report.json")

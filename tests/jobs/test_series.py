@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from apps.jobs import events
-from apps.jobs.models import Job
+from apps.jobs.models import Job, JobSeries
 from apps.jobs.series import lttb
 from tests.jobs.helpers import submit_check
 
@@ -72,3 +72,82 @@ def test_a_watched_run_is_read_a_little_at_a_time(people):
     assert later["last_seq"] > first["last_seq"]
     loss = later["series"]["train/loss"]
     assert len(loss) == 20 and loss[0][:2] == [0, 1.0] and loss[-1][:2] == [59, 0.5]
+
+
+def _loss(job, steps, value=lambda s: 1 / (s + 1)):
+    events.append(job.pk, [events.event("metric", series="train/loss", step=s, value=value(s))
+                           for s in steps])  # fmt: skip
+
+
+def _event_reads(queries) -> list[list]:
+    """The SQL of each read of metric events among ``queries``."""
+    return [q["sql"] for q in queries if "FROM jobs_jobevent" in q["sql"]]
+
+
+def test_a_fresh_web_process_serves_the_stored_cut_of_a_finished_run(people):
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.jobs.series import metric_series, store
+
+    job = submit_check(people.owner, send=False)
+    _loss(job, range(5000), lambda s: (s % 97) / (s + 1))
+    events.append(job.pk, [events.event("metric", series="lr", step=0, value=0.1)])
+    store(job.pk)  # what the runner does when the job ends
+    last_seq = Job.objects.get(pk=job.pk).last_seq
+    assert JobSeries.objects.get(job=job).last_seq == last_seq
+
+    cache.clear()  # another web process: nothing cached
+    with CaptureQueriesContext(connection) as queries:
+        answer = metric_series(job)
+    assert _event_reads(queries) == [], "the events were read again"
+    # The same points as a cut of all the events (the path without a stored cut).
+    JobSeries.objects.all().delete()
+    cache.clear()
+    assert answer == metric_series(job)
+    assert answer["counts"] == {"train/loss": 5000, "lr": 1} and answer["last_seq"] == last_seq
+    assert len(answer["series"]["train/loss"]) == 2000
+    # ... and that read stored its cut for the next process.
+    assert JobSeries.objects.get(job=job).last_seq == last_seq
+
+
+def test_events_after_the_stored_cut_are_added(people):
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.jobs.series import metric_series, store
+
+    job = submit_check(people.owner, send=False)
+    _loss(job, range(3000))
+    store(job.pk)
+    stored = Job.objects.get(pk=job.pk).last_seq
+    _loss(job, range(3000, 3010), lambda s: 7.0)  # the run goes on
+    cache.clear()
+    with CaptureQueriesContext(connection) as queries:
+        answer = metric_series(job)
+    reads = _event_reads(queries)
+    assert len(reads) == 1 and f"seq > {stored} " in reads[0], reads  # only the newer events
+    assert answer["counts"] == {"train/loss": 3010}
+    assert answer["last_seq"] == stored + 10
+    loss = answer["series"]["train/loss"]
+    assert len(loss) == 2000 and loss[0][:2] == [0, 1.0] and loss[-1][:2] == [3009, 7.0]
+    assert sum(p[1] == 7.0 for p in loss) > 1, "the jump to 7 is drawn"
+    # The shared cut moved on with it; a third process reads nothing.
+    assert JobSeries.objects.get(job=job).last_seq == stored + 10
+    cache.clear()
+    with CaptureQueriesContext(connection) as queries:
+        assert metric_series(job) == answer
+    assert _event_reads(queries) == []
+
+
+def test_a_deleted_job_leaves_no_stored_cut(people):
+    from apps.jobs.series import metric_series
+
+    job = submit_check(people.owner, send=False)
+    _loss(job, range(10))
+    metric_series(job)
+    assert JobSeries.objects.filter(job=job).count() == 1
+    Job.objects.filter(pk=job.pk).delete()
+    assert not JobSeries.objects.filter(job_id=job.pk).exists()
