@@ -1,5 +1,6 @@
-"""The reaper's sweeper: staging and upload objects nothing will publish or delete any more
-are removed once older than the grace; work in progress and uploads in use are kept."""
+"""The reaper's sweeper: staging and upload objects nothing will publish or delete any more,
+and what a deleted job or model left published, are removed once older than the grace;
+work in progress, uploads in use and the objects of rows that exist are kept."""
 
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from apps.core import uploads
 from apps.core.storage import get_store
 from apps.jobs import sweeper
 from apps.jobs.models import Job
+from apps.mlmodels.models import TrainedModel
 from tests.jobs.helpers import check_params, keys
 
 GRACE = 3600
@@ -49,7 +51,7 @@ def test_orphaned_staging_goes_and_the_running_attempt_stays(db, people, grace):
     crashed_write = "_staging/0123456789abcdef.part"
     get_store().put(crashed_write, b"temp")
 
-    assert sweeper.sweep() == {"staging": 0, "uploads": 0}  # all younger than the grace
+    assert not any(sweeper.sweep().values())  # all younger than the grace
     counts = sweeper.sweep(now=later())
 
     remaining = set(keys("_staging/"))
@@ -79,6 +81,38 @@ def test_uploads_no_job_needs_go_and_those_in_use_stay(db, people, grace):
     assert {of_queued_build, of_training, accented} <= remaining
     assert not remaining & {unused, of_ended_build}
     assert counts["uploads"] >= 2
+
+
+def test_what_a_deleted_job_or_model_published_goes_when_its_delete_left_it(db, people, grace):
+    """A delete removes its objects after its commit; with the store down then, they stay
+    (the rows are gone, as here) until the sweep."""
+    from apps.mlmodels import snapshots
+    from tests.mlmodels.test_errors import ready_dataset
+
+    store = get_store()
+    kept_job, gone_job = (job(people.owner, status="done") for _ in range(2))
+    for j in (kept_job, gone_job):
+        store.put(f"{j.artifact_prefix}report.json", b"{}")
+        store.put(f"{j.artifact_prefix}shards/train-0000.npy", b"x")
+    dataset = ready_dataset(people.owner, "swept")
+    kept_model, gone_model = (
+        TrainedModel.objects.create(owner=people.owner, name=n, dataset=dataset, status="ready")
+        for n in ("kept", "gone")
+    )
+    for m in (kept_model, gone_model):
+        store.put(snapshots.key(m.pk, 1), b"tar")
+    gone_keys = set(keys(gone_job.artifact_prefix)) | set(keys(snapshots.prefix(gone_model.pk)))
+    Job.objects.filter(pk=gone_job.pk).delete()  # the rows go; the store was "down"
+    TrainedModel.objects.filter(pk=gone_model.pk).delete()
+
+    assert not any(sweeper.sweep().values())  # younger than the grace: kept
+    assert gone_keys <= set(keys("jobs/")) | set(keys("models/"))
+    counts = sweeper.sweep(now=later())
+
+    assert not gone_keys & (set(keys("jobs/")) | set(keys("models/")))
+    assert len(keys(kept_job.artifact_prefix)) == 2
+    assert keys(snapshots.prefix(kept_model.pk)) == [snapshots.key(kept_model.pk, 1)]
+    assert counts["jobs"] >= 2 and counts["models"] >= 1  # (and what earlier tests left)
 
 
 def test_the_reaper_sweeps_at_most_once_per_interval(db, people, settings, monkeypatch):
