@@ -1,5 +1,6 @@
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -67,6 +68,7 @@ def job_detail(request, pk):
             "param_rows": display.param_rows(params),
             "params_json": display.technical(params),
             "queue_position": display.queue_position(job),
+            "stale_seconds": settings.DIGITS_JOB_STALE_SECONDS,
             "kind_title": display.kind_title(job),
             "products": display.products(job, request.user),
             "artifacts": job.artifacts.all(),

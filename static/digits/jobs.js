@@ -86,12 +86,36 @@
     });
   }
 
+  // The worker's last heartbeat, as an age that ticks every second: the server's clock
+  // (data-now, when the page was made) corrects the browser's; the time of the beat is
+  // read again with the job's other facts.
+  function followHeartbeat(root) {
+    const cell = root.querySelector("[data-role=heartbeat]");
+    if (!cell) return function () {};
+    const skew = cell.dataset.now ? Date.now() - Date.parse(cell.dataset.now) : 0;
+    const staleAfter = Number(cell.dataset.staleAfter || 0);
+    function show() {
+      if (!cell.dataset.at || cell.closest("tr").hidden) return;
+      const age = Math.max(0, Math.floor((Date.now() - skew - Date.parse(cell.dataset.at)) / 1000));
+      const stale = staleAfter > 0 && age > staleAfter;
+      cell.textContent = age + " s ago" + (stale ? " (the worker stopped responding)" : "");
+      cell.classList.toggle("text-danger", stale);
+    }
+    setInterval(show, 1000);
+    return function (job) {
+      if (job.heartbeat_at) cell.dataset.at = job.heartbeat_at;
+      cell.closest("tr").hidden = !(job.status === "running" && cell.dataset.at);
+      show();
+    };
+  }
+
   // The job page's facts that change without an event of their own: worker, attempts,
-  // place in the queue (read again from the REST detail on each status change, and every
-  // few seconds while the job waits in its queue).
+  // place in the queue, the heartbeat (read again from the REST detail on each status
+  // change, and every few seconds while the job waits in its queue or runs).
   function followFacts(root) {
     const url = root.dataset.detailUrl;
     if (!url) return function () {};
+    const heartbeat = followHeartbeat(root);
     let timer = null;
     async function refresh() {
       const response = await fetch(url, { credentials: "same-origin" });
@@ -102,12 +126,13 @@
       root.querySelectorAll("[data-role=queue-position]").forEach(function (el) {
         el.textContent = job.queue_position ? " · position " + job.queue_position + " in the queue" : "";
       });
+      heartbeat(job);
       clearTimeout(timer);
-      if (job.status === "queued") timer = setTimeout(refresh, 5000);
+      if (job.status === "queued" || job.status === "running") timer = setTimeout(refresh, 5000);
     }
-    if (root.querySelector("[data-role=queue-position]") && root.querySelector("[data-role=queue-position]").textContent) {
-      timer = setTimeout(refresh, 5000);
-    }
+    const position = root.querySelector("[data-role=queue-position]");
+    const row = root.querySelector("[data-role=heartbeat-row]");
+    if ((position && position.textContent) || (row && !row.hidden)) timer = setTimeout(refresh, 5000);
     return refresh;
   }
 

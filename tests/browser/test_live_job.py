@@ -21,6 +21,7 @@ from tests.browser.helpers import (
     watched_page,
 )
 from tests.conftest import wait_until
+from tests.jobs.helpers import submit_check
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -286,3 +287,66 @@ def test_the_job_page_shows_its_place_in_the_queue_then_its_worker_live(
     worker, attempts, position = seen["running"]
     assert worker == Job.objects.get(pk=job.pk).worker and attempts == "1" and position == ""
     assert seen["no_reload"] and not seen["console_errors"], seen
+
+
+def watch_heartbeat(base_url: str, job_id: int, username: str, password: str, beat) -> dict:
+    """The heartbeat's age on the job page: ticking, turning stale, then fresh after a beat."""
+    from playwright.sync_api import sync_playwright
+
+    seen: dict = {"console_errors": [], "bad_responses": []}
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = watched_page(browser, seen, base_url, username, password)
+            page.goto(f"{base_url}/jobs/{job_id}/")
+            cell = page.locator("#job [data-role=heartbeat]")
+
+            def age() -> int:
+                return int(cell.inner_text().split(" s ago")[0])
+
+            seen["first"] = age()
+            seen["ticked"] = wait_until(
+                lambda: age() >= seen["first"] + 2 and age(), timeout=10,
+                message="the heartbeat's age did not tick",
+            )  # fmt: skip
+            seen["stale"] = wait_until(
+                lambda: "stopped responding" in cell.inner_text() and cell.inner_text(),
+                timeout=20, message="an old heartbeat was not shown as stale",
+            )  # fmt: skip
+            seen["stale_class"] = cell.get_attribute("class")
+            beat()  # the worker beats again: the page reads it within its 5 s refresh
+            seen["fresh"] = wait_until(
+                lambda: "stopped" not in cell.inner_text() and age() < 8 and cell.inner_text(),
+                timeout=15, message="a new heartbeat did not reach the page",
+            )  # fmt: skip
+        finally:
+            browser.close()
+    return seen
+
+
+def test_the_job_page_heartbeat_age_ticks_turns_stale_and_follows_new_beats(
+    transactional_db, django_user_model, live_server_url
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    user = django_user_model.objects.create_user("hattie", password="browser-pw-9")
+    job = submit_check(user, send=False)
+    # Running on a worker that beat 3 s ago (no worker here: nothing beats until the test).
+    Job.objects.filter(pk=job.pk).update(
+        status="running", worker="w:1", attempts=1,
+        heartbeat_at=timezone.now() - timedelta(seconds=3),
+    )  # fmt: skip
+
+    def beat():  # (Playwright's thread runs an event loop: the ORM from another thread)
+        run_in_thread(lambda: Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now()))
+
+    seen = run_in_thread(
+        lambda: watch_heartbeat(live_server_url, job.pk, "hattie", "browser-pw-9", beat)
+    )
+
+    assert 2 <= seen["first"] <= 6, seen
+    assert "(the worker stopped responding)" in seen["stale"]  # past DIGITS_JOB_STALE_SECONDS
+    assert "text-danger" in seen["stale_class"]
+    assert not seen["console_errors"], seen["console_errors"]
