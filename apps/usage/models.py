@@ -37,7 +37,9 @@ class Quota(models.Model):
         null=True, blank=True, help_text="GPU-hours used per calendar month (UTC)."
     )
     storage_bytes = models.PositiveBigIntegerField(
-        null=True, blank=True, help_text="Total size of the artifacts of the jobs owned."
+        null=True,
+        blank=True,
+        help_text="Total size of the artifacts of the jobs and the snapshots of the models owned.",
     )
     max_processes = models.PositiveIntegerField(
         null=True, blank=True, help_text="Encoding processes of a dataset build."
