@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from apps.core.storage import STAGING_PREFIX, ArtifactNotFound, get_store
 from apps.core.uploads import PREFIX as UPLOADS_PREFIX
+from apps.core.uploads import delete_upload
 from apps.jobs.models import FINAL_STATUSES, Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
             counts["staging"] += 1
     for key in store.list(UPLOADS_PREFIX):
         if _older(store, key, before) and not _upload_in_use(key):
-            store.delete(key)
+            delete_upload(key)
             counts["uploads"] += 1
     if any(counts.values()):
         log.info("sweeper: deleted orphans %s", counts)

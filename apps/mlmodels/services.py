@@ -18,7 +18,6 @@ from typing import Any
 from django.db import transaction
 
 from apps.core import permissions, uploads
-from apps.core.storage import get_store
 from apps.datasets.models import Dataset
 from apps.jobs import services as jobs
 from apps.jobs.models import Job, JobPriority
@@ -165,7 +164,7 @@ def train(owner, request: dict[str, Any], model_file=None) -> list[TrainedModel]
         )  # fmt: skip
     except ModelError:
         if stored is not None:
-            get_store().delete(stored)
+            uploads.delete_upload(stored)
         raise
 
 

@@ -73,6 +73,19 @@ def record_published(job: Job, key: str, size: int) -> None:
     count_artifacts(job)
 
 
+def record_upload(key: str, size: int, owner) -> None:
+    """``owner`` stored the upload ``key``: it takes their storage until it is deleted
+    (no job wrote it, no team shares it)."""
+    StoredObject.objects.update_or_create(
+        key=key, defaults={"size": size, "owner": owner, "team": None, "job": None}
+    )
+
+
+def forget_object(key: str) -> None:
+    """The object ``key`` was deleted: it no longer takes storage."""
+    StoredObject.objects.filter(key=key).delete()
+
+
 def forget_stored(prefix: str) -> None:
     """The objects below ``prefix`` are being deleted: they no longer take storage.
 

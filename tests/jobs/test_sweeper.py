@@ -10,6 +10,7 @@ from apps.core import uploads
 from apps.core.storage import get_store
 from apps.jobs import sweeper
 from apps.jobs.models import Job
+from apps.usage.models import StoredObject
 from tests.jobs.helpers import check_params, keys
 
 GRACE = 3600
@@ -74,6 +75,9 @@ def test_uploads_no_job_needs_go_and_those_in_use_stay(db, people, grace):
 
     assert sweeper.sweep()["uploads"] == 0
     counts = sweeper.sweep(now=later())
+    # The swept uploads no longer take their owner's storage; those in use still do.
+    ledger = set(StoredObject.objects.filter(owner=owner).values_list("key", flat=True))
+    assert ledger == {of_queued_build, of_training, accented}
 
     remaining = set(keys(uploads.PREFIX))
     assert {of_queued_build, of_training, accented} <= remaining

@@ -1,7 +1,7 @@
 """A real training's snapshots take its owner's storage: the job's bytes written are the
 sizes the store holds, a storage quota they fill refuses the next job, and deleting the
 model frees them (ADR 0020). The ledger's other cases, without TensorFlow:
-tests/usage/test_snapshot_storage.py."""
+tests/usage/test_stored_objects.py."""
 
 import pytest
 

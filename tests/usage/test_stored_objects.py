@@ -1,6 +1,7 @@
-"""Model snapshots take their owner's storage: a training job's bytes written include the
-snapshots it published, the storage quota counts them (whoever's job wrote them, for as
-long as their model keeps them), and deleting the model frees them.
+"""Objects outside jobs' artifacts take their owner's storage (ADR 0020). Model snapshots:
+a training job's bytes written include the snapshots it published, the storage quota
+counts them (whoever's job wrote them, for as long as their model keeps them), and deleting
+the model frees them. Uploads: counted while stored.
 
 Snapshots are written by the job process's ``snapshots.save`` and published through a real
 artifact gate (the worker's side, ``apps.jobs.artifacts``) to the S3 server, as in a
@@ -10,12 +11,16 @@ training; only TensorFlow is left out.
 import os
 import shutil
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from apps.core.storage import get_store
 from apps.core.storage.gate import GateStore
+from apps.jobs import sweeper
 from apps.jobs.artifacts import ArtifactGate
 from apps.jobs.kinds import get_kind
 from apps.jobs.models import Job
@@ -152,3 +157,27 @@ def test_a_teams_storage_counts_the_snapshots_of_the_models_shared_with_it(
     accepted = client.post("/api/v1/jobs/", body, format="json")
     assert accepted.status_code == 201, accepted.content
     assert StoredObject.objects.get().owner == people.owner
+
+
+def test_an_upload_takes_its_owners_storage_until_it_is_deleted(api_client, people, settings):
+    client = api_client.as_user(people.owner)
+    data = b"PK" + os.urandom(6000)
+    reply = client.post(
+        "/api/v1/evaluations/uploads/",
+        {"file": SimpleUploadedFile("digits.zip", data)},
+        format="multipart",
+    )
+    assert reply.status_code == 201, reply.content
+    key = reply.json()["upload_key"]
+    assert get_store().size(key) == len(data)
+    Quota.objects.create(user=people.owner, storage_bytes=len(data))
+
+    refused = post_check(client)
+    assert refused.status_code == 429, refused.content
+    assert refused.json()["used"] == len(data)
+
+    # Unused past the grace, the sweeper deletes it: the storage frees up.
+    settings.DIGITS_ORPHAN_GRACE_SECONDS = 60
+    sweeper.sweep(now=timezone.now() + timedelta(seconds=120))
+    assert not get_store().exists(key)
+    assert post_check(client).status_code == 201
