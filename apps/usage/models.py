@@ -39,7 +39,7 @@ class Quota(models.Model):
     storage_bytes = models.PositiveBigIntegerField(
         null=True,
         blank=True,
-        help_text="Total size of the artifacts of the jobs and the snapshots of the models owned.",
+        help_text="Total size of the artifacts of the jobs, the snapshots of the models and the uploads owned.",
     )
     max_processes = models.PositiveIntegerField(
         null=True, blank=True, help_text="Encoding processes of a dataset build."

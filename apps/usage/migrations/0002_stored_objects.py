@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
             name="storage_bytes",
             field=models.PositiveBigIntegerField(
                 blank=True,
-                help_text="Total size of the artifacts of the jobs and the snapshots of the models owned.",
+                help_text="Total size of the artifacts of the jobs, the snapshots of the models and the uploads owned.",
                 null=True,
             ),
         ),
