@@ -69,6 +69,12 @@ def delete_upload(key: str) -> None:
     upload_deleted.send(delete_upload, key=key)
 
 
+def owner_id_of(key: str) -> int | None:
+    """The id of the user whose upload ``key`` is (by its form), or None for another key."""
+    match = _KEY.match(key)
+    return int(match["owner"]) if match else None
+
+
 def is_owned(key: object, owner) -> bool:
     """Whether ``key`` names an upload of ``owner`` (by its form; says nothing of existence)."""
     match = _KEY.match(key) if isinstance(key, str) else None

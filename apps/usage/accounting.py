@@ -81,6 +81,15 @@ def record_upload(key: str, size: int, owner) -> None:
     )
 
 
+def record_existing(key: str, size: int, *, owner_id: int, team_id: int | None = None) -> bool:
+    """Record an object stored before the ledger existed (``manage.py record_storage``);
+    one already recorded is kept as it is. Whether it was new."""
+    _, created = StoredObject.objects.get_or_create(
+        key=key, defaults={"size": size, "owner_id": owner_id, "team_id": team_id}
+    )
+    return created
+
+
 def forget_object(key: str) -> None:
     """The object ``key`` was deleted: it no longer takes storage."""
     StoredObject.objects.filter(key=key).delete()

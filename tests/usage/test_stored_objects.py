@@ -8,6 +8,7 @@ artifact gate (the worker's side, ``apps.jobs.artifacts``) to the S3 server, as 
 training; only TensorFlow is left out.
 """
 
+import io
 import os
 import shutil
 import tempfile
@@ -16,8 +17,10 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.utils import timezone
 
+from apps.core import uploads
 from apps.core.storage import get_store
 from apps.core.storage.gate import GateStore
 from apps.jobs import sweeper
@@ -181,3 +184,28 @@ def test_an_upload_takes_its_owners_storage_until_it_is_deleted(api_client, peop
     sweeper.sweep(now=timezone.now() + timedelta(seconds=120))
     assert not get_store().exists(key)
     assert post_check(client).status_code == 201
+
+
+def test_objects_stored_before_the_ledger_are_recorded_once(api_client, people):
+    client = api_client.as_user(people.owner)
+    model_id, _ = train(client, ready_dataset(people.owner), team="vision", visibility="team")
+    store = get_store()
+    store.put(snapshots.key(model_id, 1), os.urandom(3000))  # as before the ledger: no row
+    upload = uploads.new_key(people.other, "old.zip")
+    store.put(upload, os.urandom(2000))
+    out = io.StringIO()
+
+    call_command("record_storage", stdout=out)
+
+    assert "Recorded 1 snapshot(s) and 1 upload(s)." in out.getvalue()
+    snapshot = StoredObject.objects.get(key=snapshots.key(model_id, 1))
+    assert (snapshot.size, snapshot.owner, snapshot.team) == (3000, people.owner, people.team)
+    assert StoredObject.objects.get(key=upload).owner == people.other
+    assert post_check(client).status_code == 201
+    Quota.objects.create(user=people.other, storage_bytes=2000)
+    refused = post_check(api_client.as_user(people.other))
+    assert (refused.status_code, refused.json()["used"]) == (429, 2000)
+    call_command("record_storage", stdout=out)
+    assert "Recorded 0 snapshot(s) and 0 upload(s)." in out.getvalue()
+    store.delete(upload)
+    store.delete_prefix(snapshots.prefix(model_id))
