@@ -3,7 +3,8 @@
 Written by the runner once a job process ends (``apps.usage.process.record``) and when a
 job's artifacts are published (``bytes_written``: ``apps.usage.signals`` for the artifacts
 published with the job, ``record_published`` for what it published while running, its
-snapshots); read by the usage page and API.
+snapshots); read by the usage page and API. The storage ledger (``StoredObject``, ADR 0020)
+is kept here too: what jobs published while running and the uploads users stored.
 """
 
 from __future__ import annotations
@@ -66,9 +67,12 @@ def record_published(job: Job, key: str, size: int) -> None:
 
     Publishing a key again (a retried attempt saving the same epoch) replaces the record.
     """
+    # The row's sharing as it is now: the runner's copy of the job predates any change.
+    owner_id, team_id = Job.objects.filter(pk=job.pk).values_list(
+        "owner_id", "team_id"
+    ).first() or (job.owner_id, job.team_id)
     StoredObject.objects.update_or_create(
-        key=key,
-        defaults={"size": size, "owner_id": job.owner_id, "team_id": job.team_id, "job": job},
+        key=key, defaults={"size": size, "owner_id": owner_id, "team_id": team_id, "job": job}
     )
     count_artifacts(job)
 
