@@ -14,7 +14,7 @@ from django.db.models import ProtectedError
 
 from apps.core import permissions, uploads
 from apps.core.plugins.catalog import get_data_ingestion
-from apps.core.storage import StoreUnavailable, get_store
+from apps.core.storage import StoreUnavailable
 from apps.datasets.models import Dataset
 from apps.datasets.params import DEFAULT_MAX_ERROR_PERCENT, DEFAULT_PROCESSES
 from apps.jobs import services as jobs
@@ -64,9 +64,8 @@ def _discard_after_failure(options: dict[str, Any], exc: Exception) -> None:
 
 def discard_uploads(options: dict[str, Any]) -> None:
     """Uploads are inputs of one build: once it has finished they are deleted."""
-    store = get_store()
     for ref in uploads.upload_refs(options):
-        store.delete(ref["upload_key"])
+        uploads.delete_upload(ref["upload_key"])
 
 
 def create(

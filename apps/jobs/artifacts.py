@@ -13,7 +13,9 @@ the job's kind declared (``JobKind.inputs``) and answers with file descriptors:
   own and passes the descriptor; the worker uploads from it. Nothing the job names
   can make the worker read another file (no paths, no links: descriptors only).
 - publishing while running (a training snapshot): the kind's ``publish_artifact``
-  decides, in the worker, where a staged artifact goes; the job only names it.
+  decides, in the worker, where a staged artifact goes; the job only names it. Its size
+  is recorded for the owner's storage quota and the job's bytes written
+  (``apps.usage.accounting.record_published``).
 
 The job's side is ``apps.core.storage.gate.GateStore``. Everything else is refused with one answer, whether or not the key exists.
 Connections are accepted only from the job's process group (``SO_PEERCRED``).
@@ -243,8 +245,14 @@ class ArtifactGate:
         target = self.kind.publish_artifact(self.job, key[len(self.staging) :])
         if not target:
             raise Denied(f"{key!r} cannot be published while the job runs")
+        from apps.usage import accounting
+
+        size = self.store.size(key)
         with self.store.open(key) as fh:
-            self.store.put_stream(target, fh, self.store.size(key))
+            self.store.put_stream(target, fh, size)
+        # Not one of the job's artifacts (deleted with it): the owner's storage until whoever
+        # holds it (the model) deletes it; the job's bytes written.
+        accounting.record_published(self.job, target, size)
         self.store.delete(key)
         return {"ok": True, "key": target}, None
 

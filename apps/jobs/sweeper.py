@@ -30,10 +30,12 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
+from django.dispatch import Signal
 from django.utils import timezone
 
 from apps.core.storage import STAGING_PREFIX, ArtifactNotFound, get_store
 from apps.core.uploads import PREFIX as UPLOADS_PREFIX
+from apps.core.uploads import delete_upload
 from apps.jobs.models import FINAL_STATUSES, Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,10 @@ log = logging.getLogger(__name__)
 _JOB_STAGING = re.compile(r"^_staging/jobs/(?P<job>[0-9]+)/attempt-(?P<attempt>[0-9]+)/")
 _last_sweep = 0.0
 _lock = threading.Lock()
+
+#: Sent after the sweep deleted an area's ``prefix`` (``<prefix><id>/``) whose row was gone:
+#: what accounts for those objects (the usage ledger) forgets them.
+area_swept = Signal()
 
 #: Areas of published objects owned by a row: name → (prefix of ``<prefix><id>/...``
 #: keys, a function giving which of the ids still exist).
@@ -76,7 +82,7 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
             counts["staging"] += 1
     for key in store.list(UPLOADS_PREFIX):
         if _older(store, key, before) and not _upload_in_use(key):
-            store.delete(key)
+            delete_upload(key)
             counts["uploads"] += 1
     for name, (prefix, existing) in _AREAS.items():
         counts[name] = _sweep_area(store, prefix, existing, before)
@@ -101,6 +107,7 @@ def _sweep_area(store, prefix: str, existing, before: datetime) -> int:
     for owner in sorted(gone):
         if _older(store, first[owner], before):
             deleted += store.delete_prefix(f"{prefix}{owner}/")
+            area_swept.send(sweep, prefix=f"{prefix}{owner}/")
     return deleted
 
 

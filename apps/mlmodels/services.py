@@ -18,13 +18,13 @@ from typing import Any
 from django.db import transaction
 
 from apps.core import permissions, uploads
-from apps.core.storage import get_store
 from apps.datasets.models import Dataset
 from apps.jobs import services as jobs
 from apps.jobs.models import Job, JobPriority
 from apps.mlmodels import snapshots, tasks
 from apps.mlmodels.models import TrainedModel
 from apps.mlmodels.params import CUSTOM_SOURCES, TASK_SOLVER_OPTIONS, GpuParams
+from apps.usage import accounting
 
 CUSTOM_CODE_REFUSED = (
     "Running custom network code or uploaded model files needs the permission to run "
@@ -164,7 +164,7 @@ def train(owner, request: dict[str, Any], model_file=None) -> list[TrainedModel]
         )  # fmt: skip
     except ModelError:
         if stored is not None:
-            get_store().delete(stored)
+            uploads.delete_upload(stored)
         raise
 
 
@@ -324,7 +324,15 @@ def delete(model: TrainedModel) -> None:
         model.delete()
         if job is not None:
             jobs.delete(job)
+        accounting.forget_stored(snapshots.prefix(model_id))  # the quota frees up with it
         transaction.on_commit(lambda: snapshots.delete_all(model_id))
+
+
+def shared(model: TrainedModel) -> None:
+    """After ``model``'s sharing changed: its job and its snapshots' storage follow it (a
+    team's storage quota counts the snapshots of the models shared with the team)."""
+    jobs.share_like(model.job_id, model)
+    accounting.share_stored(snapshots.prefix(model.pk), model.team)
 
 
 # --- jobs of models, seen through the job API (registered in apps.mlmodels.kinds) ------

@@ -1,8 +1,10 @@
 """Usage accounting: what each job used, and the reports built from it.
 
 Written by the runner once a job process ends (``apps.usage.process.record``) and when a
-job's artifacts are published (``bytes_written``, ``apps.usage.signals``); read by the
-usage page and API.
+job's artifacts are published (``bytes_written``: ``apps.usage.signals`` for the artifacts
+published with the job, ``record_published`` for what it published while running, its
+snapshots); read by the usage page and API. The storage ledger (``StoredObject``, ADR 0020)
+is kept here too: what jobs published while running and the uploads users stored.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from django.db.models.functions import Greatest, TruncMonth
 
 from apps.accounts.models import Team
 from apps.jobs.models import Job, JobArtifact
-from apps.usage.models import JobUsage
+from apps.usage.models import JobUsage, StoredObject
 from apps.usage.quotas import requested_gpus
 
 GROUPS = ("month", "model", "kind", "owner", "team")
@@ -51,9 +53,63 @@ def add_run(job: Job, *, seconds: float, cpu_seconds: float, peak_memory_bytes: 
 
 
 def count_artifacts(job: Job) -> None:
-    """``bytes_written``: the size of the job's published artifacts."""
-    total = JobArtifact.objects.filter(job=job).aggregate(total=Sum("size"))["total"] or 0
+    """``bytes_written``: the size of the job's published artifacts, with the objects it
+    published while running (its snapshots)."""
+    artifacts = JobArtifact.objects.filter(job=job).aggregate(total=Sum("size"))["total"]
+    published = StoredObject.objects.filter(job=job).aggregate(total=Sum("size"))["total"]
+    total = (artifacts or 0) + (published or 0)
     JobUsage.objects.filter(pk=usage_of(job).pk).update(bytes_written=total)
+
+
+def record_published(job: Job, key: str, size: int) -> None:
+    """``job`` published ``key`` (``size`` bytes) while running, outside its own artifacts:
+    it takes its owner's (and team's) storage until ``forget_stored`` (the object deleted).
+
+    Publishing a key again (a retried attempt saving the same epoch) replaces the record.
+    """
+    # The row's sharing as it is now: the runner's copy of the job predates any change.
+    owner_id, team_id = Job.objects.filter(pk=job.pk).values_list(
+        "owner_id", "team_id"
+    ).first() or (job.owner_id, job.team_id)
+    StoredObject.objects.update_or_create(
+        key=key, defaults={"size": size, "owner_id": owner_id, "team_id": team_id, "job": job}
+    )
+    count_artifacts(job)
+
+
+def record_upload(key: str, size: int, owner) -> None:
+    """``owner`` stored the upload ``key``: it takes their storage until it is deleted
+    (no job wrote it, no team shares it)."""
+    StoredObject.objects.update_or_create(
+        key=key, defaults={"size": size, "owner": owner, "team": None, "job": None}
+    )
+
+
+def record_existing(key: str, size: int, *, owner_id: int, team_id: int | None = None) -> bool:
+    """Record an object stored before the ledger existed (``manage.py record_storage``);
+    one already recorded is kept as it is. Whether it was new."""
+    _, created = StoredObject.objects.get_or_create(
+        key=key, defaults={"size": size, "owner_id": owner_id, "team_id": team_id}
+    )
+    return created
+
+
+def forget_object(key: str) -> None:
+    """The object ``key`` was deleted: it no longer takes storage."""
+    StoredObject.objects.filter(key=key).delete()
+
+
+def forget_stored(prefix: str) -> None:
+    """The objects below ``prefix`` are being deleted: they no longer take storage.
+
+    Call in the transaction that deletes what holds them (a model), so the quota frees
+    up with it; the job's ``bytes_written`` keeps them (it is what the job wrote)."""
+    StoredObject.objects.filter(key__startswith=prefix).delete()
+
+
+def share_stored(prefix: str, team) -> None:
+    """The objects below ``prefix`` now count for ``team``'s storage (or no team's)."""
+    StoredObject.objects.filter(key__startswith=prefix).update(team=team)
 
 
 def report(rows, group: str) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.usage.models import AuditEvent, JobUsage, Quota
+from apps.usage.models import AuditEvent, JobUsage, Quota, StoredObject
 
 
 @admin.register(Quota)
@@ -21,6 +21,21 @@ class JobUsageAdmin(admin.ModelAdmin):
     list_filter = ("kind", "team")
     search_fields = ("owner__username", "model_name")
     date_hierarchy = "started_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(StoredObject)
+class StoredObjectAdmin(admin.ModelAdmin):
+    """Objects jobs published outside their artifacts (model snapshots): storage they take."""
+
+    list_display = ("key", "size", "owner", "team", "job", "updated_at")
+    list_filter = ("team",)
+    search_fields = ("key", "owner__username")
 
     def has_add_permission(self, request):
         return False

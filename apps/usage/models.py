@@ -37,7 +37,9 @@ class Quota(models.Model):
         null=True, blank=True, help_text="GPU-hours used per calendar month (UTC)."
     )
     storage_bytes = models.PositiveBigIntegerField(
-        null=True, blank=True, help_text="Total size of the artifacts of the jobs owned."
+        null=True,
+        blank=True,
+        help_text="Total size of the artifacts of the jobs, the snapshots of the models and the uploads owned.",
     )
     max_processes = models.PositiveIntegerField(
         null=True, blank=True, help_text="Encoding processes of a dataset build."
@@ -108,6 +110,34 @@ class JobUsage(models.Model):
 
     def __str__(self):
         return f"usage of job #{self.job_number}"
+
+
+class StoredObject(models.Model):
+    """An object a job published outside its own artifacts (a training snapshot): its size
+    and whose storage it takes, until the object is deleted.
+
+    A job's own artifacts are ``JobArtifact`` rows, deleted with the job. A snapshot belongs
+    to its model instead: it outlives the job that wrote it (deleting a training job keeps
+    the model; a resumed model's earlier snapshots were written by an earlier job) and goes
+    when the model is deleted. Written by the artifact gate when it publishes
+    (``apps.usage.accounting.record_published``); removed by whoever deletes the object.
+    See docs/decisions/0020-snapshot-storage-ledger.md.
+    """
+
+    key = models.CharField(max_length=1024, unique=True)
+    size = models.PositiveBigIntegerField()
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(
+        "accounts.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    #: The job that published it (its ``bytes_written`` counts it); kept when the job goes.
+    job = models.ForeignKey(
+        "jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.key} ({self.size} bytes)"
 
 
 class AuditAction(models.TextChoices):

@@ -23,7 +23,7 @@ from rest_framework.exceptions import APIException
 
 from apps.accounts.models import Team
 from apps.jobs.models import ACTIVE_STATUSES, Job, JobArtifact, JobStatus
-from apps.usage.models import PARAMETER_FIELDS, RESOURCE_FIELDS, JobUsage, Quota
+from apps.usage.models import PARAMETER_FIELDS, RESOURCE_FIELDS, JobUsage, Quota, StoredObject
 
 #: Where each parameter limit applies: (path in the job's params, limit).
 PARAMETER_PATHS = (
@@ -139,7 +139,7 @@ def check_submission(*, owner, team, params: dict[str, Any], queue: str) -> None
         _check_concurrent(scope, jobs, limits, gpus)
         if gpus:
             _check_gpu_hours(scope, of, limits)
-        _check_storage(scope, jobs, limits)
+        _check_storage(scope, of, limits)
 
 
 def _refuse(scope: str, quota: str, limit, used, message: str, frees_at: datetime | None):
@@ -219,14 +219,23 @@ def _check_gpu_hours(scope: str, of: dict[str, Any], limits: dict) -> None:
         )  # fmt: skip
 
 
-def _check_storage(scope: str, jobs, limits: dict) -> None:
+def storage_used(of: dict[str, Any]) -> int:
+    """Bytes the store holds for ``of`` (``{"owner": user}`` or ``{"team": team}``): the
+    published artifacts of its jobs and the objects its jobs published while running (model
+    snapshots, which belong to their model and outlive the job that wrote them)."""
+    artifacts = JobArtifact.objects.filter(**{f"job__{k}": v for k, v in of.items()})
+    used = artifacts.aggregate(total=Sum("size"))["total"] or 0
+    return used + (StoredObject.objects.filter(**of).aggregate(total=Sum("size"))["total"] or 0)
+
+
+def _check_storage(scope: str, of: dict[str, Any], limits: dict) -> None:
     limit = limits["storage_bytes"]
     if limit is None:
         return
-    used = JobArtifact.objects.filter(job__in=jobs).aggregate(total=Sum("size"))["total"] or 0
+    used = storage_used(of)
     if used >= limit:
         _refuse(
             scope, "storage_bytes", limit, used,
-            f"the artifacts take {used} of {limit} bytes; delete jobs, datasets or models "
-            "to free space", None,
+            f"the artifacts and snapshots take {used} of {limit} bytes; delete jobs, "
+            "datasets or models to free space", None,
         )  # fmt: skip

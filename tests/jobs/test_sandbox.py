@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-from types import SimpleNamespace
 
 import pytest
 
@@ -22,6 +21,8 @@ from apps.jobs import sandbox
 from apps.jobs.artifacts import ArtifactGate
 from apps.jobs.confine import Confinement, landlock_abi
 from apps.jobs.kinds import Input, JobKind
+from apps.jobs.models import Job
+from apps.usage.models import JobUsage, StoredObject
 from tests.conftest import ROOT
 
 
@@ -34,9 +35,11 @@ class Kind(JobKind):
 
 
 @pytest.fixture
-def gate(tmp_path):
+def gate(tmp_path, transactional_db, django_user_model):
+    """A gate serving a real job row (publishing records its size, on the gate's thread)."""
     store = get_store()
-    job = SimpleNamespace(pk=424242, params={}, staging_prefix="_staging/jobs/424242/attempt-1/")
+    owner = django_user_model.objects.create_user("gated")
+    job = Job.objects.create(owner=owner, kind="worker.check", attempts=1)
     for key, data in (("inputs/data/a", b"A"), ("inputs/one.bin", b"1"), ("secret/x", b"S")):
         store.put(key, data)
     gate = ArtifactGate(job, Kind(), str(tmp_path), None)
@@ -85,6 +88,15 @@ def test_the_gate_writes_only_below_the_staging_prefix_and_publishes_what_the_ki
     assert job_store.publish(staging + "pub/snap.tar") == "published/pub/snap.tar"
     assert store.get("published/pub/snap.tar") == b"snapshot"
     assert not store.exists(staging + "pub/snap.tar")
+    # Published outside the job's artifacts: its size is the owner's storage and the job's
+    # bytes written.
+    stored = StoredObject.objects.get(key="published/pub/snap.tar")
+    assert (stored.size, stored.owner_id, stored.job_id) == (
+        8,
+        the_gate.job.owner_id,
+        the_gate.job.pk,
+    )
+    assert JobUsage.objects.get(job=the_gate.job).bytes_written == 8
     with pytest.raises(Denied):
         job_store.publish(staging + "out.txt")
     with pytest.raises(Denied):

@@ -12,6 +12,7 @@ from apps.core.storage import get_store
 from apps.jobs import sweeper
 from apps.jobs.models import Job
 from apps.mlmodels.models import TrainedModel
+from apps.usage.models import StoredObject
 from tests.jobs.helpers import check_params, keys
 
 GRACE = 3600
@@ -76,6 +77,9 @@ def test_uploads_no_job_needs_go_and_those_in_use_stay(db, people, grace):
 
     assert sweeper.sweep()["uploads"] == 0
     counts = sweeper.sweep(now=later())
+    # The swept uploads no longer take their owner's storage; those in use still do.
+    ledger = set(StoredObject.objects.filter(owner=owner).values_list("key", flat=True))
+    assert ledger == {of_queued_build, of_training, accented}
 
     remaining = set(keys(uploads.PREFIX))
     assert {of_queued_build, of_training, accented} <= remaining
@@ -101,6 +105,7 @@ def test_what_a_deleted_job_or_model_published_goes_when_its_delete_left_it(db, 
     )
     for m in (kept_model, gone_model):
         store.put(snapshots.key(m.pk, 1), b"tar")
+        StoredObject.objects.create(key=snapshots.key(m.pk, 1), size=3, owner=people.owner)
     gone_keys = set(keys(gone_job.artifact_prefix)) | set(keys(snapshots.prefix(gone_model.pk)))
     Job.objects.filter(pk=gone_job.pk).delete()  # the rows go; the store was "down"
     TrainedModel.objects.filter(pk=gone_model.pk).delete()
@@ -113,6 +118,9 @@ def test_what_a_deleted_job_or_model_published_goes_when_its_delete_left_it(db, 
     assert len(keys(kept_job.artifact_prefix)) == 2
     assert keys(snapshots.prefix(kept_model.pk)) == [snapshots.key(kept_model.pk, 1)]
     assert counts["jobs"] >= 2 and counts["models"] >= 1  # (and what earlier tests left)
+    # What the sweep deleted no longer takes its owner's storage.
+    ledger = set(StoredObject.objects.filter(owner=people.owner).values_list("key", flat=True))
+    assert ledger == {snapshots.key(kept_model.pk, 1)}
 
 
 def test_the_reaper_sweeps_at_most_once_per_interval(db, people, settings, monkeypatch):

@@ -12,7 +12,7 @@ from apps.inference.api.serializers import ClassificationSerializer, ClassifyReq
 from apps.inference.classify import classify as classify_one
 from apps.inference.service import InferenceError
 from apps.jobs.api.serializers import JobSerializer
-from apps.jobs.services import JobStateError, share_like
+from apps.jobs.services import JobStateError
 from apps.mlmodels import export, services, single_inference
 from apps.mlmodels.api.serializers import (
     CreatedModelsSerializer,
@@ -64,8 +64,7 @@ class TrainedModelViewSet(OwnedModelViewSet):
         return Response(data, status=status.HTTP_201_CREATED)
 
     def perform_update(self, serializer):
-        instance = serializer.save()
-        share_like(instance.job_id, instance)
+        services.shared(serializer.save())
 
     def perform_destroy(self, instance):
         try:
