@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 
 from apps.core.admin import OwnedModelAdmin
 from apps.jobs import services
-from apps.jobs.models import Beat, Job, JobArtifact, JobEvent
+from apps.jobs.models import Beat, Job, JobArtifact, JobEvent, JobSeries
 
 
 class JobArtifactInline(admin.TabularInline):
@@ -79,3 +79,21 @@ class BeatAdmin(admin.ModelAdmin):
     list_filter = ["role"]
     search_fields = ["name"]
     readonly_fields = ["name", "role", "at", "counters"]
+
+
+@admin.register(JobSeries)
+class JobSeriesAdmin(admin.ModelAdmin):
+    """The cut metric series kept for the charts (``apps.jobs.series``): read-only; a
+    deleted row is cut again from the events at the next chart."""
+
+    list_display = ["job", "points", "last_seq", "updated_at"]
+    search_fields = ["job__name"]
+    readonly_fields = ["job", "points", "last_seq", "lengths", "counts", "updated_at"]
+    exclude = ["data"]
+    list_select_related = ["job"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -11,7 +11,7 @@ from apps.accounts.models import ApiToken, Team
 from apps.datasets.models import Dataset
 from apps.jobs import services
 from apps.jobs.kinds import get_kind
-from apps.jobs.models import Beat, Job, JobArtifact
+from apps.jobs.models import Beat, Job, JobArtifact, JobSeries
 from apps.mlmodels.models import TrainedModel
 
 APP_LABELS = ("accounts", "jobs", "datasets", "mlmodels")
@@ -27,6 +27,7 @@ ADMIN_QUERIES = {
     "jobs.jobevent": "q=check&type__exact=status",
     "jobs.jobartifact": "q=report",
     "jobs.beat": "q=reaper&role__exact=reaper",
+    "jobs.jobseries": "q=nightly",
     "datasets.dataset": "q=digits&status__exact=ready&visibility__exact=public",
     "mlmodels.trainedmodel": "q=lenet&status__exact=training&visibility__exact=private",
 }
@@ -53,6 +54,7 @@ def admin_rows(people):
         job=job, name="report.json", key=f"jobs/{job.pk}/report.json", size=12
     )
     Beat.objects.create(name="reaper@host:1", role="reaper", at=timezone.now())
+    JobSeries.objects.create(job=job, points=2000, last_seq=1, data=b"")
     dataset = Dataset.objects.create(
         owner=people.owner, name="digits", type="images", status="ready", visibility="public"
     )
