@@ -327,6 +327,10 @@ DIGITS_JOB_SANDBOX = envstr("DIGITS_JOB_SANDBOX", "auto")
 DIGITS_JOB_WORK_ROOT = envstr(
     "DIGITS_JOB_WORK_ROOT", str(Path(tempfile.gettempdir()) / "digits-jobs")
 )
+# How a job process starts (apps.jobs.launcher, docs/decisions/0021): "fork" from a server
+# that imported DIGITS_JOB_PRELOAD once, or "exec" a new interpreter per job.
+DIGITS_JOB_LAUNCHER = envstr("DIGITS_JOB_LAUNCHER", "fork")
+DIGITS_JOB_PRELOAD = envlist("DIGITS_JOB_PRELOAD", "numpy,PIL.Image,tensorflow,keras,pydicom")
 DIGITS_JOB_UID_BASE = envint("DIGITS_JOB_UID_BASE", 200000)
 DIGITS_JOB_UID_COUNT = envint("DIGITS_JOB_UID_COUNT", 100000)
 DIGITS_JOB_ENV_ALLOW = envlist("DIGITS_JOB_ENV_ALLOW")

@@ -4,6 +4,7 @@ The suite runs against real services (see scripts/with_test_services.py):
 PostgreSQL, a Redis or RabbitMQ broker, channels-redis and an S3 server.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -118,12 +119,13 @@ def free_port() -> int:
 class Process:
     """A platform process (worker, reaper, web) started for a test."""
 
-    def __init__(self, args, env, log_path: Path):
+    def __init__(self, args, env, log_path: Path, pass_fds=()):
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115  closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
+            [sys.executable, *args], cwd=ROOT, env=env, stdout=self._log,
+            stderr=subprocess.STDOUT, pass_fds=pass_fds,
+        )  # fmt: skip
 
     @property
     def pid(self) -> int:
@@ -144,6 +146,23 @@ class Process:
             time.sleep(0.1)
         raise AssertionError(f"{text!r} not seen in time:\n{self.log()[-3000:]}")
 
+    def job_processes(self) -> list:
+        """The job processes this worker process started that still run (its log names
+        each one: forked by a fork server, they need not be its children)."""
+        import re
+
+        import psutil
+
+        found = []
+        for pid in re.findall(r"job \d+: job process (\d+) started", self.log()):
+            try:
+                proc = psutil.Process(int(pid))
+                if proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+            except psutil.NoSuchProcess:
+                pass
+        return found
+
     def kill(self, sig=signal.SIGKILL) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -160,14 +179,35 @@ class Process:
         self._log.close()
 
 
+@pytest.fixture(scope="session")
+def job_fork_server():
+    """The test process's job fork server (``apps.jobs.launcher``, started with the first
+    job): it has imported TensorFlow once, and the job processes of every test are forked
+    from it — those of the test process and those of the workers the tests start, each of
+    which gets a connection of its own (``fd:N``)."""
+    from apps.jobs import launcher
+
+    return launcher.server()
+
+
 @pytest.fixture
-def start_process(transactional_db, tmp_path):
-    """Factory: ``start_process("manage.py", "jobworker", ..., env={...})``; stopped after the test."""
+def start_process(transactional_db, tmp_path, job_fork_server):
+    """Factory: ``start_process("manage.py", "jobworker", ..., env={...})``; stopped after the test.
+    Its job processes come from the test process's fork server unless ``env`` says how."""
+    from apps.jobs import launcher
+
     started = []
 
     def start(*args, env=None, name=None):
         log_path = tmp_path / f"{name or args[1]}-{len(started)}.log"
-        proc = Process(args, process_env(**(env or {})), log_path)
+        env = dict(env or {})
+        with contextlib.ExitStack() as stack:
+            fds = ()
+            if job_fork_server is not None and "DIGITS_JOB_LAUNCHER" not in env:
+                connection = stack.enter_context(launcher.adopt(job_fork_server))
+                fds = (connection.fileno(),)
+                env["DIGITS_JOB_LAUNCHER"] = f"fd:{fds[0]}"
+            proc = Process(args, process_env(**env), log_path, pass_fds=fds)
         started.append(proc)
         return proc
 

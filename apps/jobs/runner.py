@@ -1,7 +1,7 @@
 """Runs one claimed job in its own OS process and relays its events.
 
 The worker thread that holds the dramatiq message starts the job process
-(``apps.jobs.child``), reads its event pipe, stdout and stderr, stores events in
+(``apps.jobs.child``, forked from a preloaded server or exec'd: ``apps.jobs.launcher``), reads its event pipe, stdout and stderr, stores events in
 batches, keeps the heartbeat fresh, polls for abort requests and records the
 outcome. User code therefore never runs in the worker itself, and an abort can
 always end the job by killing its process.
@@ -17,7 +17,6 @@ process and leave the job to the reaper.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -25,7 +24,6 @@ import selectors
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from typing import Any
@@ -36,7 +34,7 @@ from django.utils import timezone
 
 from apps.cluster import scheduling
 from apps.core.storage import StoreUnavailable
-from apps.jobs import events, sandbox, series, services
+from apps.jobs import events, launcher, sandbox, series, services
 from apps.jobs.artifacts import ArtifactGate
 from apps.jobs.child import EXIT_ABORTED, EXIT_DONE, EXIT_FAILED, EXIT_INFRA
 from apps.jobs.confine import make_undumpable
@@ -51,7 +49,6 @@ FLUSH_SECONDS = 0.25
 ABORT_POLL_SECONDS = 0.5
 MAX_BATCH = 500
 MAX_LINE = 64 * 1024
-_PR_SET_PDEATHSIG = 1
 
 #: Set when the worker process is shutting down: running jobs are stopped and
 #: queued again, so another worker continues them.
@@ -60,14 +57,6 @@ shutdown = threading.Event()
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_native_id()}"
-
-
-def _die_with_parent() -> None:
-    # Linux: the job process is killed when the worker thread that started it
-    # dies, so a killed worker never leaves an orphan job running unobserved.
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    os.setpgrp()
 
 
 def _queue_of(job_id: int) -> str | None:
@@ -123,18 +112,11 @@ class JobRun:
         self.gate = ArtifactGate(
             self.job, hooks_for(self.job.kind), str(self.workspace.path), self.workspace.owner
         )
-        read_fd, write_fd = os.pipe()
-        proc = usage.MeasuredPopen(
-            [sys.executable, "-m", "apps.jobs.child", str(write_fd)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            pass_fds=(write_fd,),
-            cwd=self.workspace.path,
+        proc, read_fd = launcher.start(
             env={**sandbox.environment(self.workspace.path, self.gate.path), **self.devices_env},
-            preexec_fn=_die_with_parent,
+            cwd=str(self.workspace.path),
         )
-        os.close(write_fd)
+        log.info("job %s: job process %s started", self.job.pk, proc.pid)
         self.gate.start(process_group=proc.pid)
         spec = {
             "job_id": self.job.pk,

@@ -68,6 +68,16 @@ def environment(workdir: Path, socket_path: str) -> dict[str, str]:
     return env
 
 
+def server_environment() -> dict[str, str]:
+    """The environment of a job fork server (``apps.jobs.forkserver``): a job's, with a
+    folder of the work root as home; each job process it forks gets its own."""
+    home = Path(settings.DIGITS_JOB_WORK_ROOT) / "forkserver"
+    home.mkdir(parents=True, exist_ok=True)
+    env = environment(home, "")
+    env.pop("DIGITS_JOB_ARTIFACT_SOCKET")
+    return env
+
+
 @functools.cache
 def mode() -> str:
     """How this worker confines job processes: ``namespaces``, ``landlock`` or ``none``."""

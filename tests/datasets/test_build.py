@@ -105,9 +105,9 @@ def test_a_killed_build_leaves_no_encoding_process_and_no_working_folder(people,
     build(people.owner, processes=2, count=10_000, size=256, encoding="png")
 
     def pool():
-        for proc in psutil.Process(worker.pid).children(recursive=True):
+        for proc in worker.job_processes():
             try:
-                if "apps.jobs.child" in proc.cmdline() and len(proc.children()) >= 2:
+                if len(proc.children()) >= 2:
                     return proc, proc.children()
             except psutil.NoSuchProcess:
                 pass

@@ -27,7 +27,6 @@ CHECK_DEFAULTS = {
     "use_tensorflow": False,
     "fail_at_step": None,
 }
-CHILD_MODULE = "apps.jobs.child"
 
 
 def check_params(**params) -> dict:
@@ -84,19 +83,8 @@ def runs_on(job: Job, worker) -> bool:
 
 # --- processes -------------------------------------------------------------------------
 def job_processes(worker) -> list[psutil.Process]:
-    """The job processes (``python -m apps.jobs.child``) the worker process started."""
-    found = []
-    try:
-        children = psutil.Process(worker.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    for proc in children:
-        try:
-            if CHILD_MODULE in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except psutil.NoSuchProcess:
-            pass
-    return found
+    """The job processes the worker process started that still run."""
+    return worker.job_processes()
 
 
 def the_job_process(worker) -> psutil.Process:

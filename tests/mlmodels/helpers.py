@@ -126,19 +126,9 @@ def finished(model_id: int, timeout: float = TRAIN_TIMEOUT) -> TrainedModel:
 
 
 def job_process(worker) -> psutil.Process:
-    """The one job process (``python -m apps.jobs.child``) the worker process has started."""
+    """The one job process the worker process has started (and that still runs)."""
 
-    def children():
-        found = []
-        for proc in psutil.Process(worker.pid).children(recursive=True):
-            try:
-                if "apps.jobs.child" in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE:
-                    found.append(proc)
-            except psutil.NoSuchProcess:
-                pass
-        return found
-
-    procs = wait_until(children, timeout=30, message="no job process under the worker")
+    procs = wait_until(worker.job_processes, timeout=30, message="no job process under the worker")
     assert len(procs) == 1, procs
     return procs[0]
 

@@ -1,0 +1,214 @@
+"""A fork server for job processes: ``python -m apps.jobs.forkserver <fd> [module,...]``.
+
+Starting a job process used to cost a fresh interpreter that imported TensorFlow, Keras and
+NumPy (about 4 s of CPU on a 2-core node) before the job did anything. This process imports
+them once (the preload) and forks a job process per request; the job process then does
+exactly what ``python -m apps.jobs.child`` does — confine itself, set Django up with the
+credential-free job settings, run the job kind — with its modules already in memory.
+
+Like ``apps.jobs.confine`` it runs before Django and uses the standard library only (the
+preloaded modules are third-party libraries that read no settings). It is started with the
+allow-listed job environment (``apps.jobs.sandbox.environment``), never runs a job kind or
+a user's code itself, and keeps no credential.
+
+The protocol (``SOCK_SEQPACKET``, one JSON message each, file descriptors alongside):
+
+``{"op": "start", "env": {...}, "cwd": "..."}`` + the job's stdin, stdout, stderr and
+event pipe ends
+    fork a job process; the answer is ``{"started": pid}`` with a pidfd of the process
+    (signals sent through it never reach a reused pid); once the process has ended and was
+    reaped, ``{"exited": pid, "returncode": n, "utime": s, "stime": s, "maxrss": KiB}``
+    (``os.wait4``'s figures, as ``apps.usage.process`` records them).
+``{"op": "adopt"}`` + a socket
+    serve that socket as one more connection (one per worker process when several share
+    one server: the test suite's).
+
+The server stops when the connection it was started with closes. When any connection
+closes — its worker process ended or was killed — the job processes started over it are
+killed, as a job process dies with its worker (``apps.jobs.runner``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import tempfile
+import traceback
+
+MAX_MESSAGE = 4 * 1024 * 1024  # an environment and a folder; the spec goes over stdin
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+EVENTS_FD = 3  # the job's event pipe, as ``apps.jobs.child`` is told
+
+
+def preload(modules: list[str]) -> None:
+    """Import what every job process would import; a module that fails is left out."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - a preload is an optimisation only
+            print(f"forkserver: {name} not preloaded: {exc}", file=sys.stderr, flush=True)
+
+
+def _prctl(option: int, arg: int) -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(option, ctypes.c_ulong(arg), 0, 0, 0)
+
+
+class Server:
+    def __init__(self, control: socket.socket):
+        self.control = control
+        self.selector = selectors.DefaultSelector()
+        self.connections: list[socket.socket] = []
+        self.children: dict[int, tuple[int, socket.socket | None]] = {}  # pidfd → pid, connection
+        self._serve_connection(control)
+
+    def _serve_connection(self, conn: socket.socket) -> None:
+        conn.setblocking(True)
+        self.connections.append(conn)
+        self.selector.register(conn, selectors.EVENT_READ, "connection")
+
+    def serve(self) -> None:
+        while self.connections:
+            for key, _ in self.selector.select():
+                if key.data == "child":
+                    self._reap(key.fd)
+                elif not self._receive(key.fileobj) and key.fileobj is self.control:
+                    self._close_all()
+                    return
+
+    # --- requests ----------------------------------------------------------------------
+    def _receive(self, conn: socket.socket) -> bool:
+        """Answer one message; False once ``conn`` has closed (its job processes killed)."""
+        try:
+            data, fds, _, _ = socket.recv_fds(conn, MAX_MESSAGE, 8)
+        except OSError:
+            data, fds = b"", []
+        if not data:
+            self._drop(conn)
+            return False
+        try:
+            request = json.loads(data)
+            if request.get("op") == "adopt" and len(fds) == 1:
+                self._serve_connection(socket.socket(fileno=fds.pop()))
+            elif request.get("op") == "start" and len(fds) == 4:
+                self._start(conn, request, fds)
+            else:
+                self._send(conn, {"error": f"bad request {request.get('op')!r}"})
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return True
+
+    def _send(self, conn: socket.socket, message: dict, fds: tuple[int, ...] = ()) -> None:
+        with contextlib.suppress(OSError):  # a worker gone: its connection closes next round
+            socket.send_fds(conn, [json.dumps(message).encode()], list(fds))
+
+    def _start(self, conn: socket.socket, request: dict, fds: list[int]) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        server = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = self._become_job(request, fds, server)
+            except BaseException:  # noqa: BLE001 - reported on the job's stderr
+                traceback.print_exc()
+            finally:
+                for stream in (sys.stdout, sys.stderr):
+                    with contextlib.suppress(OSError, ValueError):
+                        stream.flush()
+                os._exit(code)
+        pidfd = os.pidfd_open(pid)
+        self.children[pidfd] = (pid, conn)
+        self.selector.register(pidfd, selectors.EVENT_READ, "child")
+        self._send(conn, {"started": pid}, (pidfd,))
+
+    def _reap(self, pidfd: int) -> None:
+        pid, conn = self.children.pop(pidfd)
+        self.selector.unregister(pidfd)
+        os.close(pidfd)
+        _, status, ru = os.wait4(pid, 0)
+        if conn is None:
+            return  # its worker is gone
+        self._send(conn, {
+            "exited": pid, "returncode": os.waitstatus_to_exitcode(status),
+            "utime": ru.ru_utime, "stime": ru.ru_stime, "maxrss": ru.ru_maxrss,
+        })  # fmt: skip
+
+    def _drop(self, conn: socket.socket) -> None:
+        """``conn``'s worker is gone: so are the job processes it started."""
+        self.selector.unregister(conn)
+        self.connections.remove(conn)
+        conn.close()
+        for pidfd, (pid, owner) in list(self.children.items()):
+            if owner is conn:
+                _kill_group(pid)
+                self.children[pidfd] = (pid, None)  # reaped as usual, told to no one
+
+    def _close_all(self) -> None:
+        for conn in list(self.connections):
+            self._drop(conn)
+        for pidfd, (pid, _) in list(self.children.items()):
+            os.waitpid(pid, 0)
+            os.close(pidfd)
+
+    # --- in the forked job process -------------------------------------------------------
+    def _become_job(self, request: dict, fds: list[int], server: int) -> int:
+        """What ``python -m apps.jobs.child`` is, from a process that already imported the
+        heavy modules: the job's pipes and folder, the job's environment, then the child."""
+        os.setpgrp()  # its own process group, as the runner's exec'd job process has
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != server:
+            return 137
+        _prctl(PR_SET_DUMPABLE, 1)  # the server is not; a job process is, as if exec'd
+        stdin, stdout, stderr, events = fds
+        self.selector.close()
+        for conn in self.connections:
+            conn.detach()  # the descriptor closes below; the object must not close it later
+        for target, fd in ((0, stdin), (1, stdout), (2, stderr), (EVENTS_FD, events)):
+            os.dup2(fd, target)
+        os.closerange(EVENTS_FD + 1, os.sysconf("SC_OPEN_MAX"))
+        fds.clear()
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        _as_a_fresh_process(request["cwd"])
+        from apps.jobs import child
+
+        return child.main(["apps.jobs.child", str(EVENTS_FD)])
+
+
+def _kill_group(pid: int) -> None:
+    for kill, target in ((os.killpg, pid), (os.kill, pid)):
+        with contextlib.suppress(OSError):
+            kill(target, signal.SIGKILL)
+
+
+def _as_a_fresh_process(cwd: str) -> None:
+    """Undo what the fork shares with the server and a new interpreter would not have."""
+    sys.path[0] = cwd  # ``python -m`` puts the working folder first
+    tempfile.tempdir = None  # read TMPDIR again
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()  # its global generator would repeat in every job otherwise
+
+
+def main(argv: list[str]) -> int:
+    control = socket.socket(fileno=int(argv[1]))
+    _prctl(PR_SET_DUMPABLE, 0)  # a job of the same user cannot read or trace this process
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    preload([m for m in (argv[2] if len(argv) > 2 else "").split(",") if m])
+    importlib.import_module("apps.jobs.child")
+    Server(control).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,115 @@
+"""How a job process starts (apps.jobs.launcher): forked from a server that imported
+TensorFlow once, or exec'd. Either way the process is the job's own: the job's environment
+and folder, its own process group, measured by os.wait4, killable, and dead with the
+worker that asked for it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import psutil
+import pytest
+
+from apps.jobs import launcher, sandbox
+from apps.usage.models import JobUsage
+from tests.conftest import wait_until
+from tests.jobs.helpers import check_params, gone, submit_check, wait_status
+
+pytestmark = [pytest.mark.slow, pytest.mark.services]
+
+
+def spec(workdir, **params) -> bytes:
+    return json.dumps({
+        "job_id": 1, "kind": "worker.check", "params": check_params(**params), "attempt": 1,
+        "staging_prefix": "jobs/1/staging/", "sandbox": {"mode": "none", "workdir": str(workdir)},
+    }).encode()  # fmt: skip
+
+
+def events(fd: int) -> list[dict]:
+    with os.fdopen(fd, "rb") as pipe:
+        return [json.loads(line) for line in pipe.read().splitlines()]
+
+
+def start(server, workdir, **params):
+    env = {**sandbox.environment(workdir, ""), "CUDA_VISIBLE_DEVICES": "3"}
+    proc, events_fd = server.start(env, str(workdir))
+    proc.stdin.write(spec(workdir, **params))
+    proc.stdin.close()
+    return proc, events_fd
+
+
+def test_a_forked_job_process_has_the_jobs_environment_folder_and_measures(
+    job_fork_server, tmp_path
+):
+    proc, events_fd = start(job_fork_server, tmp_path, steps=3, step_seconds=0.3, fail_at_step=3)
+    ps = psutil.Process(proc.pid)
+    assert ps.ppid() == job_fork_server.process.pid  # forked, not exec'd
+    assert "apps.jobs.forkserver" in psutil.Process(ps.ppid()).cmdline()
+    # its own group (an abort kills all of it), in its own folder
+    wait_until(lambda: os.getpgid(proc.pid) == proc.pid and ps.cwd() == str(tmp_path))
+    # TensorFlow came with the fork: this check never imports it (use_tensorflow False).
+    assert any("tensorflow" in m.path for m in ps.memory_maps())
+    seen = events(events_fd)
+    assert proc.wait(timeout=60) == 1  # EXIT_FAILED: the check fails at step 3 as asked
+    logs = [e["data"]["message"] for e in seen if e["type"] == "log"]
+    assert "CUDA_VISIBLE_DEVICES=3" in logs  # the job's environment, not the server's
+    failure = [e["data"] for e in seen if e["type"] == "failure"]
+    assert "failing at step 3 as asked" in failure[0]["error"]
+    assert [e["data"]["step"] for e in seen if e["data"].get("series") == "gflops"] == [1, 2]
+    assert proc.rusage.ru_maxrss > 0 and proc.rusage.ru_utime > 0
+    assert proc.run_seconds >= 0.6
+
+
+def test_a_forked_job_process_is_signalled_through_its_pidfd(job_fork_server, tmp_path):
+    proc, events_fd = start(job_fork_server, tmp_path, steps=1000, step_seconds=0.1)
+    with os.fdopen(events_fd, "rb") as pipe:
+        while json.loads(pipe.readline())["type"] != "metric":
+            pass  # running, its SIGTERM handler in place
+        proc.send_signal(signal.SIGTERM)  # the job's own handler: it stops as aborted
+        assert proc.wait(timeout=30) == 3  # EXIT_ABORTED
+    proc.kill()  # after the end: nothing to signal, no other process hit
+
+
+def test_job_processes_die_with_the_connection_that_started_them(job_fork_server, tmp_path):
+    connection = launcher.ForkServer(launcher.adopt(job_fork_server))
+    proc, events_fd = start(connection, tmp_path, steps=1000, step_seconds=0.1)
+    job = psutil.Process(proc.pid)
+    connection.close()  # as a worker's death does
+    wait_until(lambda: gone(job), timeout=10, message="the job outlived its worker")
+    os.close(events_fd)
+    assert job_fork_server.process.poll() is None  # the server serves the others still
+
+
+@pytest.mark.parametrize("how", ["fork", "exec"])
+def test_a_worker_runs_and_measures_jobs_either_way(how, people, start_worker):
+    worker = start_worker(DIGITS_JOB_LAUNCHER=how)
+    job = submit_check(people.owner, steps=4)
+    job = wait_status(job, "done", "error", timeout=90)
+    assert job.status == "done", job.error
+    usage = wait_until(lambda: JobUsage.objects.filter(job=job).first())
+    assert usage.cpu_seconds > 0 and usage.peak_memory_bytes > 0
+    pid = int(worker.log().split("job process ", 1)[1].split()[0])
+    with pytest.raises(psutil.NoSuchProcess):
+        psutil.Process(pid).status()  # reaped
+    servers = [
+        p for p in psutil.Process(worker.pid).children()
+        if "apps.jobs.forkserver" in p.cmdline()
+    ]  # fmt: skip
+    assert len(servers) == (1 if how == "fork" else 0)
+
+
+def test_a_dead_fork_server_is_replaced_for_the_next_job(monkeypatch, tmp_path):
+    first = launcher.spawn_server()
+    monkeypatch.setattr(launcher, "_servers", {"fork": first})
+    first.process.kill()
+    wait_until(lambda: first.gone, timeout=10)
+    second = launcher.server()
+    try:
+        assert second is not first and not second.gone
+        proc, events_fd = start(second, tmp_path, steps=2, fail_at_step=1)
+        os.close(events_fd)
+        assert proc.wait(timeout=120) == 1
+    finally:
+        second.close()
