@@ -191,9 +191,25 @@ def _kill_group(pid: int) -> None:
             kill(target, signal.SIGKILL)
 
 
+def _python_path() -> list[str]:
+    """``PYTHONPATH``'s folders, as a new interpreter puts them on ``sys.path``."""
+    return [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+
+
+#: The server's own ``PYTHONPATH`` folders (replaced by each job's).
+_SERVER_PATH: list[str] = []
+
+
 def _as_a_fresh_process(cwd: str) -> None:
     """Undo what the fork shares with the server and a new interpreter would not have."""
-    sys.path[0] = cwd  # ``python -m`` puts the working folder first
+    rest = sys.path[1:]
+    for folder in _SERVER_PATH:
+        if folder in rest:
+            rest.remove(folder)
+    # ``python -m`` puts the working folder first, then PYTHONPATH (a plugin installed
+    # into a folder of its own after the server started is found there).
+    sys.path[:] = [cwd, *_python_path(), *rest]
+    importlib.invalidate_caches()
     tempfile.tempdir = None  # read TMPDIR again
     numpy = sys.modules.get("numpy")
     if numpy is not None:
@@ -202,6 +218,7 @@ def _as_a_fresh_process(cwd: str) -> None:
 
 def main(argv: list[str]) -> int:
     control = socket.socket(fileno=int(argv[1]))
+    _SERVER_PATH[:] = _python_path()
     _prctl(PR_SET_DUMPABLE, 0)  # a job of the same user cannot read or trace this process
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     preload([m for m in (argv[2] if len(argv) > 2 else "").split(",") if m])

@@ -13,6 +13,7 @@ from imageclass_helpers import Digits
 
 from tests.conftest import (  # noqa: F401  (re-exported fixtures)
     api_client,
+    job_fork_server,
     live_server_url,
     people,
     start_process,

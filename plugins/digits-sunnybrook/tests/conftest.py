@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import (  # noqa: F401
     api_client,
+    job_fork_server,
     live_server_url,
     people,
     start_process,
