@@ -106,6 +106,10 @@ def database_url() -> str:
 
 def process_env(**overrides) -> dict[str, str]:
     env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"}
+    # The processes a test starts may cache bytecode (``__pycache__``, ignored by git):
+    # without it each one compiles the platform's 200 modules again, a tenth of a second
+    # or more at every start. Job processes still never write it (apps.jobs.sandbox).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update({k: str(v) for k, v in overrides.items()})
     return env
 
@@ -143,7 +147,7 @@ class Process:
                 raise AssertionError(
                     f"process exited ({self.proc.returncode}):\n{self.log()[-3000:]}"
                 )
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise AssertionError(f"{text!r} not seen in time:\n{self.log()[-3000:]}")
 
     def job_processes(self) -> list:
@@ -223,9 +227,11 @@ def start_worker(start_process):
     def start(queues=("default",), threads=1, broker_url=None, **env):
         if broker_url:
             env["DIGITS_BROKER_URL"] = broker_url
+        # --skip-checks: Django's system checks (which import every URL conf and view)
+        # are the same for every worker of a run; `manage.py check` has tests of its own.
         worker = start_process(
             "manage.py", "jobworker", "--queues", *queues, "--threads", str(threads),
-            env=env, name="worker-" + "-".join(queues),
+            "--skip-checks", env=env, name="worker-" + "-".join(queues),
         )  # fmt: skip
         worker.wait_for_log("Worker consuming")
         return worker
@@ -252,7 +258,7 @@ def start_web(start_process, port: int | None = None):
         except OSError:
             if time.monotonic() > deadline or web.proc.poll() is not None:
                 raise AssertionError("web server did not start:\n" + web.log()[-3000:]) from None
-            time.sleep(0.2)
+            time.sleep(0.05)
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def start_web(start_process, **env: str) -> str:
         except OSError:
             if time.monotonic() > deadline or web.proc.poll() is not None:
                 raise AssertionError("web server did not start:\n" + web.log()[-3000:]) from None
-            time.sleep(0.2)
+            time.sleep(0.05)
 
 
 @dataclass

@@ -90,7 +90,7 @@ class PluginRegistry:
     def load(self, eps: Iterable[EntryPoint] | None = None, disabled: Iterable[str] = ()) -> None:
         disabled = set(disabled)
         if eps is None:
-            eps = [*entry_points(group=GROUP), *entry_points(group=VIEW_GROUP)]
+            eps = installed_entry_points()
         for ep in sorted(eps, key=lambda e: e.name):
             info = PluginInfo(name=ep.name, entry_point=ep.value, status=LOADED, group=ep.group)
             if ep.dist is not None:
@@ -189,6 +189,13 @@ class PluginRegistry:
 registry = PluginRegistry()
 
 
+def installed_entry_points() -> list[EntryPoint]:
+    """The entry points of both groups, from one scan of the installed distributions (each
+    ``entry_points(group=...)`` call reads every distribution's metadata again)."""
+    found = entry_points()
+    return [*found.select(group=GROUP), *found.select(group=VIEW_GROUP)]
+
+
 def load(disabled: Iterable[str] = (), extra: Iterable[str] = ()) -> PluginRegistry:
     """Discover the installed plugins (once, at settings time).
 
@@ -196,7 +203,7 @@ def load(disabled: Iterable[str] = (), extra: Iterable[str] = ()) -> PluginRegis
     installed entry points (``DIGITS_EXTRA_PLUGINS``): for plugins under development and
     for tests.
     """
-    eps = [*entry_points(group=GROUP), *entry_points(group=VIEW_GROUP)]
+    eps = installed_entry_points()
     for spec in extra:
         name, _, value = spec.partition("=")
         eps.append(EntryPoint(name.strip(), value.strip(), GROUP))

@@ -22,7 +22,6 @@ from .base import (
     validate_key,
 )
 from .local import LocalStore
-from .s3 import S3Store
 
 __all__ = [
     "STAGING_PREFIX",
@@ -35,6 +34,17 @@ __all__ = [
     "reset_store",
     "validate_key",
 ]
+
+
+def __getattr__(name: str):
+    # ``S3Store`` is imported on first use: its client library (minio, with its crypto)
+    # costs every process a fifth of a second at start, and most never talk to S3.
+    if name == "S3Store":
+        from .s3 import S3Store
+
+        return S3Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _store: ArtifactStore | None = None
 _lock = threading.Lock()
@@ -66,6 +76,8 @@ def _build_store() -> ArtifactStore:
         return GateStore(gate)
     s3 = getattr(settings, "DIGITS_S3", None) or {}
     if s3.get("endpoint"):
+        from .s3 import S3Store
+
         return S3Store(
             endpoint=s3["endpoint"],
             access_key=s3.get("access_key") or "",

@@ -29,16 +29,19 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-import pydicom
 from PIL import Image
-from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_modality_lut, apply_voi_lut, apply_windowing
-from pydicom.uid import UID
 
 from apps.core.plugins import EntryError
+
+if TYPE_CHECKING:
+    import pydicom
+    from pydicom.uid import UID
+
+# pydicom is imported where a file is read, not with this module: the plugin's hooks run
+# in every platform process (web, worker, management commands), most of which read none.
 
 MINMAX, WINDOW, FIXED, PERCENTILE, RAW = "minmax", "window", "fixed", "percentile", "raw"
 INTENSITIES = (MINMAX, WINDOW, FIXED, PERCENTILE, RAW)
@@ -83,6 +86,9 @@ class Intensity:
 
 def parse_dicom(source: str | os.PathLike | IO[bytes], name: str) -> pydicom.Dataset:
     """The data set of a DICOM file, with or without preamble; ``EntryError`` naming ``name``."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
     try:
         return pydicom.dcmread(source)
     except InvalidDicomError as exc:
@@ -110,6 +116,8 @@ def _has_pixels(dataset) -> bool:
 
 
 def _syntax(implicit: bool, little: bool) -> UID:
+    import pydicom.uid
+
     if implicit:
         return pydicom.uid.ImplicitVRLittleEndian
     return pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian
@@ -148,6 +156,8 @@ def read_dicom_image(
 
     Raises ``EntryError`` naming ``name`` for anything that is not such an image.
     """
+    from pydicom.pixels import apply_modality_lut
+
     intensity = intensity or Intensity()
     dataset = parse_dicom(source, name)
     pixels = decode_pixels(dataset, name)
@@ -210,6 +220,8 @@ def _linear_window(values: np.ndarray, center: float, width: float, intensity: I
 
 def _window_from_file(values: np.ndarray, dataset, intensity: Intensity) -> np.ndarray:
     """The file's VOI LUT or window (pydicom), scaled from that function's output range."""
+    from pydicom.pixels import apply_voi_lut, apply_windowing
+
     if dataset.get("VOILUTSequence"):  # a table indexed by (whole) modality values
         mapped = apply_voi_lut(np.rint(values).astype(np.int64), dataset, index=0)
         bits = int(dataset.VOILUTSequence[0].LUTDescriptor[2])
