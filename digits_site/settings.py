@@ -330,7 +330,12 @@ DIGITS_JOB_WORK_ROOT = envstr(
 # How a job process starts (apps.jobs.launcher, docs/decisions/0021): "fork" from a server
 # that imported DIGITS_JOB_PRELOAD once, or "exec" a new interpreter per job.
 DIGITS_JOB_LAUNCHER = envstr("DIGITS_JOB_LAUNCHER", "fork")
-DIGITS_JOB_PRELOAD = envlist("DIGITS_JOB_PRELOAD", "numpy,PIL.Image,tensorflow,keras,pydicom")
+# Libraries only: nothing a Django setting or the job's environment changes at import.
+DIGITS_JOB_PRELOAD = envlist(
+    "DIGITS_JOB_PRELOAD",
+    "numpy,PIL.Image,tensorflow,keras,pydicom,psutil,redis,django.db.models,django.forms,"
+    "django.http,django.urls,django.contrib.admin,rest_framework.serializers,channels.layers",
+)
 DIGITS_JOB_UID_BASE = envint("DIGITS_JOB_UID_BASE", 200000)
 DIGITS_JOB_UID_COUNT = envint("DIGITS_JOB_UID_COUNT", 100000)
 DIGITS_JOB_ENV_ALLOW = envlist("DIGITS_JOB_ENV_ALLOW")

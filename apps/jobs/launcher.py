@@ -137,6 +137,7 @@ class ForkServer:
         self.sock = sock
         self.process = process  # ours to stop ("fork"); None for a shared one ("fd:N")
         self.gone = False
+        self.closing = False
         self._request = threading.Lock()  # one start at a time: answers come in order
         self._answers: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
@@ -173,6 +174,7 @@ class ForkServer:
     def close(self) -> None:
         """Close the connection: the server kills the job processes it started over it
         and, when the connection was the one it started with, stops."""
+        self.closing = True
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader thread
         self.sock.close()
@@ -213,7 +215,8 @@ class ForkServer:
 
     def _lost(self) -> None:
         """The server died; so did its job processes (they die with it)."""
-        log.error("the job fork server is gone; its running jobs ended with it")
+        if not self.closing:
+            log.error("the job fork server is gone; its running jobs ended with it")
         self.gone = True
         self._answers.put(None)
         with self._lock:
