@@ -44,6 +44,9 @@ class Command(BaseCommand):
         from apps.jobs.sandbox import mode
 
         WorkerBeat(worker, settings.DIGITS_JOB_HEARTBEAT_SECONDS, stop).start()
+        from apps.jobs import launcher
+
+        launcher.server()  # the job fork server preloads while the worker waits for work
 
         node = NodeAgent(queues, threads).start()
 
