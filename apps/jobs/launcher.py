@@ -245,6 +245,8 @@ def server() -> ForkServer | None:
     with _servers_lock:
         found = _servers.get(how)
         if found is None or (found.gone and how == "fork"):
+            if found is not None and found.process is not None:
+                found.process.poll()  # reap the dead one
             found = _servers[how] = _connect(how)
         return found
 
