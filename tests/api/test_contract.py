@@ -36,6 +36,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from schemathesis.core.failures import FailureGroup
+from schemathesis.transport.requests import ManagedCookiesSession
 
 from apps.accounts.models import ApiToken, Membership, Team
 from apps.core import permissions
@@ -333,6 +334,15 @@ class Finding:
     curl: str
 
 
+def _session() -> ManagedCookiesSession:
+    """One HTTP session for every request: its connection to the server is kept alive (a
+    fresh session per request opens a connection each time). schemathesis drops the cookies
+    an answer sets before the next request; no default headers are added (as without one)."""
+    session = ManagedCookiesSession()
+    session.headers.clear()
+    return session
+
+
 @dataclass
 class Contract:
     """Sends cases to the live server as a user and records what breaks the contract."""
@@ -342,11 +352,12 @@ class Contract:
     statuses: Counter = field(default_factory=Counter)
     seen: set = field(default_factory=set)
     hidden: int = 0  # requests on objects hidden from their sender
+    session: ManagedCookiesSession = field(default_factory=_session)
 
     def send(self, case, caller: User | None, headers: dict[str, str]):
         operation = case.operation
         hidden = caller is not None and _hidden_from(caller, operation.path, case.path_parameters)
-        response = case.call(base_url=self.base_url, headers=headers)
+        response = case.call(base_url=self.base_url, session=self.session, headers=headers)
         self.statuses[operation.label, response.status_code] += 1
         problems = []
         try:

@@ -50,6 +50,25 @@ def log_in(page, base_url: str, username: str, password: str) -> None:
     assert "/accounts/login/" not in page.url, "login failed: " + page.content()[:2000]
 
 
+#: Whether the first element ``selector`` matches is visible, as Playwright means it: a
+#: non-empty box, not ``visibility: hidden``.
+_VISIBLE = """(selector) => {
+  const el = document.querySelector(selector);
+  if (!el) return false;
+  const box = el.getBoundingClientRect();
+  return box.width > 0 && box.height > 0 && getComputedStyle(el).visibility !== "hidden";
+}"""
+
+
+def wait_visible(page, selector: str) -> None:
+    """Wait until ``selector`` shows, checking at every animation frame.
+
+    ``locator.wait_for()`` polls at growing intervals (0, 20, 50, 100, 100, then 500 ms):
+    what shows after a 350 ms transition (the phone menu opening) is seen ~0.8 s after the
+    click, and a page walk pays that on every page."""
+    page.wait_for_function(_VISIBLE, arg=selector, polling="raf")
+
+
 def progress_value(locator) -> int:
     """The bar's value as the page shows it: aria-valuenow of the .progress element."""
     return int(float(locator.get_attribute("aria-valuenow") or 0))

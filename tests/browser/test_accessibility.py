@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.helpers import launch, log_in, run_in_thread
+from tests.browser.helpers import launch, log_in, run_in_thread, wait_visible
 from tests.browser.portal import PASSWORD, USERNAME, make_portal, page_urls
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -45,7 +45,7 @@ def audit(base_url: str, urls: list[str]) -> dict:
                 for url in urls:
                     page.goto(base_url + url, wait_until="load")
                     if url == "/api/docs/":
-                        page.locator(".swagger-ui .info").wait_for()
+                        wait_visible(page, ".swagger-ui .info")
                     found[f"{scheme} {url}"] = violations(axe, page, THIRD_PARTY.get(url))
                 context.close()
         finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from apps.jobs.models import Job
-from tests.browser.helpers import launch, run_in_thread, watched_page
+from tests.browser.helpers import launch, run_in_thread, wait_visible, watched_page
 from tests.core.test_permissions import default_params
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -35,7 +35,7 @@ def visit_pages(base_url: str, job_id: int) -> dict:
                 response = page.goto(base_url + path, wait_until="load")
                 seen["policies"][path] = response.headers.get("content-security-policy")
                 if path == "/api/docs/":  # Swagger UI built the page from its script file
-                    page.locator(".swagger-ui .info").wait_for()
+                    wait_visible(page, ".swagger-ui .info")
 
             page.goto(base_url + "/jobs/")
             bar = page.locator(f'tr[data-job="{job_id}"] [data-role=progress]')

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.helpers import launch, log_in, record_console_error, run_in_thread
+from tests.browser.helpers import launch, log_in, record_console_error, run_in_thread, wait_visible
 from tests.browser.portal import PASSWORD, USERNAME, make_portal, page_urls
 from tests.conftest import grant_custom_code
 
@@ -39,7 +39,7 @@ def open_account_menu(page) -> dict:
     toggler = page.locator(".navbar-toggler")
     seen = {"toggler": toggler.is_visible() and toggler.evaluate(IN_VIEW)}
     toggler.click()
-    page.locator("#main-nav.show").wait_for()
+    wait_visible(page, "#main-nav.show")
     page.locator("#account-menu .dropdown-toggle").click()
     log_out = page.locator("#log-out")
     log_out.wait_for(state="visible")
@@ -63,7 +63,7 @@ def walk(base_url: str, urls: list[str]) -> dict:
             for url in urls:
                 page.goto(base_url + url, wait_until="load")
                 if url == "/api/docs/":
-                    page.locator(".swagger-ui .info").wait_for()
+                    wait_visible(page, ".swagger-ui .info")
                 found = page.evaluate(MEASURE)
                 if url not in OWN_LAYOUT:
                     found.update(open_account_menu(page))

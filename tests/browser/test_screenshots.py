@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.helpers import launch, log_in, run_in_thread
+from tests.browser.helpers import launch, log_in, run_in_thread, wait_visible
 from tests.browser.portal import PASSWORD, USERNAME, make_portal
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -43,14 +43,21 @@ def shoot(base_url: str, ids: dict, folder: Path) -> dict:
     with sync_playwright() as p:
         browser = launch(p)
         try:
+            # Log in once; each shot's context (its own viewport and colour scheme) starts
+            # with that session's cookies.
+            context = browser.new_context()
+            log_in(context.new_page(), base_url, USERNAME, PASSWORD)
+            session = context.storage_state()
+            context.close()
             for name, path, viewport, scheme, menu in SHOTS:
-                context = browser.new_context(viewport=viewport, color_scheme=scheme)
+                context = browser.new_context(
+                    viewport=viewport, color_scheme=scheme, storage_state=session
+                )
                 page = context.new_page()
-                log_in(page, base_url, USERNAME, PASSWORD)
                 page.goto(base_url + path.format(**ids), wait_until="networkidle")
                 if menu:
                     page.locator(".navbar-toggler").click()
-                    page.locator("#main-nav.show").wait_for()
+                    wait_visible(page, "#main-nav.show")
                 file = folder / f"{name}.png"
                 page.screenshot(path=str(file))
                 found[name] = {"background": page.evaluate(BACKGROUND), "size": file.stat().st_size,
