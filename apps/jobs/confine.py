@@ -138,6 +138,11 @@ def make_undumpable() -> None:
     _prctl(PR_SET_DUMPABLE, 0)
 
 
+def make_dumpable() -> None:
+    """Undo ``make_undumpable`` (inherited over a fork): as an exec'd process is."""
+    _prctl(PR_SET_DUMPABLE, 1)
+
+
 def _is_within(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 

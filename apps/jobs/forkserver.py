@@ -6,8 +6,8 @@ them once (the preload) and forks a job process per request; the job process the
 exactly what ``python -m apps.jobs.child`` does — confine itself, set Django up with the
 credential-free job settings, run the job kind — with its modules already in memory.
 
-Like ``apps.jobs.confine`` it runs before Django and uses the standard library only (the
-preloaded modules are third-party libraries that read no settings). It is started with the
+Like ``apps.jobs.confine`` (which it uses) it runs before Django and uses the standard
+library only (the preloaded modules are third-party libraries that read no settings). It is started with the
 allow-listed job environment (``apps.jobs.sandbox.environment``), never runs a job kind or
 a user's code itself, and keeps no credential.
 
@@ -31,7 +31,6 @@ killed, as a job process dies with its worker (``apps.jobs.runner``).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib
 import json
 import os
@@ -42,8 +41,9 @@ import sys
 import tempfile
 import traceback
 
+from apps.jobs import confine
+
 MAX_MESSAGE = 4 * 1024 * 1024  # an environment and a folder; the spec goes over stdin
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 EVENTS_FD = 3  # the job's event pipe, as ``apps.jobs.child`` is told
 
 
@@ -54,10 +54,6 @@ def preload(modules: list[str]) -> None:
             importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - a preload is an optimisation only
             print(f"forkserver: {name} not preloaded: {exc}", file=sys.stderr, flush=True)
-
-
-def _prctl(option: int, arg: int) -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(option, ctypes.c_ulong(arg), 0, 0, 0)
 
 
 class Server:
@@ -94,6 +90,9 @@ class Server:
             return False
         try:
             request = json.loads(data)
+        except ValueError:
+            request = {"op": None}
+        try:
             if request.get("op") == "adopt" and len(fds) == 1:
                 self._serve_connection(socket.socket(fileno=fds.pop()))
             elif request.get("op") == "start" and len(fds) == 4:
@@ -164,10 +163,10 @@ class Server:
         """What ``python -m apps.jobs.child`` is, from a process that already imported the
         heavy modules: the job's pipes and folder, the job's environment, then the child."""
         os.setpgrp()  # its own process group, as the runner's exec'd job process has
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        confine.die_with_parent()  # the server
         if os.getppid() != server:
             return 137
-        _prctl(PR_SET_DUMPABLE, 1)  # the server is not; a job process is, as if exec'd
+        confine.make_dumpable()  # the server is not; a job process is, as if exec'd
         stdin, stdout, stderr, events = fds
         self.selector.close()
         for conn in self.connections:
@@ -219,7 +218,7 @@ def _as_a_fresh_process(cwd: str) -> None:
 def main(argv: list[str]) -> int:
     control = socket.socket(fileno=int(argv[1]))
     _SERVER_PATH[:] = _python_path()
-    _prctl(PR_SET_DUMPABLE, 0)  # a job of the same user cannot read or trace this process
+    confine.make_undumpable()  # a job of the same user cannot read or trace this process
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     preload([m for m in (argv[2] if len(argv) > 2 else "").split(",") if m])
     importlib.import_module("apps.jobs.child")

@@ -1,9 +1,9 @@
 """Runs one claimed job in its own OS process and relays its events.
 
 The worker thread that holds the dramatiq message starts the job process
-(``apps.jobs.child``, forked from a preloaded server or exec'd: ``apps.jobs.launcher``), reads its event pipe, stdout and stderr, stores events in
-batches, keeps the heartbeat fresh, polls for abort requests and records the
-outcome. User code therefore never runs in the worker itself, and an abort can
+(``apps.jobs.child``, forked from a preloaded server or exec'd: ``apps.jobs.launcher``),
+reads its event pipe, stdout and stderr, stores events in batches, keeps the heartbeat
+fresh, polls for abort requests and records the outcome. User code therefore never runs in the worker itself, and an abort can
 always end the job by killing its process.
 
 A database that goes away for a while (a restart, a fail-over, a dropped
