@@ -36,6 +36,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.parameters import ParameterLocation
+from schemathesis.specs.openapi._hypothesis import _draw_negated_locations
 from schemathesis.transport.requests import ManagedCookiesSession
 
 from apps.accounts.models import ApiToken, Membership, Team
@@ -245,6 +247,34 @@ def _path_choices(operation, caller: User, other: User) -> list[dict]:
     return [{key: value, **extra} for value in ids]
 
 
+class _Negatable(Exception):
+    pass
+
+
+def _negatable(operation, path_parameters: dict | None) -> bool:
+    """Whether schemathesis finds anything to make invalid in the operation's requests when
+    the path parameters are ``path_parameters`` (None: generated). When it finds nothing
+    (no parameters, no body; or only path parameters, given here), each negative draw is
+    rejected: hundreds of discarded draws per run before hypothesis gives up, and not one
+    request. Asked of schemathesis' own choice of locations to negate, which draws only
+    once it has some."""
+
+    def draw(strategy):
+        raise _Negatable
+
+    explicit = {
+        ParameterLocation.PATH: path_parameters, ParameterLocation.HEADER: None,
+        ParameterLocation.COOKIE: None, ParameterLocation.QUERY: None,
+    }  # fmt: skip
+    try:
+        _draw_negated_locations(
+            draw, operation, GenerationMode.NEGATIVE, explicit=explicit, body_is_generated=True
+        )
+    except _Negatable:
+        return True
+    return False
+
+
 def _ordered(operations):
     # Deletions last, so that the other operations find the objects they are given.
     return sorted(operations, key=lambda op: (op.method.upper() == "DELETE", op.path, op.method))
@@ -384,10 +414,16 @@ class Contract:
 
     def generated(self, operation, mode, examples: int, caller: User, other: User):
         """Send ``examples`` generated requests; path ids from ``_path_choices`` or any."""
-        choices = _path_choices(operation, caller, other)
+        # None: path parameters generated like the rest.
+        choices = [None, *_path_choices(operation, caller, other)]
+        if mode is GenerationMode.NEGATIVE:
+            # Only the choices that leave something to make invalid: the others' draws are
+            # all discarded (see _negatable), which changes nothing in what is sent.
+            choices = [p for p in choices if _negatable(operation, p)]
+            if not choices:
+                return  # Invalid requests of an operation with nothing to make invalid.
         strategy = st.one_of(
-            [operation.as_strategy(generation_mode=mode)]
-            + [operation.as_strategy(generation_mode=mode, path_parameters=p) for p in choices]
+            [operation.as_strategy(generation_mode=mode, path_parameters=p) for p in choices]
         )
         resource = _resource(operation.path)
 
