@@ -100,9 +100,11 @@ def test_an_idle_worker_runs_the_next_job_at_once_after_a_database_restart(
 
 @pytest.mark.tensorflow
 def test_a_training_survives_an_s3_outage_without_using_an_attempt(
-    people, api_client, start_worker, start_process, s3_proxy, tmp_path, settings
-):
+    people, api_client, start_worker, start_process, s3_proxy, tmp_path, settings,
+    built_datasets,
+):  # fmt: skip
     from apps.mlmodels import snapshots
+    from tests.builds import shared_dataset
     from tests.mlmodels.helpers import build_dataset, create_model, epoch_lines, log_lines
 
     data_root = (tmp_path / "data").resolve()
@@ -115,7 +117,11 @@ def test_a_training_survives_an_s3_outage_without_using_an_attempt(
     )  # fmt: skip
     start_process("manage.py", "reaper", env={"DIGITS_REAPER_INTERVAL": 1}, name="reaper")
     api = api_client.as_user(grant_custom_code(people.owner))
-    dataset = build_dataset(api, data_root, size=16, per_class=40, name="small")
+    dataset = shared_dataset(  # the tests' digits, built once per test process
+        built_datasets, ("digits", 16, 40), people.owner,
+        lambda: build_dataset(api, data_root, size=16, per_class=40, name="small"),
+        name="small",
+    )  # fmt: skip
     epochs = 8
     model = create_model(
         api, dataset, "outage", epochs=epochs, batch_size=8, snapshot_interval=1,

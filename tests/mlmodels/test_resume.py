@@ -25,7 +25,8 @@ from tests.mlmodels.helpers import (
 
 pytestmark = [pytest.mark.tensorflow, pytest.mark.timeout(900)]
 
-EPOCHS = 12
+#: 6 epochs left after the second one, when the run is killed or aborted.
+EPOCHS = 8
 #: 300 training images in batches of 8: enough steps per epoch to catch a run mid-way.
 OPTIONS = {"epochs": EPOCHS, "batch_size": 8, "base_lr": 0.01, "optimizer": "momentum",
            "policy": "step", "step_size": 50, "snapshot_interval": 1, "metrics_every": 10}  # fmt: skip

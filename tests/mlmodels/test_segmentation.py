@@ -35,13 +35,14 @@ from tests.mlmodels.helpers import (
 pytestmark = [pytest.mark.tensorflow, pytest.mark.timeout(900)]
 
 UNET = {"source": "standard", "name": "unet"}
-#: Seeded, 10 epochs of 6 steps: the U-Net reaches a validation Dice above 0.95.
-OPTIONS = {"epochs": 10, "batch_size": 8, "base_lr": 0.003, "optimizer": "adam",
+#: Seeded, 8 epochs of 7 steps: the U-Net's validation Dice is 0.82, 0.96, 0.98 after epochs
+#: 6, 7 and 8 (10 epochs added 0.007).
+OPTIONS = {"epochs": 8, "batch_size": 8, "base_lr": 0.003, "optimizer": "adam",
            "policy": "fixed", "seed": 1, "metrics_every": 2}  # fmt: skip
 
 
-def build_sunnybrook(api, root: Path, name="ventricles", cases=6, slices=10) -> Dataset:
-    tree = make_ellipse_tree(root / name, cases=cases, slices=slices, size=64)
+def build_sunnybrook(api, root: Path, name="ventricles", cases=6, slices=10, size=64) -> Dataset:
+    tree = make_ellipse_tree(root / name, cases=cases, slices=slices, size=size)
     options = {"image_folder": str(tree.images), "contour_folder": str(tree.contours),
                "val_percent": 20, "seed": 1}  # fmt: skip
     body = {"type": "image-sunnybrook", "name": name, "options": options}
@@ -104,12 +105,12 @@ def test_a_unet_learns_the_ventricle_and_its_bundle_predicts_the_same_mask(
     assert model.status == "ready", model.job.error
     epochs = model.result["epochs"]
     print("val Dice per epoch:", [round(e["val_dice"], 4) for e in epochs])
-    assert [e["epoch"] for e in epochs] == list(range(1, 11))
+    assert [e["epoch"] for e in epochs] == list(range(1, OPTIONS["epochs"] + 1))
     assert model.result["task"] == "segmentation"
     best = next(e for e in epochs if e["epoch"] == model.best_epoch)
     assert best["val_dice"] == max(e["val_dice"] for e in epochs)  # chosen by validation Dice
     assert best["val_dice"] >= 0.85, epochs
-    assert epoch_lines(log_lines(model.job)) == list(range(1, 11))
+    assert epoch_lines(log_lines(model.job)) == list(range(1, OPTIONS["epochs"] + 1))
     names = set(model.job.events.filter(type="metric").values_list("data__series", flat=True))
     assert {"train/loss", "train/pixel_accuracy", "train/dice", "train/mean_iou", "val/loss",
             "val/pixel_accuracy", "val/mean_iou", "val/dice", "val/dice_0", "val/dice_1",
@@ -149,7 +150,8 @@ def test_a_unet_learns_the_ventricle_and_its_bundle_predicts_the_same_mask(
 def test_a_killed_segmentation_job_resumes_from_its_last_snapshot(api, data_root, worker):
     from tests.mlmodels.test_resume import around, logged_epochs, saved_at_least
 
-    dataset = build_sunnybrook(api, data_root, name="small", cases=4, slices=8)
+    # 32×32 slices: a quarter of the 64×64 ones' work per step.
+    dataset = build_sunnybrook(api, data_root, name="small", cases=4, slices=8, size=32)
     epochs = 6
     # The options of segmentation training that change the graph: weighted + Dice loss,
     # augmentation of image and mask in the input pipeline.

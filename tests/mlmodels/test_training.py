@@ -39,28 +39,30 @@ def test_lenet_learns_the_digits_classifies_an_upload_and_downloads(
     assert manifest["label_names"] == [str(d) for d in range(10)]
     assert manifest["stages"]["val"]["count"] >= 400  # 25 % of 1797, per class
 
-    created = create_model(api, dataset, "lenet digits", epochs=8, batch_size=32, base_lr=0.001)
+    # Seeded: the validation accuracy is 0.9053, 0.9515, 0.9581, 0.9670 after epochs 1..4 —
+    # three epochs above the bar, the best one by 0.017 (8 epochs added 0.013 more).
+    created = create_model(api, dataset, "lenet digits", epochs=4, batch_size=32, base_lr=0.001)
     assert created["status"] == "training" and created["solver"]["seed"] == 1
     model = finished(created["id"])
     assert model.status == "ready", model.job.error
     result = model.result
     epochs = result["epochs"]
-    assert [e["epoch"] for e in epochs] == list(range(1, 9))
-    assert result["snapshots"] == list(range(1, 9)) and result["resumed_from"] == 0
+    assert [e["epoch"] for e in epochs] == list(range(1, 5))
+    assert result["snapshots"] == list(range(1, 5)) and result["resumed_from"] == 0
     best = next(e for e in epochs if e["epoch"] == model.best_epoch)
     print("val accuracy per epoch:", [round(e["val_accuracy"], 4) for e in epochs])
     assert best["val_accuracy"] >= 0.95, epochs
     assert best["val_accuracy"] == max(e["val_accuracy"] for e in epochs)
     assert epochs[-1]["loss"] < epochs[0]["loss"]
-    assert epoch_lines(log_lines(model.job)) == list(range(1, 9))
+    assert epoch_lines(log_lines(model.job)) == list(range(1, 5))
     job = model.job
     names = set(job.events.filter(type="metric").values_list("data__series", flat=True))
     assert {"train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/top5", "lr",
             "images_per_sec", "epoch", "cpu_percent", "memory_mb"} <= names  # fmt: skip
-    # The schedule's steps line up with epochs: 8 epochs of ceil(train / 32) steps each.
+    # The schedule's steps line up with epochs: 4 epochs of ceil(train / 32) steps each.
     steps = -(-manifest["stages"]["train"]["count"] // 32)
     assert result["steps_per_epoch"] == steps
-    assert [step for step, _ in series(job, "epoch")] == [steps * n for n in range(1, 9)]
+    assert [step for step, _ in series(job, "epoch")] == [steps * n for n in range(1, 5)]
     assert job.progress == 1.0 and job.attempts == 1
 
     # --- classify an uploaded digit (the original 8×8 PNG; the server resizes it) --------
