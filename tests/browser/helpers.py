@@ -111,13 +111,16 @@ def run_with_browser(fn, timeout: float = 220):
             _shared = _SharedBrowser()
             atexit.register(_shared.stop)
         shared = _shared
-    outcome, timed_out = shared.run(fn, timeout)
-    if timed_out:
-        # The thread is still busy with it: later tests get a browser of their own.
+    try:
+        outcome, timed_out = shared.run(fn, timeout)
+        if timed_out:
+            raise AssertionError("the browser session did not finish in time")
+    except BaseException:  # timed out, or interrupted (pytest-timeout, Ctrl-C)
+        # The thread may still be busy with it: later tests get a browser of their own.
         with _shared_lock:
             if _shared is shared:
                 _shared = None
-        raise AssertionError("the browser session did not finish in time")
+        raise
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
