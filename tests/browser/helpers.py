@@ -3,6 +3,9 @@ sync API in a thread of its own, logging in, and reading what a page shows."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import queue
 import threading
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package: browser downloads are blocked
@@ -36,6 +39,88 @@ def run_in_thread(fn, timeout: float = 220):
     thread.join(timeout=timeout)
     if thread.is_alive():
         raise AssertionError("the browser session did not finish in time")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+class _SharedBrowser:
+    """One Chromium for the test process's browser tests, in the one thread that owns it
+    (Playwright's sync objects belong to the thread that made them): starting Playwright's
+    driver and a Chromium costs about a second of CPU, each test of a walk paid it.
+
+    Each test gets the browser for its session and its own contexts (fresh cookies,
+    storage and cache), all closed when it ends; a browser that died is launched again."""
+
+    def __init__(self):
+        self.jobs: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._serve, name="playwright-shared", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        playwright = browser = None
+        try:
+            while (job := self.jobs.get()) is not None:
+                fn, outcome, done = job
+                try:
+                    if browser is None or not browser.is_connected():
+                        playwright = playwright or sync_playwright().start()
+                        browser = launch(playwright)
+                    outcome["value"] = fn(browser)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+                    outcome["error"] = exc
+                finally:
+                    for context in browser.contexts if browser is not None else []:
+                        with contextlib.suppress(Exception):
+                            context.close()
+                    done.set()
+        finally:
+            with contextlib.suppress(Exception):
+                if browser is not None:
+                    browser.close()
+                if playwright is not None:
+                    playwright.stop()
+
+    def run(self, fn, timeout: float):
+        outcome: dict = {}
+        done = threading.Event()
+        self.jobs.put((fn, outcome, done))
+        if not done.wait(timeout):
+            return None, True
+        return outcome, False
+
+    def stop(self) -> None:
+        self.jobs.put(None)
+        self.thread.join(timeout=10)
+
+
+_shared: _SharedBrowser | None = None
+_shared_lock = threading.Lock()
+
+
+def run_with_browser(fn, timeout: float = 220):
+    """``fn(browser)`` in the thread of the process's shared Chromium; return its value,
+    re-raise what it raised. The contexts ``fn`` opened are closed after it (each test
+    starts from none: no cookies, storage or cache of another). A test that needs its own
+    launch arguments or a browser restarted uses ``run_in_thread`` and ``launch``."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = _SharedBrowser()
+            atexit.register(_shared.stop)
+        shared = _shared
+    try:
+        outcome, timed_out = shared.run(fn, timeout)
+        if timed_out:
+            raise AssertionError("the browser session did not finish in time")
+    except BaseException:  # timed out, or interrupted (pytest-timeout, Ctrl-C)
+        # The thread may still be busy with it: later tests get a browser of their own.
+        with _shared_lock:
+            if _shared is shared:
+                _shared = None
+        raise
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.helpers import launch, log_in, run_in_thread, wait_visible
+from tests.browser.helpers import log_in, run_with_browser, wait_visible
 from tests.browser.portal import PASSWORD, USERNAME, make_portal, page_urls
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -26,30 +26,22 @@ def violations(axe, page, context=None) -> list[str]:
     ]
 
 
-def audit(base_url: str, urls: list[str]) -> dict:
+def audit(browser, base_url: str, urls: list[str]) -> dict:
     from axe_playwright_python.sync_playwright import Axe
-    from playwright.sync_api import sync_playwright
 
     axe = Axe()
     found: dict = {}
-    with sync_playwright() as p:
-        browser = launch(p)
-        try:
-            for scheme in ("light", "dark"):
-                context = browser.new_context(
-                    viewport={"width": 1440, "height": 900}, color_scheme=scheme
-                )
-                context.set_default_timeout(45_000)
-                page = context.new_page()
-                log_in(page, base_url, USERNAME, PASSWORD)
-                for url in urls:
-                    page.goto(base_url + url, wait_until="load")
-                    if url == "/api/docs/":
-                        wait_visible(page, ".swagger-ui .info")
-                    found[f"{scheme} {url}"] = violations(axe, page, THIRD_PARTY.get(url))
-                context.close()
-        finally:
-            browser.close()
+    for scheme in ("light", "dark"):
+        context = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme=scheme)
+        context.set_default_timeout(45_000)
+        page = context.new_page()
+        log_in(page, base_url, USERNAME, PASSWORD)
+        for url in urls:
+            page.goto(base_url + url, wait_until="load")
+            if url == "/api/docs/":
+                wait_visible(page, ".swagger-ui .info")
+            found[f"{scheme} {url}"] = violations(axe, page, THIRD_PARTY.get(url))
+        context.close()
     return found
 
 
@@ -58,7 +50,7 @@ def test_no_page_has_a_serious_accessibility_violation(
 ):
     urls = page_urls(make_portal(django_user_model))
 
-    found = run_in_thread(lambda: audit(live_server_url, urls), timeout=560)
+    found = run_with_browser(lambda browser: audit(browser, live_server_url, urls), timeout=560)
 
     assert len(found) == 2 * len(urls)
     bad = {page: v for page, v in found.items() if v}

@@ -12,7 +12,7 @@ from apps.jobs import events, series
 from apps.jobs.models import Job
 from apps.mlmodels.models import TrainedModel
 from bench.chart_series import insert_run
-from tests.browser.helpers import launch, log_in, run_in_thread
+from tests.browser.helpers import log_in, run_with_browser
 from tests.mlmodels.test_errors import ready_dataset
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -61,29 +61,22 @@ def test_a_million_step_run_is_drawn_in_under_a_second(django_user_model, live_s
     user = django_user_model.objects.create_user("longrun", password="browser-pw-5")
     model = long_run(user, 1_000_000)
 
-    def watch():
-        from playwright.sync_api import sync_playwright
+    def watch(browser):
+        page = browser.new_page()
+        page.set_default_timeout(120_000)
+        log_in(page, live_server_url, "longrun", "browser-pw-5")
+        # A web process's first view of a finished run reads the cut stored when the job
+        # ended (not its million events), then serves it from its cache.
+        open_charts(page, live_server_url, model.pk)
+        first = int(page.get_attribute("#job", "data-series-ms"))
+        open_charts(page, live_server_url, model.pk)
+        return (
+            first,
+            int(page.get_attribute("#job", "data-series-ms")),
+            page.evaluate(SERIES_STATE),
+        )
 
-        with sync_playwright() as p:
-            browser = launch(p)
-            try:
-                page = browser.new_page()
-                page.set_default_timeout(120_000)
-                log_in(page, live_server_url, "longrun", "browser-pw-5")
-                # A web process's first view of a finished run reads the cut stored when
-                # the job ended (not its million events), then serves it from its cache.
-                open_charts(page, live_server_url, model.pk)
-                first = int(page.get_attribute("#job", "data-series-ms"))
-                open_charts(page, live_server_url, model.pk)
-                return (
-                    first,
-                    int(page.get_attribute("#job", "data-series-ms")),
-                    page.evaluate(SERIES_STATE),
-                )
-            finally:
-                browser.close()
-
-    first, ms, state = run_in_thread(watch)
+    first, ms, state = run_with_browser(watch)
     print(f"series to drawn chart: first {first} ms, then {ms} ms")
     loss = {d["label"]: d for d in state["loss-chart"]}
     assert loss["train loss"]["points"] == 2000  # of 1,000,000
@@ -119,75 +112,68 @@ def test_the_chart_tools_work(django_user_model, live_server_url):
     user = django_user_model.objects.create_user("charty", password="browser-pw-6")
     model = long_run(user, 5000)
 
-    def watch():
-        from playwright.sync_api import sync_playwright
-
+    def watch(browser):
         seen = {"errors": []}
-        with sync_playwright() as p:
-            browser = launch(p)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.on("pageerror", lambda e: seen["errors"].append(str(e)))
-                page.set_default_timeout(60_000)
-                log_in(page, live_server_url, "charty", "browser-pw-6")
-                open_charts(page, live_server_url, model.pk)
-                seen["state"] = page.evaluate(SERIES_STATE)
-                seen["colours"] = page.evaluate(
-                    "() => [DigitsCharts.colourOf('train/loss'), DigitsCharts.colourOf('lr')]"
-                )
-                for name, script in FEATURES.items():
-                    seen[name] = page.evaluate(script)
-                # The x axis: step, then wall time.
-                page.select_option("[data-role=x-axis]", "step")
-                seen["step_axis"] = page.evaluate(FEATURES["axes"])
-                page.select_option("[data-role=x-axis]", "time")
-                seen["time_axis"] = page.evaluate(FEATURES["axes"])
-                page.select_option("[data-role=x-axis]", "epoch")
-                # Log scale, smoothing.
-                page.check("[data-role=log-scale]")
-                seen["log"] = page.evaluate(FEATURES["axes"])[3]
-                # Dark mode: the toggle turns the axes' labels light on the open page.
-                seen["light_ticks"] = page.evaluate(TICK_COLOUR)
-                page.locator("#theme-toggle").click()
-                seen["dark_ticks"] = page.evaluate(TICK_COLOUR)
-                raw = page.evaluate(
-                    "() => Chart.getChart('loss-chart').data.datasets[0].data.map(p => p.y)"
-                )
-                page.fill("[data-role=smoothing]", "0.95")
-                smooth = page.evaluate(
-                    "() => Chart.getChart('loss-chart').data.datasets[0].data.map(p => p.y)"
-                )
-                seen["smoothing"] = (raw, smooth)
-                # Drag to zoom, then reset.
-                box = page.locator("#loss-chart").bounding_box()
-                y = box["y"] + box["height"] / 2
-                page.mouse.move(box["x"] + box["width"] * 0.3, y)
-                page.mouse.down()
-                page.mouse.move(box["x"] + box["width"] * 0.5, y, steps=5)
-                page.mouse.up()
-                seen["zoomed"] = page.evaluate(X_RANGE)
-                # Shift-drag pans the zoomed window (to the left: later epochs come in).
-                page.keyboard.down("Shift")
-                page.mouse.move(box["x"] + box["width"] * 0.6, y)
-                page.mouse.down()
-                page.mouse.move(box["x"] + box["width"] * 0.4, y, steps=5)
-                page.mouse.up()
-                page.keyboard.up("Shift")
-                seen["panned"] = page.evaluate(X_RANGE)
-                page.click("[data-role=reset-zoom]")
-                seen["reset"] = page.evaluate(X_RANGE)
-                # The crosshair: hovering the loss chart shows the lr chart's tooltip there.
-                page.mouse.move(box["x"] + box["width"] * 0.6, y)
-                seen["synced"] = page.evaluate("""() => { const lr = Chart.getChart('lr-chart');
-                    return [lr.$cross, lr.tooltip.getActiveElements().length,
-                            Chart.getChart('loss-chart').$cross]; }""")
-                page.click("#lr-chart ~ details.chart-data summary")
-                seen["table_rows"] = page.locator("#lr-chart ~ details.chart-data tbody tr").count()
-            finally:
-                browser.close()
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("pageerror", lambda e: seen["errors"].append(str(e)))
+        page.set_default_timeout(60_000)
+        log_in(page, live_server_url, "charty", "browser-pw-6")
+        open_charts(page, live_server_url, model.pk)
+        seen["state"] = page.evaluate(SERIES_STATE)
+        seen["colours"] = page.evaluate(
+            "() => [DigitsCharts.colourOf('train/loss'), DigitsCharts.colourOf('lr')]"
+        )
+        for name, script in FEATURES.items():
+            seen[name] = page.evaluate(script)
+        # The x axis: step, then wall time.
+        page.select_option("[data-role=x-axis]", "step")
+        seen["step_axis"] = page.evaluate(FEATURES["axes"])
+        page.select_option("[data-role=x-axis]", "time")
+        seen["time_axis"] = page.evaluate(FEATURES["axes"])
+        page.select_option("[data-role=x-axis]", "epoch")
+        # Log scale, smoothing.
+        page.check("[data-role=log-scale]")
+        seen["log"] = page.evaluate(FEATURES["axes"])[3]
+        # Dark mode: the toggle turns the axes' labels light on the open page.
+        seen["light_ticks"] = page.evaluate(TICK_COLOUR)
+        page.locator("#theme-toggle").click()
+        seen["dark_ticks"] = page.evaluate(TICK_COLOUR)
+        raw = page.evaluate(
+            "() => Chart.getChart('loss-chart').data.datasets[0].data.map(p => p.y)"
+        )
+        page.fill("[data-role=smoothing]", "0.95")
+        smooth = page.evaluate(
+            "() => Chart.getChart('loss-chart').data.datasets[0].data.map(p => p.y)"
+        )
+        seen["smoothing"] = (raw, smooth)
+        # Drag to zoom, then reset.
+        box = page.locator("#loss-chart").bounding_box()
+        y = box["y"] + box["height"] / 2
+        page.mouse.move(box["x"] + box["width"] * 0.3, y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.5, y, steps=5)
+        page.mouse.up()
+        seen["zoomed"] = page.evaluate(X_RANGE)
+        # Shift-drag pans the zoomed window (to the left: later epochs come in).
+        page.keyboard.down("Shift")
+        page.mouse.move(box["x"] + box["width"] * 0.6, y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.4, y, steps=5)
+        page.mouse.up()
+        page.keyboard.up("Shift")
+        seen["panned"] = page.evaluate(X_RANGE)
+        page.click("[data-role=reset-zoom]")
+        seen["reset"] = page.evaluate(X_RANGE)
+        # The crosshair: hovering the loss chart shows the lr chart's tooltip there.
+        page.mouse.move(box["x"] + box["width"] * 0.6, y)
+        seen["synced"] = page.evaluate("""() => { const lr = Chart.getChart('lr-chart');
+            return [lr.$cross, lr.tooltip.getActiveElements().length,
+                    Chart.getChart('loss-chart').$cross]; }""")
+        page.click("#lr-chart ~ details.chart-data summary")
+        seen["table_rows"] = page.locator("#lr-chart ~ details.chart-data tbody tr").count()
         return seen
 
-    seen = run_in_thread(watch)
+    seen = run_with_browser(watch)
     assert not seen["errors"], seen["errors"]
     names = {c[0]: c for c in seen["names"]}
     assert all(c[1] and c[2] == "img" for c in names.values()), seen["names"]

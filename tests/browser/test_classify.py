@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.browser.helpers import launch, log_in, record_console_error, run_in_thread
+from tests.browser.helpers import log_in, record_console_error, run_with_browser
 from tests.inference.helpers import make_model, png, val_entries
 
 pytestmark = [pytest.mark.browser, pytest.mark.tensorflow, pytest.mark.timeout(300)]
@@ -29,35 +29,29 @@ SHOWN = """() => ({
 })"""
 
 
-def classify_in_browser(base_url, model_id, image: bytes, username, password) -> dict:
-    from playwright.sync_api import sync_playwright
+def classify_in_browser(browser, base_url, model_id, image: bytes, username, password) -> dict:
 
     seen: dict = {"console_errors": []}
-    with sync_playwright() as p:
-        browser = launch(p)
-        try:
-            context = browser.new_context()
-            context.set_default_timeout(90_000)  # the first request starts the model process
-            page = context.new_page()
-            page.on("console", lambda m: record_console_error(seen, m))
-            log_in(page, base_url, username, password)
-            page.goto(f"{base_url}/models/{model_id}/classify/")
-            page.set_input_files("#id_image", {"name": "digit.png", "mimeType": "image/png",
-                                               "buffer": image})  # fmt: skip
-            page.fill("#id_top_n", "10")
-            page.check("#id_layers")
-            with page.expect_navigation():
-                page.click("#classify-form button[type=submit]")
-            seen["upload"] = page.evaluate(SHOWN)
-            assert seen["upload"]["error"] is None, seen["upload"]["error"]
-            page.fill("input[name=index]", "2")
-            page.uncheck("#id_layers")
-            with page.expect_navigation():
-                page.click("#classify-form button[type=submit]")
-            page.locator("#predictions").wait_for()
-            seen["entry"] = page.evaluate(SHOWN)
-        finally:
-            browser.close()
+    context = browser.new_context()
+    context.set_default_timeout(90_000)  # the first request starts the model process
+    page = context.new_page()
+    page.on("console", lambda m: record_console_error(seen, m))
+    log_in(page, base_url, username, password)
+    page.goto(f"{base_url}/models/{model_id}/classify/")
+    page.set_input_files("#id_image", {"name": "digit.png", "mimeType": "image/png",
+                                       "buffer": image})  # fmt: skip
+    page.fill("#id_top_n", "10")
+    page.check("#id_layers")
+    with page.expect_navigation():
+        page.click("#classify-form button[type=submit]")
+    seen["upload"] = page.evaluate(SHOWN)
+    assert seen["upload"]["error"] is None, seen["upload"]["error"]
+    page.fill("input[name=index]", "2")
+    page.uncheck("#id_layers")
+    with page.expect_navigation():
+        page.click("#classify-form button[type=submit]")
+    page.locator("#predictions").wait_for()
+    seen["entry"] = page.evaluate(SHOWN)
     return seen
 
 
@@ -75,9 +69,9 @@ def test_classify_one_with_visualizations_in_a_real_browser(
     model, network = make_model(user)
     features, labels = val_entries()
 
-    seen = run_in_thread(
-        lambda: classify_in_browser(
-            live_server_url, model.pk, png(features[0]), "cleo", "browser-pw-5"
+    seen = run_with_browser(
+        lambda browser: classify_in_browser(
+            browser, live_server_url, model.pk, png(features[0]), "cleo", "browser-pw-5"
         )  # fmt: skip
     )
 

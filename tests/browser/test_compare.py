@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apps.mlmodels.models import TrainedModel
-from tests.browser.helpers import launch, log_in, record_console_error, run_in_thread
+from tests.browser.helpers import log_in, record_console_error, run_with_browser
 from tests.mlmodels.test_compare import trained
 from tests.mlmodels.test_errors import ready_dataset
 
@@ -15,27 +15,21 @@ CHARTS = """() => Object.fromEntries([...document.querySelectorAll("canvas[data-
     c => [c.dataset.curve, Chart.getChart(c).data.datasets.map(d => [d.label, d.data.length])]))"""
 
 
-def compare_in_browser(base_url: str, username: str, password: str) -> dict:
-    from playwright.sync_api import sync_playwright
+def compare_in_browser(browser, base_url: str, username: str, password: str) -> dict:
 
     seen: dict = {"console_errors": []}
-    with sync_playwright() as p:
-        browser = launch(p)
-        try:
-            page = browser.new_context().new_page()
-            page.on("console", lambda m: record_console_error(seen, m))
-            log_in(page, base_url, username, password)
-            page.goto(base_url + "/models/?sort=val_accuracy")
-            for checkbox in page.locator("#model-table input[name=id]").all():
-                checkbox.check()
-            with page.expect_navigation():
-                page.click("#compare-form button[type=submit]")
-            page.locator("#compare-charts[data-ready=true]").wait_for()
-            seen["url"] = page.url
-            seen["best"] = page.locator("#compare-table tr.table-success a").first.text_content()
-            seen["charts"] = page.evaluate(CHARTS)
-        finally:
-            browser.close()
+    page = browser.new_context().new_page()
+    page.on("console", lambda m: record_console_error(seen, m))
+    log_in(page, base_url, username, password)
+    page.goto(base_url + "/models/?sort=val_accuracy")
+    for checkbox in page.locator("#model-table input[name=id]").all():
+        checkbox.check()
+    with page.expect_navigation():
+        page.click("#compare-form button[type=submit]")
+    page.locator("#compare-charts[data-ready=true]").wait_for()
+    seen["url"] = page.url
+    seen["best"] = page.locator("#compare-table tr.table-success a").first.text_content()
+    seen["charts"] = page.evaluate(CHARTS)
     return seen
 
 
@@ -48,7 +42,9 @@ def test_two_models_compared_in_a_real_browser(
     trained(user, dataset, "fast", [(1.0, 0.6, 1.1, 0.61), (0.4, 0.9, 0.5, 0.88)], best=2)
     assert TrainedModel.objects.count() == 2
 
-    seen = run_in_thread(lambda: compare_in_browser(live_server_url, "cora", "browser-pw-4"))
+    seen = run_with_browser(
+        lambda browser: compare_in_browser(browser, live_server_url, "cora", "browser-pw-4")
+    )
 
     assert "/models/compare/?id=" in seen["url"]
     assert seen["best"] == "fast"
@@ -86,23 +82,17 @@ def test_a_sweep_set_against_its_result(transactional_db, django_user_model, liv
     ]  # fmt: skip
     ids = "&".join(f"id={m.pk}" for m in models)
 
-    def watch():
-        from playwright.sync_api import sync_playwright
+    def watch(browser):
 
-        with sync_playwright() as p:
-            browser = launch(p)
-            try:
-                page = browser.new_page(viewport={"width": 1300, "height": 900})
-                log_in(page, live_server_url, "swee", "browser-pw-7")
-                page.goto(f"{live_server_url}/models/compare/?{ids}")
-                page.locator("#parallel-coordinates[data-ready=true]").wait_for()
-                first = page.evaluate(SWEEP)
-                page.select_option("[data-role=sweep-metric]", "val_loss")
-                return first, page.evaluate(SWEEP)
-            finally:
-                browser.close()
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        log_in(page, live_server_url, "swee", "browser-pw-7")
+        page.goto(f"{live_server_url}/models/compare/?{ids}")
+        page.locator("#parallel-coordinates[data-ready=true]").wait_for()
+        first = page.evaluate(SWEEP)
+        page.select_option("[data-role=sweep-metric]", "val_loss")
+        return first, page.evaluate(SWEEP)
 
-    seen, by_loss = run_in_thread(watch)
+    seen, by_loss = run_with_browser(watch)
     assert [a[0] for a in seen["axes"]] == ["base_lr", "optimizer", "val_accuracy"]
     assert seen["axes"][0][1] == "base lr (log)"
     heights = {line["title"].split(":")[0]: line["points"][-1][1] for line in seen["lines"]}

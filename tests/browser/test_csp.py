@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from apps.jobs.models import Job
-from tests.browser.helpers import launch, run_in_thread, wait_visible, watched_page
+from tests.browser.helpers import run_with_browser, wait_visible, watched_page
 from tests.core.test_permissions import default_params
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -22,39 +22,33 @@ PAGES = [
 ]  # fmt: skip
 
 
-def visit_pages(base_url: str, job_id: int) -> dict:
-    from playwright.sync_api import sync_playwright
+def visit_pages(browser, base_url: str, job_id: int) -> dict:
 
     seen: dict = {"console_errors": [], "bad_responses": [], "policies": {}, "dialogs": []}
-    with sync_playwright() as p:
-        browser = launch(p)
-        try:
-            page = watched_page(browser, seen, base_url, "cspadmin", "browser-pw-7")
-            for path in PAGES:
-                path = path.format(job=job_id)
-                response = page.goto(base_url + path, wait_until="load")
-                seen["policies"][path] = response.headers.get("content-security-policy")
-                if path == "/api/docs/":  # Swagger UI built the page from its script file
-                    wait_visible(page, ".swagger-ui .info")
+    page = watched_page(browser, seen, base_url, "cspadmin", "browser-pw-7")
+    for path in PAGES:
+        path = path.format(job=job_id)
+        response = page.goto(base_url + path, wait_until="load")
+        seen["policies"][path] = response.headers.get("content-security-policy")
+        if path == "/api/docs/":  # Swagger UI built the page from its script file
+            wait_visible(page, ".swagger-ui .info")
 
-            page.goto(base_url + "/jobs/")
-            bar = page.locator(f'tr[data-job="{job_id}"] [data-role=progress]')
-            seen["bar_width"] = bar.evaluate("b => b.style.width")
+    page.goto(base_url + "/jobs/")
+    bar = page.locator(f'tr[data-job="{job_id}"] [data-role=progress]')
+    seen["bar_width"] = bar.evaluate("b => b.style.width")
 
-            page.goto(base_url + f"/jobs/{job_id}/")
+    page.goto(base_url + f"/jobs/{job_id}/")
 
-            def answer(dialog):
-                seen["dialogs"].append(dialog.message)
-                dialog.dismiss()
+    def answer(dialog):
+        seen["dialogs"].append(dialog.message)
+        dialog.dismiss()
 
-            page.on("dialog", answer)
-            page.click("form[data-confirm] button[type=submit]")
-            # A dismissed confirmation submits nothing: once no request is in flight (a
-            # submitted form would be one) the page is where it was.
-            page.wait_for_load_state("networkidle")
-            seen["url_after_cancel"] = page.url
-        finally:
-            browser.close()
+    page.on("dialog", answer)
+    page.click("form[data-confirm] button[type=submit]")
+    # A dismissed confirmation submits nothing: once no request is in flight (a
+    # submitted form would be one) the page is where it was.
+    page.wait_for_load_state("networkidle")
+    seen["url_after_cancel"] = page.url
     return seen
 
 
@@ -69,7 +63,7 @@ def test_every_page_runs_under_the_policy(transactional_db, django_user_model, l
         progress=0.42,
     )
 
-    seen = run_in_thread(lambda: visit_pages(live_server_url, job.pk))
+    seen = run_with_browser(lambda browser: visit_pages(browser, live_server_url, job.pk))
 
     assert seen["console_errors"] == [], seen["console_errors"]
     assert seen["bad_responses"] == []

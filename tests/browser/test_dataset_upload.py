@@ -21,9 +21,8 @@ from PIL import Image
 from apps.core.storage import get_store
 from apps.datasets.models import Dataset
 from tests.browser.helpers import (
-    launch,
     progress_value,
-    run_in_thread,
+    run_with_browser,
     watched_page,
 )
 from tests.conftest import wait_until
@@ -52,107 +51,101 @@ def digits_zip(path, per_class: int = PER_CLASS) -> dict[int, int]:
     return counts
 
 
-def create_and_watch(base_url: str, archive: str, username: str, password: str) -> dict:
+def create_and_watch(browser, base_url: str, archive: str, username: str, password: str) -> dict:
     from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
 
     seen: dict = {
         "progress": [], "texts": [], "console_errors": [], "bad_responses": [],
     }  # fmt: skip
-    with sync_playwright() as p:
-        browser = launch(p)
+    page = watched_page(browser, seen, base_url, username, password)
+
+    # --- the form: archive source, the zip through the file input ------------
+    page.goto(base_url + "/datasets/new/image-classification/")
+    page.select_option("#id_data-source", "archive")
+    page.locator('[data-imageclass-source="archive"]').wait_for(state="visible")
+    page.set_input_files("#id_data-archive", archive)
+    page.select_option("#id_data-image_type", "grayscale")
+    page.fill("#id_data-width", str(SIDE))
+    page.fill("#id_data-height", str(SIDE))
+    page.fill("#id_data-val_percent", "20")
+    page.fill("#id_dataset-name", "uploaded digits")
+    page.fill("#id_dataset-description", "zip through the browser")
+    # One encoding process: the build lasts long enough to watch it move.
+    page.fill("#id_dataset-processes", "1")
+    with page.expect_navigation():  # (the navbar's log-out form has a button too)
+        page.click("form[enctype='multipart/form-data'] button[type=submit]")
+    seen["detail_url"] = page.url
+    assert "/datasets/new/" not in page.url, "the form was refused: " + "; ".join(
+        page.locator(".invalid-feedback, .alert-danger").all_text_contents()
+    )
+
+    # --- the dataset page: the build job's progress, live ----------------------
+    # A full load of the document would reset this marker: it proves no reload.
+    page.evaluate("window.__noReload = true")
+    bar = page.locator("#job .progress")
+    text = page.locator("#job [data-role=status-text]")
+
+    def still(expression: str) -> bool:
         try:
-            page = watched_page(browser, seen, base_url, username, password)
+            return page.evaluate(expression)
+        except PlaywrightError:  # the page is reloading right now
+            return False
 
-            # --- the form: archive source, the zip through the file input ------------
-            page.goto(base_url + "/datasets/new/image-classification/")
-            page.select_option("#id_data-source", "archive")
-            page.locator('[data-imageclass-source="archive"]').wait_for(state="visible")
-            page.set_input_files("#id_data-archive", archive)
-            page.select_option("#id_data-image_type", "grayscale")
-            page.fill("#id_data-width", str(SIDE))
-            page.fill("#id_data-height", str(SIDE))
-            page.fill("#id_data-val_percent", "20")
-            page.fill("#id_dataset-name", "uploaded digits")
-            page.fill("#id_dataset-description", "zip through the browser")
-            # One encoding process: the build lasts long enough to watch it move.
-            page.fill("#id_dataset-processes", "1")
-            with page.expect_navigation():  # (the navbar's log-out form has a button too)
-                page.click("form[enctype='multipart/form-data'] button[type=submit]")
-            seen["detail_url"] = page.url
-            assert "/datasets/new/" not in page.url, "the form was refused: " + "; ".join(
-                page.locator(".invalid-feedback, .alert-danger").all_text_contents()
-            )
+    def sample():
+        if still("window.__noReload === true"):
+            try:
+                value, words = progress_value(bar), text.text_content().strip()
+            except PlaywrightError:
+                return
+            seen["progress"].append(value)
+            seen["texts"].append(words)
 
-            # --- the dataset page: the build job's progress, live ----------------------
-            # A full load of the document would reset this marker: it proves no reload.
-            page.evaluate("window.__noReload = true")
-            bar = page.locator("#job .progress")
-            text = page.locator("#job [data-role=status-text]")
+    def expect(predicate, timeout: float, what: str):
+        try:
+            wait_until(predicate, timeout=timeout, interval=0.1)
+        except AssertionError:
+            raise AssertionError(
+                f"{what} within {timeout} s; progress seen {sorted(set(seen['progress']))}, "
+                f"texts {list(dict.fromkeys(seen['texts']))}"
+            ) from None
 
-            def still(expression: str) -> bool:
-                try:
-                    return page.evaluate(expression)
-                except PlaywrightError:  # the page is reloading right now
-                    return False
+    # The bar rises through at least two values strictly between 0 and 100.
+    def moving():
+        sample()
+        return len({v for v in seen["progress"] if 0 < v < 100}) >= 2
 
-            def sample():
-                if still("window.__noReload === true"):
-                    try:
-                        value, words = progress_value(bar), text.text_content().strip()
-                    except PlaywrightError:
-                        return
-                    seen["progress"].append(value)
-                    seen["texts"].append(words)
+    expect(moving, 120, "the dataset page's progress bar did not move")
+    seen["moved_without_reload"] = still("window.__noReload === true")
 
-            def expect(predicate, timeout: float, what: str):
-                try:
-                    wait_until(predicate, timeout=timeout, interval=0.1)
-                except AssertionError:
-                    raise AssertionError(
-                        f"{what} within {timeout} s; progress seen {sorted(set(seen['progress']))}, "
-                        f"texts {list(dict.fromkeys(seen['texts']))}"
-                    ) from None
+    # When the build is done the page reloads itself: the marker is gone and the
+    # page shows the built dataset.
+    def reloaded():
+        sample()
+        return still("document.readyState !== 'loading' && window.__noReload === undefined")
 
-            # The bar rises through at least two values strictly between 0 and 100.
-            def moving():
-                sample()
-                return len({v for v in seen["progress"] if 0 < v < 100}) >= 2
+    expect(reloaded, 180, "the dataset page did not reload itself when the build ended")
+    page.wait_for_load_state()
+    seen["status"] = page.locator("#dataset-status").text_content().strip()
+    seen["counts"] = {
+        stage: page.locator(f'#stage-counts td[data-stage="{stage}"]').text_content()
+        for stage in ("train", "val", "test")
+    }
 
-            expect(moving, 120, "the dataset page's progress bar did not move")
-            seen["moved_without_reload"] = still("window.__noReload === true")
-
-            # When the build is done the page reloads itself: the marker is gone and the
-            # page shows the built dataset.
-            def reloaded():
-                sample()
-                return still("document.readyState !== 'loading' && window.__noReload === undefined")
-
-            expect(reloaded, 180, "the dataset page did not reload itself when the build ended")
-            page.wait_for_load_state()
-            seen["status"] = page.locator("#dataset-status").text_content().strip()
-            seen["counts"] = {
-                stage: page.locator(f'#stage-counts td[data-stage="{stage}"]').text_content()
-                for stage in ("train", "val", "test")
-            }
-
-            # --- Explore: the gallery's images have loaded ------------------------------
-            with page.expect_navigation():
-                page.click("a:text-is('Explore')")
-            images = page.locator("#gallery img")
-            images.first.wait_for()
-            seen["gallery"] = images.count()
-            for i in range(seen["gallery"]):  # lazy images load once scrolled into view
-                images.nth(i).scroll_into_view_if_needed()
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('#gallery img')]"
-                ".every(img => img.complete && img.naturalWidth > 0)"
-            )
-            seen["sizes"] = images.evaluate_all(
-                "imgs => imgs.map(img => [img.naturalWidth, img.naturalHeight])"
-            )
-        finally:
-            browser.close()
+    # --- Explore: the gallery's images have loaded ------------------------------
+    with page.expect_navigation():
+        page.click("a:text-is('Explore')")
+    images = page.locator("#gallery img")
+    images.first.wait_for()
+    seen["gallery"] = images.count()
+    for i in range(seen["gallery"]):  # lazy images load once scrolled into view
+        images.nth(i).scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#gallery img')]"
+        ".every(img => img.complete && img.naturalWidth > 0)"
+    )
+    seen["sizes"] = images.evaluate_all(
+        "imgs => imgs.map(img => [img.naturalWidth, img.naturalHeight])"
+    )
     return seen
 
 
@@ -165,8 +158,10 @@ def test_a_zip_uploaded_in_the_browser_becomes_a_dataset_to_explore(
     assert sorted(counts) == list(range(10)) and set(counts.values()) == {PER_CLASS}
     start_worker()
 
-    seen = run_in_thread(
-        lambda: create_and_watch(live_server_url, str(archive), "uma", "browser-pw-3")
+    seen = run_with_browser(
+        lambda browser: create_and_watch(
+            browser, live_server_url, str(archive), "uma", "browser-pw-3"
+        )
     )
 
     print("progress seen:", sorted(set(seen["progress"])), list(dict.fromkeys(seen["texts"])))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.browser.helpers import launch, log_in, record_console_error, run_in_thread
+from tests.browser.helpers import log_in, record_console_error, run_with_browser
 from tests.evaluations.helpers import (
     digits_dataset,
     finished_evaluation,
@@ -29,30 +29,24 @@ SHOWN = """() => [...document.querySelectorAll("#gallery figure")].map(f => ({
     link: f.querySelector("a[data-role=entry-link]").getAttribute("href")}))"""
 
 
-def follow_matrix(base_url: str, evaluation_id: int, cell: tuple[int, int]) -> dict:
-    from playwright.sync_api import sync_playwright
+def follow_matrix(browser, base_url: str, evaluation_id: int, cell: tuple[int, int]) -> dict:
 
     seen: dict = {"console_errors": []}
-    with sync_playwright() as p:
-        browser = launch(p)
-        try:
-            page = browser.new_context().new_page()
-            page.on("console", lambda m: record_console_error(seen, m))
-            log_in(page, base_url, "eve", "browser-pw-5")
-            page.goto(f"{base_url}/evaluations/{evaluation_id}/")
-            seen["cells"] = page.evaluate(CELLS)
-            selector = f'#confusion-matrix td[data-true="{cell[0]}"][data-predicted="{cell[1]}"] a'
-            with page.expect_navigation():
-                page.click(selector)
-            seen["count_text"] = page.locator("#entry-count").text_content()
-            seen["shown"] = page.evaluate(SHOWN)
-            # Chromium's own image viewer (next) styles inline, which the CSP refuses.
-            seen["page_errors"] = list(seen["console_errors"])
-            with page.expect_navigation():
-                page.click("#gallery figure a[data-role=entry-link] >> nth=0")
-            seen["entry_url"] = page.url
-        finally:
-            browser.close()
+    page = browser.new_context().new_page()
+    page.on("console", lambda m: record_console_error(seen, m))
+    log_in(page, base_url, "eve", "browser-pw-5")
+    page.goto(f"{base_url}/evaluations/{evaluation_id}/")
+    seen["cells"] = page.evaluate(CELLS)
+    selector = f'#confusion-matrix td[data-true="{cell[0]}"][data-predicted="{cell[1]}"] a'
+    with page.expect_navigation():
+        page.click(selector)
+    seen["count_text"] = page.locator("#entry-count").text_content()
+    seen["shown"] = page.evaluate(SHOWN)
+    # Chromium's own image viewer (next) styles inline, which the CSP refuses.
+    seen["page_errors"] = list(seen["console_errors"])
+    with page.expect_navigation():
+        page.click("#gallery figure a[data-role=entry-link] >> nth=0")
+    seen["entry_url"] = page.url
     return seen
 
 
@@ -76,7 +70,9 @@ def test_confusion_matrix_links_to_the_entries_in_a_real_browser(
     )
     assert matrix[cell] >= 1
 
-    seen = run_in_thread(lambda: follow_matrix(live_server_url, evaluation.pk, cell))
+    seen = run_with_browser(
+        lambda browser: follow_matrix(browser, live_server_url, evaluation.pk, cell)
+    )
 
     assert len(seen["cells"]) == int((matrix > 0).sum())
     for c in seen["cells"]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.helpers import launch, log_in, run_in_thread, wait_visible
+from tests.browser.helpers import log_in, run_with_browser, wait_visible
 from tests.browser.portal import PASSWORD, USERNAME, make_portal
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -36,35 +36,27 @@ SHOTS = [
 BACKGROUND = "() => getComputedStyle(document.body).backgroundColor"
 
 
-def shoot(base_url: str, ids: dict, folder: Path) -> dict:
-    from playwright.sync_api import sync_playwright
+def shoot(browser, base_url: str, ids: dict, folder: Path) -> dict:
 
     found = {}
-    with sync_playwright() as p:
-        browser = launch(p)
-        try:
-            # Log in once; each shot's context (its own viewport and colour scheme) starts
-            # with that session's cookies.
-            context = browser.new_context()
-            log_in(context.new_page(), base_url, USERNAME, PASSWORD)
-            session = context.storage_state()
-            context.close()
-            for name, path, viewport, scheme, menu in SHOTS:
-                context = browser.new_context(
-                    viewport=viewport, color_scheme=scheme, storage_state=session
-                )
-                page = context.new_page()
-                page.goto(base_url + path.format(**ids), wait_until="networkidle")
-                if menu:
-                    page.locator(".navbar-toggler").click()
-                    wait_visible(page, "#main-nav.show")
-                file = folder / f"{name}.png"
-                page.screenshot(path=str(file))
-                found[name] = {"background": page.evaluate(BACKGROUND), "size": file.stat().st_size,
-                               "width": page.evaluate("window.innerWidth")}  # fmt: skip
-                context.close()
-        finally:
-            browser.close()
+    # Log in once; each shot's context (its own viewport and colour scheme) starts
+    # with that session's cookies.
+    context = browser.new_context()
+    log_in(context.new_page(), base_url, USERNAME, PASSWORD)
+    session = context.storage_state()
+    context.close()
+    for name, path, viewport, scheme, menu in SHOTS:
+        context = browser.new_context(viewport=viewport, color_scheme=scheme, storage_state=session)
+        page = context.new_page()
+        page.goto(base_url + path.format(**ids), wait_until="networkidle")
+        if menu:
+            page.locator(".navbar-toggler").click()
+            wait_visible(page, "#main-nav.show")
+        file = folder / f"{name}.png"
+        page.screenshot(path=str(file))
+        found[name] = {"background": page.evaluate(BACKGROUND), "size": file.stat().st_size,
+                       "width": page.evaluate("window.innerWidth")}  # fmt: skip
+        context.close()
     return found
 
 
@@ -78,7 +70,9 @@ def test_screenshots_of_the_main_pages(
 ):
     ids = make_portal(django_user_model)
 
-    found = run_in_thread(lambda: shoot(live_server_url, ids, tmp_path), timeout=280)
+    found = run_with_browser(
+        lambda browser: shoot(browser, live_server_url, ids, tmp_path), timeout=280
+    )
 
     for name, shot in found.items():
         assert 5_000 < shot["size"] < 400_000, (name, shot)

@@ -17,7 +17,7 @@ import tempfile
 import pytest
 
 from apps.datasets.models import Dataset
-from tests.browser.helpers import launch, log_in, run_in_thread
+from tests.browser.helpers import log_in, run_with_browser
 from tests.conftest import wait_until
 from tests.mlmodels.helpers import create_model
 from tests.plugins.processes import start_web
@@ -62,67 +62,59 @@ def status_text(page) -> str:
         return ""
 
 
-def walk(base_url: str, dataset_id: int, model_id: int, dicom: str, contour: str) -> dict:
-    from playwright.sync_api import sync_playwright
+def walk(browser, base_url: str, dataset_id: int, model_id: int, dicom: str, contour: str) -> dict:
 
     seen: dict = {"console_errors": [], "samples": []}
-    with sync_playwright() as p:
-        browser = launch(p)
-        try:
-            context = browser.new_context()
-            context.set_default_timeout(60_000)
-            page = context.new_page()
-            page.on("console", lambda m: m.type == "error" and not (
-                m.location.get("url") or "").endswith("/favicon.ico")
-                and seen["console_errors"].append(m.text))  # fmt: skip
-            page.on("pageerror", lambda e: seen["console_errors"].append(str(e)))
-            log_in(page, base_url, "cardio", PASSWORD)
+    context = browser.new_context()
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    page.on("console", lambda m: m.type == "error" and not (
+        m.location.get("url") or "").endswith("/favicon.ico")
+        and seen["console_errors"].append(m.text))  # fmt: skip
+    page.on("pageerror", lambda e: seen["console_errors"].append(str(e)))
+    log_in(page, base_url, "cardio", PASSWORD)
 
-            page.goto(f"{base_url}/datasets/{dataset_id}/")
-            seen["dataset_page"] = page.inner_text("main")
+    page.goto(f"{base_url}/datasets/{dataset_id}/")
+    seen["dataset_page"] = page.inner_text("main")
 
-            page.goto(f"{base_url}/models/{model_id}/")
-            page.wait_for_selector("#loss-chart")
-            page.evaluate("window.__noReload = true")  # a reload would drop it
+    page.goto(f"{base_url}/models/{model_id}/")
+    page.wait_for_selector("#loss-chart")
+    page.evaluate("window.__noReload = true")  # a reload would drop it
 
-            def sample():
-                seen["samples"].append(page.evaluate(DICE_POINTS))
-                return seen["samples"][-1]
+    def sample():
+        seen["samples"].append(page.evaluate(DICE_POINTS))
+        return seen["samples"][-1]
 
-            seen["first"] = wait_until(lambda: sample()["dice"] > 0 and seen["samples"][-1],
-                                       timeout=300, interval=0.2,
-                                       message="no validation Dice point")  # fmt: skip
-            seen["later"] = wait_until(
-                lambda: sample()["dice"] > seen["first"]["dice"] and seen["samples"][-1],
-                timeout=120, interval=0.2, message="the Dice series did not grow",
-            )  # fmt: skip
-            # The page reloads itself when the job ends.
-            wait_until(lambda: "Done" in status_text(page), timeout=300, interval=1,
-                       message="training did not finish")  # fmt: skip
+    seen["first"] = wait_until(lambda: sample()["dice"] > 0 and seen["samples"][-1],
+                               timeout=300, interval=0.2,
+                               message="no validation Dice point")  # fmt: skip
+    seen["later"] = wait_until(
+        lambda: sample()["dice"] > seen["first"]["dice"] and seen["samples"][-1],
+        timeout=120, interval=0.2, message="the Dice series did not grow",
+    )  # fmt: skip
+    # The page reloads itself when the job ends.
+    wait_until(lambda: "Done" in status_text(page), timeout=300, interval=1,
+               message="training did not finish")  # fmt: skip
 
-            # The finished job's page reloads itself: open it afresh (a goto racing that
-            # reload is aborted by it; then the reload's own load is waited for), then
-            # follow "Test".
-            open_afresh(page, f"{base_url}/models/{model_id}/")
-            with page.expect_navigation():
-                page.click("[data-role=test]")
-            page.set_input_files("#id_dicom_file", dicom)
-            page.set_input_files("#id_contour_file", contour)
-            seen["views"] = page.eval_on_selector_all(
-                "[data-role=view-select] option", "os => os.map(o => [o.value, o.selected])"
-            )
-            with page.expect_navigation():
-                page.click("#test-form button[type=submit]")
-            page.wait_for_selector(".seg-view .seg-mask-layer", state="visible")
-            page.wait_for_function(
-                "() => document.querySelector('.seg-view .seg-mask-layer').complete"
-            )
-            seen["overlay"] = page.evaluate(OVERLAY)
-            page.fill(".seg-view .seg-opacity", "100")
-            page.dispatch_event(".seg-view .seg-opacity", "input")
-            seen["opacity_after"] = page.evaluate(OVERLAY)["opacity"]
-        finally:
-            browser.close()
+    # The finished job's page reloads itself: open it afresh (a goto racing that
+    # reload is aborted by it; then the reload's own load is waited for), then
+    # follow "Test".
+    open_afresh(page, f"{base_url}/models/{model_id}/")
+    with page.expect_navigation():
+        page.click("[data-role=test]")
+    page.set_input_files("#id_dicom_file", dicom)
+    page.set_input_files("#id_contour_file", contour)
+    seen["views"] = page.eval_on_selector_all(
+        "[data-role=view-select] option", "os => os.map(o => [o.value, o.selected])"
+    )
+    with page.expect_navigation():
+        page.click("#test-form button[type=submit]")
+    page.wait_for_selector(".seg-view .seg-mask-layer", state="visible")
+    page.wait_for_function("() => document.querySelector('.seg-view .seg-mask-layer').complete")
+    seen["overlay"] = page.evaluate(OVERLAY)
+    page.fill(".seg-view .seg-opacity", "100")
+    page.dispatch_event(".seg-view .seg-opacity", "input")
+    seen["opacity_after"] = page.evaluate(OVERLAY)["opacity"]
     return seen
 
 
@@ -179,8 +171,9 @@ def test_sunnybrook_from_dicom_to_overlay(
     assert dicom.is_file() and contour.is_file()
 
     try:
-        seen = run_in_thread(
-            lambda: walk(url, dataset.pk, created["id"], str(dicom), str(contour)), timeout=840
+        seen = run_with_browser(
+            lambda browser: walk(browser, url, dataset.pk, created["id"], str(dicom), str(contour)),
+            timeout=840,
         )
     finally:
         shutil.rmtree(socket_dir, ignore_errors=True)

@@ -14,7 +14,7 @@ import pytest
 from apps.jobs import services as jobs
 from apps.jobs import sysmetrics
 from apps.jobs.models import Job
-from tests.browser.helpers import launch, log_in, run_in_thread
+from tests.browser.helpers import log_in, run_with_browser
 from tests.builds import shared_dataset
 from tests.conftest import wait_until
 from tests.mlmodels.helpers import build_dataset, create_model
@@ -36,50 +36,44 @@ CHART_STATE = """() => {
 }"""
 
 
-def watch_chart(base_url: str, model_id: int, username: str, password: str) -> dict:
-    from playwright.sync_api import sync_playwright
+def watch_chart(browser, base_url: str, model_id: int, username: str, password: str) -> dict:
 
     seen: dict = {"samples": [], "console_errors": []}
-    with sync_playwright() as p:
-        browser = launch(p)
-        try:
-            context = browser.new_context()
-            context.set_default_timeout(60_000)
-            page = context.new_page()
-            page.on(
-                "console",
-                lambda m: (
-                    m.type == "error"
-                    # Chromium's automatic /favicon.ico request is not a page error.
-                    and not (m.location.get("url") or "").endswith("/favicon.ico")
-                    and seen["console_errors"].append(m.text)
-                ),
-            )
-            page.on("pageerror", lambda e: seen["console_errors"].append(str(e)))
-            log_in(page, base_url, username, password)
-            page.goto(f"{base_url}/models/{model_id}/")
-            page.wait_for_selector("#loss-chart")
-            # A full load of the document would drop this marker: it proves no reload.
-            page.evaluate("window.__noReload = true")
+    context = browser.new_context()
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    page.on(
+        "console",
+        lambda m: (
+            m.type == "error"
+            # Chromium's automatic /favicon.ico request is not a page error.
+            and not (m.location.get("url") or "").endswith("/favicon.ico")
+            and seen["console_errors"].append(m.text)
+        ),
+    )
+    page.on("pageerror", lambda e: seen["console_errors"].append(str(e)))
+    log_in(page, base_url, username, password)
+    page.goto(f"{base_url}/models/{model_id}/")
+    page.wait_for_selector("#loss-chart")
+    # A full load of the document would drop this marker: it proves no reload.
+    page.evaluate("window.__noReload = true")
 
-            def sample():
-                state = page.evaluate(CHART_STATE)
-                seen["samples"].append(state)
-                return state
+    def sample():
+        state = page.evaluate(CHART_STATE)
+        seen["samples"].append(state)
+        return state
 
-            # Wait for the first points (the job process imports TensorFlow first) ...
-            first = wait_until(lambda: sample()["points"] > 0 and seen["samples"][-1], timeout=240,
-                         interval=0.5, message="the chart never got a point")  # fmt: skip
-            # ... then for more to arrive over the websocket, with the job still training.
-            later = wait_until(
-                lambda: sample()["points"] >= first["points"] + 12 and seen["samples"][-1],
-                timeout=120, interval=0.5,
-                message=f"the chart stopped growing: {seen['samples'][-3:]}",
-            )  # fmt: skip
-            seen["first"], seen["later"] = first, later
-            seen["final"] = sample()
-        finally:
-            browser.close()
+    # Wait for the first points (the job process imports TensorFlow first) ...
+    first = wait_until(lambda: sample()["points"] > 0 and seen["samples"][-1], timeout=240,
+                 interval=0.5, message="the chart never got a point")  # fmt: skip
+    # ... then for more to arrive over the websocket, with the job still training.
+    later = wait_until(
+        lambda: sample()["points"] >= first["points"] + 12 and seen["samples"][-1],
+        timeout=120, interval=0.5,
+        message=f"the chart stopped growing: {seen['samples'][-3:]}",
+    )  # fmt: skip
+    seen["first"], seen["later"] = first, later
+    seen["final"] = sample()
     return seen
 
 
@@ -104,8 +98,10 @@ def test_the_loss_chart_grows_while_the_model_trains(
     created = create_model(api, dataset, "charted", epochs=20, batch_size=8, base_lr=0.01,
                            optimizer="momentum", metrics_every=2)  # fmt: skip
 
-    seen = run_in_thread(
-        lambda: watch_chart(live_server_url, created["id"], "chartie", "browser-pw-3"),
+    seen = run_with_browser(
+        lambda browser: watch_chart(
+            browser, live_server_url, created["id"], "chartie", "browser-pw-3"
+        ),
         timeout=520,
     )
     jobs.request_abort(Job.objects.get(pk=created["job"]))
@@ -150,42 +146,36 @@ SYSTEM_SERIES = """() => Object.fromEntries(Chart.getChart("system-chart").data.
     .map((d) => [d.label, d.data.length]))"""
 
 
-def watch_first_epoch(base_url: str, model_id: int, username: str, password: str) -> dict:
-    from playwright.sync_api import sync_playwright
+def watch_first_epoch(browser, base_url: str, model_id: int, username: str, password: str) -> dict:
 
     seen: dict = {"console_errors": []}
-    with sync_playwright() as p:
-        browser = launch(p)
-        try:
-            context = browser.new_context()
-            context.set_default_timeout(60_000)
-            page = context.new_page()
-            page.on("pageerror", lambda e: seen["console_errors"].append(str(e)))
-            log_in(page, base_url, username, password)
-            # Opened before training starts: every series arrives over the event stream.
-            page.goto(f"{base_url}/models/{model_id}/")
-            page.wait_for_selector("#loss-chart")
-            page.evaluate("window.__noReload = true")
+    context = browser.new_context()
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    page.on("pageerror", lambda e: seen["console_errors"].append(str(e)))
+    log_in(page, base_url, username, password)
+    # Opened before training starts: every series arrives over the event stream.
+    page.goto(f"{base_url}/models/{model_id}/")
+    page.wait_for_selector("#loss-chart")
+    page.evaluate("window.__noReload = true")
 
-            def validated():
-                drawn = page.evaluate(DRAWN_SERIES)
-                seen["drawn"] = drawn
-                return any(s["label"] == "val loss" and s["points"] for s in drawn)
+    def validated():
+        drawn = page.evaluate(DRAWN_SERIES)
+        seen["drawn"] = drawn
+        return any(s["label"] == "val loss" and s["points"] for s in drawn)
 
-            wait_until(validated, timeout=300, interval=0.5,
-                       message="no validation point was drawn")  # fmt: skip
-            wait_until(lambda: page.evaluate(EPOCH_ROWS), timeout=60, interval=0.5,
-                       message="the epochs table never got the finished epoch")  # fmt: skip
-            # System metrics, sampled every second, charted beside the loss.
-            wait_until(lambda: page.evaluate(SYSTEM_SERIES).get("memory (MB)", 0) >= 3,
-                       timeout=60, interval=0.5, message="no system metrics were charted")  # fmt: skip
-            seen["system"] = page.evaluate(SYSTEM_SERIES)
-            seen["rows"] = page.evaluate(EPOCH_ROWS)
-            seen["drawn"] = page.evaluate(DRAWN_SERIES)
-            seen["status"] = page.locator("#job [data-role=status]").first.text_content().strip()
-            seen["noReload"] = page.evaluate("window.__noReload === true")
-        finally:
-            browser.close()
+    wait_until(validated, timeout=300, interval=0.5,
+               message="no validation point was drawn")  # fmt: skip
+    wait_until(lambda: page.evaluate(EPOCH_ROWS), timeout=60, interval=0.5,
+               message="the epochs table never got the finished epoch")  # fmt: skip
+    # System metrics, sampled every second, charted beside the loss.
+    wait_until(lambda: page.evaluate(SYSTEM_SERIES).get("memory (MB)", 0) >= 3,
+               timeout=60, interval=0.5, message="no system metrics were charted")  # fmt: skip
+    seen["system"] = page.evaluate(SYSTEM_SERIES)
+    seen["rows"] = page.evaluate(EPOCH_ROWS)
+    seen["drawn"] = page.evaluate(DRAWN_SERIES)
+    seen["status"] = page.locator("#job [data-role=status]").first.text_content().strip()
+    seen["noReload"] = page.evaluate("window.__noReload === true")
     return seen
 
 
@@ -212,8 +202,10 @@ def test_validation_series_and_epoch_rows_appear_while_training(
     # The page opens while the job process still imports TensorFlow: the validation
     # series start after the loss line is drawn.
 
-    seen = run_in_thread(
-        lambda: watch_first_epoch(live_server_url, created["id"], "epochy", "browser-pw-4"),
+    seen = run_with_browser(
+        lambda browser: watch_first_epoch(
+            browser, live_server_url, created["id"], "epochy", "browser-pw-4"
+        ),
         timeout=520,
     )
     jobs.request_abort(Job.objects.get(pk=created["job"]))

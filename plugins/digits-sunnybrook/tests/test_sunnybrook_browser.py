@@ -13,7 +13,7 @@ from digits_sunnybrook.testing import make_tree
 from sunnybrook_helpers import archive_members, make_tar
 
 from apps.datasets.models import Dataset
-from tests.browser.helpers import launch, run_in_thread, watched_page
+from tests.browser.helpers import run_with_browser, watched_page
 from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -31,63 +31,51 @@ RED_PIXELS = """img => {
 }"""
 
 
-def submit(base_url: str, archive: str, username: str, password: str) -> dict:
+def submit(browser, base_url: str, archive: str, username: str, password: str) -> dict:
     """Fill the new-dataset form with the archive; what the form page said."""
-    from playwright.sync_api import sync_playwright
 
     seen = {"console_errors": [], "bad_responses": []}
-    with sync_playwright() as p:
-        browser = launch(p)
-        try:
-            page = watched_page(browser, seen, base_url, username, password)
-            page.goto(base_url + "/datasets/new/image-sunnybrook/")
-            seen["split_text"] = page.locator("#sunnybrook-split").text_content()
-            page.select_option("#id_data-source", "archive")
-            page.set_input_files("#id_data-archive", archive)
-            page.fill("#id_data-val_percent", "50")
-            page.fill("#id_dataset-name", "LV in the browser")
-            with page.expect_navigation():
-                page.click("form[enctype='multipart/form-data'] button[type=submit]")
-            assert "/datasets/new/" not in page.url, "the form was refused: " + "; ".join(
-                page.locator(".invalid-feedback, .alert-danger").all_text_contents()
-            )
-            seen["detail"] = page.url
-        finally:
-            browser.close()
+    page = watched_page(browser, seen, base_url, username, password)
+    page.goto(base_url + "/datasets/new/image-sunnybrook/")
+    seen["split_text"] = page.locator("#sunnybrook-split").text_content()
+    page.select_option("#id_data-source", "archive")
+    page.set_input_files("#id_data-archive", archive)
+    page.fill("#id_data-val_percent", "50")
+    page.fill("#id_dataset-name", "LV in the browser")
+    with page.expect_navigation():
+        page.click("form[enctype='multipart/form-data'] button[type=submit]")
+    assert "/datasets/new/" not in page.url, "the form was refused: " + "; ".join(
+        page.locator(".invalid-feedback, .alert-danger").all_text_contents()
+    )
+    seen["detail"] = page.url
     return seen
 
 
-def explore(detail: str, base_url: str, username: str, password: str) -> dict:
+def explore(browser, detail: str, base_url: str, username: str, password: str) -> dict:
     """The built dataset's page and its explore page, as the browser shows them."""
-    from playwright.sync_api import sync_playwright
 
     seen = {"console_errors": [], "bad_responses": []}
-    with sync_playwright() as p:
-        browser = launch(p)
-        try:
-            page = watched_page(browser, seen, base_url, username, password)
-            page.goto(detail)
-            seen["notes"] = page.locator("#dataset-notes").text_content()
-            with page.expect_navigation():
-                page.click("a:text-is('Explore')")
-            figures = page.locator("#gallery figure")
-            figures.first.wait_for()
-            seen["figures"] = figures.count()
-            images = page.locator("#gallery img")
-            for i in range(images.count()):  # lazy images load once scrolled into view
-                images.nth(i).scroll_into_view_if_needed()
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('#gallery img')]"
-                ".every(img => img.complete && img.naturalWidth > 0)"
-            )
-            first = figures.first.locator("img")
-            seen["parts"] = first.evaluate_all("imgs => imgs.map(img => img.dataset.part)")
-            seen["sizes"] = images.evaluate_all(
-                "imgs => imgs.map(img => [img.naturalWidth, img.naturalHeight])"
-            )
-            seen["red"] = [first.nth(i).evaluate(RED_PIXELS) for i in range(3)]
-        finally:
-            browser.close()
+    page = watched_page(browser, seen, base_url, username, password)
+    page.goto(detail)
+    seen["notes"] = page.locator("#dataset-notes").text_content()
+    with page.expect_navigation():
+        page.click("a:text-is('Explore')")
+    figures = page.locator("#gallery figure")
+    figures.first.wait_for()
+    seen["figures"] = figures.count()
+    images = page.locator("#gallery img")
+    for i in range(images.count()):  # lazy images load once scrolled into view
+        images.nth(i).scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#gallery img')]"
+        ".every(img => img.complete && img.naturalWidth > 0)"
+    )
+    first = figures.first.locator("img")
+    seen["parts"] = first.evaluate_all("imgs => imgs.map(img => img.dataset.part)")
+    seen["sizes"] = images.evaluate_all(
+        "imgs => imgs.map(img => [img.naturalWidth, img.naturalHeight])"
+    )
+    seen["red"] = [first.nth(i).evaluate(RED_PIXELS) for i in range(3)]
     return seen
 
 
@@ -100,7 +88,9 @@ def test_an_archive_uploaded_in_the_browser_is_explored_as_image_mask_and_overla
     archive.write_bytes(make_tar(archive_members(tree)))
     start_worker()
 
-    form = run_in_thread(lambda: submit(live_server_url, str(archive), "lena", "browser-pw-9"))
+    form = run_with_browser(
+        lambda browser: submit(browser, live_server_url, str(archive), "lena", "browser-pw-9")
+    )
     assert "by case (patient), never by" in " ".join(form["split_text"].split())
     dataset = wait_until(
         lambda: Dataset.objects.exclude(status="building").filter(name="LV in the browser").first(),
@@ -109,7 +99,9 @@ def test_an_archive_uploaded_in_the_browser_is_explored_as_image_mask_and_overla
     assert dataset.status == "ready", dataset.job.error
     assert form["detail"].endswith(f"/datasets/{dataset.pk}/")
 
-    seen = run_in_thread(lambda: explore(form["detail"], live_server_url, "lena", "browser-pw-9"))
+    seen = run_with_browser(
+        lambda browser: explore(browser, form["detail"], live_server_url, "lena", "browser-pw-9")
+    )
     assert "Split by case (patient), never by slice" in seen["notes"]
     assert seen["figures"] == 2  # the train stage: the 2 slices of one case
     assert seen["parts"] == ["image", "mask", "overlay"]
