@@ -48,8 +48,9 @@ services:
 	@scripts/start-services
 
 # Three test processes (pytest-xdist) on two cores: the tests' waits (job steps, outages,
-# heartbeats) leave the CPU idle a fifth of the time with two (docs/performance.md). Each with its own database, broker namespace, channel
-# prefix, bucket and folders (tests/settings.py); `make test XDIST=` runs in one. loadgroup:
+# heartbeats) leave the CPU idle a fifth of the time with two (docs/performance.md). Each
+# has its own database, broker namespace, channel prefix, bucket and folders
+# (tests/settings.py); `make test XDIST=` runs in one. loadgroup:
 # the tests of one xdist_group run in one process; the heaviest modules are handed out
 # first (conftest.py).
 XDIST ?= -n 3 --dist loadgroup

@@ -36,27 +36,35 @@ CHART_STATE = """() => {
 }"""
 
 
-def watch_chart(browser, base_url: str, model_id: int, username: str, password: str) -> dict:
-
-    seen: dict = {"samples": [], "console_errors": []}
+def open_model_page(browser, base_url, model_id, username, password, seen, console=False):
+    """A new context logged in as ``username`` on the model's page, its charts shown; page
+    errors (and, with ``console``, console errors) go to ``seen["console_errors"]``."""
     context = browser.new_context()
     context.set_default_timeout(60_000)
     page = context.new_page()
-    page.on(
-        "console",
-        lambda m: (
-            m.type == "error"
-            # Chromium's automatic /favicon.ico request is not a page error.
-            and not (m.location.get("url") or "").endswith("/favicon.ico")
-            and seen["console_errors"].append(m.text)
-        ),
-    )
+    if console:
+        page.on(
+            "console",
+            lambda m: (
+                m.type == "error"
+                # Chromium's automatic /favicon.ico request is not a page error.
+                and not (m.location.get("url") or "").endswith("/favicon.ico")
+                and seen["console_errors"].append(m.text)
+            ),
+        )
     page.on("pageerror", lambda e: seen["console_errors"].append(str(e)))
     log_in(page, base_url, username, password)
     page.goto(f"{base_url}/models/{model_id}/")
     page.wait_for_selector("#loss-chart")
     # A full load of the document would drop this marker: it proves no reload.
     page.evaluate("window.__noReload = true")
+    return page
+
+
+def watch_chart(browser, base_url: str, model_id: int, username: str, password: str) -> dict:
+
+    seen: dict = {"samples": [], "console_errors": []}
+    page = open_model_page(browser, base_url, model_id, username, password, seen, console=True)
 
     def sample():
         state = page.evaluate(CHART_STATE)
@@ -149,15 +157,8 @@ SYSTEM_SERIES = """() => Object.fromEntries(Chart.getChart("system-chart").data.
 def watch_first_epoch(browser, base_url: str, model_id: int, username: str, password: str) -> dict:
 
     seen: dict = {"console_errors": []}
-    context = browser.new_context()
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    page.on("pageerror", lambda e: seen["console_errors"].append(str(e)))
-    log_in(page, base_url, username, password)
     # Opened before training starts: every series arrives over the event stream.
-    page.goto(f"{base_url}/models/{model_id}/")
-    page.wait_for_selector("#loss-chart")
-    page.evaluate("window.__noReload = true")
+    page = open_model_page(browser, base_url, model_id, username, password, seen)
 
     def validated():
         drawn = page.evaluate(DRAWN_SERIES)
