@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.jobs import reaper
@@ -135,7 +135,11 @@ def test_reaper_resends_a_lost_message(people, start_worker, settings):
     worker = start_worker()
     control = submit_check(people.owner, steps=1)
     wait_status(control, "done")  # the worker is idle now: no message will wake it
-    lost = submit_check(people.owner, send=False, steps=2)  # committed, message never sent
+    # Committed and its message taken by the broker (``sent_at`` set, in the same
+    # transaction: the worker's outbox must not send it), then lost there.
+    with transaction.atomic():
+        lost = submit_check(people.owner, send=False, steps=2)
+        Job.objects.filter(pk=lost.pk).update(sent_at=timezone.now())
     assert row(lost).status == "queued"
 
     # Fresh enough: the message may still be on its way.
