@@ -19,6 +19,12 @@ import yaml
 
 pytestmark = pytest.mark.deploy
 
+# kubernetes-validate reads and parses the kind's schema and the version's definitions
+# (megabytes of JSON) for every document it checks; they are the same files each time.
+kubernetes_validate.utils.schema_contents = functools.cache(
+    kubernetes_validate.utils.schema_contents
+)
+
 CHART = Path(__file__).resolve().parents[2] / "helm" / "digits"
 RELEASE = "digits"
 NAMESPACE = "ml"
