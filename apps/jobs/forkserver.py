@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib
+import importlib.machinery
 import json
 import os
 import selectors
@@ -196,6 +197,12 @@ class Server:
         os.environ.update(request["env"])
         _as_a_fresh_process(request["cwd"])
         main = request["main"]
+        # ``python -m`` finds ``main`` before the process confines itself, listing the folders
+        # of ``sys.path`` up to the one that holds it, and later imports (``digits_site``)
+        # use those listings. The fork emptied them, and a process confined by Landlock may
+        # not list a folder it may read only in part (the checkout, when the data folder is
+        # in it): list them now, as an exec'd process has.
+        importlib.machinery.PathFinder.find_spec(main.partition(".")[0])
         argv = [main, *(str(fd) for fd in range(EVENTS_FD, EVENTS_FD + MAINS[main]))]
         return importlib.import_module(main).main(argv)
 

@@ -30,17 +30,18 @@ def test_a_model_process_is_forked_and_confined(
     [process] = service.status()["processes"]
     pid = process["pid"]
     child = psutil.Process(pid)
-    # Forked by the test process's fork server (the one its jobs come from), not exec'd:
-    # TensorFlow came with the fork.
-    assert job_fork_server is not None and child.ppid() == job_fork_server.process.pid
-    assert "apps.jobs.forkserver" in psutil.Process(child.ppid()).cmdline()
-    assert any("tensorflow" in m.path for m in child.memory_maps())
-    # As when it was exec'd: a session of its own, its workspace as working folder, its
-    # pipes as descriptors 3 and 4, then confined as the node's sandbox says.
+    if job_fork_server is None:  # DIGITS_JOB_LAUNCHER=exec: exec'd by this process
+        assert child.ppid() == os.getpid()
+    else:  # forked by the test process's fork server (its jobs' too), its pipes as 3 and 4
+        assert child.ppid() == job_fork_server.process.pid
+        assert "apps.jobs.forkserver" in psutil.Process(child.ppid()).cmdline()
+        assert any("tensorflow" in m.path for m in child.memory_maps())
+        assert sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))[:5] == [0, 1, 2, 3, 4]
+    # Either way: a session of its own, its workspace as working folder, then confined as
+    # the node's sandbox says.
     assert os.getsid(pid) == pid and os.getpgid(pid) == pid
     workspace = inference_server.host.processes[process["group"]].workspace.path
     assert os.path.realpath(child.cwd()) == os.path.realpath(workspace)
-    assert sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))[:5] == [0, 1, 2, 3, 4]
     mode = sandbox.mode()
     if mode in ("namespaces", "landlock"):
         assert status_field(pid, "NoNewPrivs") == "1"
