@@ -281,9 +281,10 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.1, message: s
 
 # --- warm inference ---------------------------------------------------------------------
 @pytest.fixture
-def inference_server(settings, transactional_db):
+def inference_server(settings, transactional_db, job_fork_server):
     """A real inference server (its model processes sandboxed as in production) that the
-    test's web requests reach through ``DIGITS_INFERENCE_URL``."""
+    test's web requests reach through ``DIGITS_INFERENCE_URL``. It runs in the test process,
+    so its model processes are forked from the test process's fork server, as jobs are."""
     import shutil
     import tempfile
 

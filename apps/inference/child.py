@@ -2,7 +2,10 @@
 
 The inference server (``apps.inference.host``) starts it once, with the job sandbox's
 environment, settings and confinement (docs/decisions/0007-job-sandbox.md): it holds no
-credential, opens no database and reads only the folders its server fills. It keeps
+credential, opens no database and reads only the folders its server fills. Like a job
+process it is forked from a fork server that imported TensorFlow already
+(``apps.jobs.forkserver``, which calls ``main`` with its pipes as descriptors 3 and 4),
+or exec'd with ``DIGITS_JOB_LAUNCHER=exec``; either way it confines itself first. It keeps
 recently used Keras models in memory and answers the server's requests, one at a time,
 over two pipes (``apps.inference.protocol``):
 

@@ -2,7 +2,9 @@
 
 A ``ModelProcess`` is one long-lived ``apps.inference.child``, started in the job
 sandbox (``apps.jobs.sandbox``: allow-listed environment, no database, no store, its own
-working folder, Landlock or namespaces). The server fetches a snapshot from the store
+working folder, Landlock or namespaces). Like a job process it is forked from a fork
+server of this process that imported TensorFlow once, or exec'd with
+``DIGITS_JOB_LAUNCHER=exec`` (``apps.jobs.launcher.start_process``, docs/decisions/0021). The server fetches a snapshot from the store
 into that folder, asks the process to load it, and removes the files again; the process
 never names a key or a path the server would open.
 
@@ -22,7 +24,6 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -34,12 +35,13 @@ from django.conf import settings
 
 from apps.inference import protocol
 from apps.inference.service import InferenceError, InferenceUnavailable
-from apps.jobs import sandbox
+from apps.jobs import launcher, sandbox
 from apps.jobs.confine import make_undumpable
 
 log = logging.getLogger(__name__)
 
-#: Seconds a new model process may take to start (importing TensorFlow on a busy node).
+#: Seconds a new model process may take to start (importing TensorFlow on a busy node, when
+#: exec'd or when its fork server preloads it first).
 START_TIMEOUT = 180
 
 
@@ -54,14 +56,21 @@ class ModelProcess:
         self.workspace = sandbox.create_workspace(-1 - slot, 1)
         to_child, self.requests_fd = os.pipe()
         self.replies_fd, from_child = os.pipe()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "apps.inference.child", str(to_child), str(from_child)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            pass_fds=(to_child, from_child), cwd=self.workspace.path, start_new_session=True,
-            env=sandbox.environment(self.workspace.path, str(self.workspace.path / "no-store")),
-        )  # fmt: skip
-        os.close(to_child)
-        os.close(from_child)
+        try:
+            self.proc = launcher.start_process(
+                "apps.inference.child",
+                sandbox.environment(self.workspace.path, str(self.workspace.path / "no-store")),
+                str(self.workspace.path), (to_child, from_child),
+                session=True, stderr_to_stdout=True,
+            )  # fmt: skip
+        except BaseException:
+            for fd in (self.requests_fd, self.replies_fd):
+                os.close(fd)
+            self.workspace.remove()
+            raise
+        finally:
+            os.close(to_child)
+            os.close(from_child)
         self.requests = Connection(self.requests_fd, readable=False)
         self.replies = Connection(self.replies_fd, writable=False)
         threading.Thread(target=self._log_output, daemon=True, name=f"inference-{group}").start()
@@ -117,8 +126,9 @@ class Host:
         self.processes: OrderedDict[str, ModelProcess] = OrderedDict()
         self.lock = threading.Lock()
         self.slots = 0
-        # Processes are started from this one long-lived thread: a namespaced model process
-        # dies with the thread that started it (its parent-death signal).
+        # Processes are started from this one long-lived thread: an exec'd namespaced model
+        # process dies with the thread that started it (its parent-death signal); a forked
+        # one dies with its fork server, which kills it when this process is gone.
         self.spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference-spawn")
 
     def _process(self, group: str) -> ModelProcess:

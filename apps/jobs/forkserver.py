@@ -1,37 +1,44 @@
-"""A fork server for job processes: ``python -m apps.jobs.forkserver <fd> [module,...]``.
+"""A fork server for job and model processes: ``python -m apps.jobs.forkserver <fd> [module,...]``.
 
 Starting a job process used to cost a fresh interpreter that imported TensorFlow, Keras and
 NumPy (about 4 s of CPU on a 2-core node) before the job did anything. This process imports
-them once (the preload) and forks a job process per request; the job process then does
+them once (the preload) and forks a process per request; the forked process then does
 exactly what ``python -m apps.jobs.child`` does — confine itself, set Django up with the
-credential-free job settings, run the job kind — with its modules already in memory.
+credential-free job settings, run the job kind — with its modules already in memory. The
+inference server's model processes (``python -m apps.inference.child``: confine itself,
+set Django up, serve its server's requests) are forked the same way (``main``, below).
 
 Like ``apps.jobs.confine`` (which it uses) it runs before Django and uses the standard
 library only (the preloaded modules are third-party libraries that read no settings). It is started with the
-allow-listed job environment (``apps.jobs.sandbox.environment``), never runs a job kind or
-a user's code itself, and keeps no credential.
+allow-listed job environment (``apps.jobs.sandbox.environment``), never runs a job kind,
+a model or a user's code itself, and keeps no credential.
 
 The protocol (``SOCK_SEQPACKET``, one JSON message each, file descriptors alongside):
 
-``{"op": "start", "env": {...}, "cwd": "..."}`` + the job's stdin, stdout, stderr and
-event pipe ends
-    fork a job process; the answer is ``{"started": pid}`` with a pidfd of the process
-    (signals sent through it never reach a reused pid); once the process has ended and was
-    reaped, ``{"exited": pid, "returncode": n, "utime": s, "stime": s, "maxrss": KiB}``
-    (``os.wait4``'s figures, as ``apps.usage.process`` records them).
+``{"op": "start", "env": {...}, "cwd": "...", "main": "apps.jobs.child", "session": false}``
++ the process's stdin, stdout and stderr and its own descriptors (``MAINS``)
+    fork a process that runs ``main`` (one of ``MAINS``; ``apps.jobs.child`` when left
+    out) with its descriptors as 3, 4, ... (named so in its ``argv``), in a process group
+    of its own or, with ``session``, a session of its own; the answer is
+    ``{"started": pid}`` with a pidfd of the process (signals sent through it never reach
+    a reused pid); once the process has ended and was reaped, ``{"exited": pid,
+    "returncode": n, "utime": s, "stime": s, "maxrss": KiB}`` (``os.wait4``'s figures, as
+    ``apps.usage.process`` records them).
 ``{"op": "adopt"}`` + a socket
     serve that socket as one more connection (one per worker process when several share
     one server: the test suite's).
 
 The server stops when the connection it was started with closes. When any connection
-closes — its worker process ended or was killed — the job processes started over it are
+closes — its worker process ended or was killed — the processes started over it are
 killed, as a job process dies with its worker (``apps.jobs.runner``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib
+import importlib.machinery
 import json
 import os
 import selectors
@@ -45,6 +52,12 @@ from apps.jobs import confine
 
 MAX_MESSAGE = 4 * 1024 * 1024  # an environment and a folder; the spec goes over stdin
 EVENTS_FD = 3  # the job's event pipe, as ``apps.jobs.child`` is told
+#: What a forked process may run: its module (whose ``main(argv)`` it calls, as ``python -m``
+#: would) and how many descriptors it gets besides stdin, stdout and stderr.
+MAINS = {
+    "apps.jobs.child": 1,  # the event pipe
+    "apps.inference.child": 2,  # the request and reply pipes
+}
 
 
 def preload(modules: list[str]) -> None:
@@ -95,7 +108,7 @@ class Server:
         try:
             if request.get("op") == "adopt" and len(fds) == 1:
                 self._serve_connection(socket.socket(fileno=fds.pop()))
-            elif request.get("op") == "start" and len(fds) == 4:
+            elif request.get("op") == "start" and _descriptors(request) == len(fds):
                 self._start(conn, request, fds)
             else:
                 self._send(conn, {"error": f"bad request {request.get('op')!r}"})
@@ -116,7 +129,7 @@ class Server:
         if pid == 0:
             code = 1
             try:
-                code = self._become_job(request, fds, server)
+                code = self._become_child(request, fds, server)
             except BaseException:  # noqa: BLE001 - reported on the job's stderr
                 traceback.print_exc()
             finally:
@@ -158,30 +171,46 @@ class Server:
             os.waitpid(pid, 0)
             os.close(pidfd)
 
-    # --- in the forked job process -------------------------------------------------------
-    def _become_job(self, request: dict, fds: list[int], server: int) -> int:
-        """What ``python -m apps.jobs.child`` is, from a process that already imported the
-        heavy modules: the job's pipes and folder, the job's environment, then the child."""
-        os.setpgrp()  # its own process group, as the runner's exec'd job process has
+    # --- in the forked process ------------------------------------------------------------
+    def _become_child(self, request: dict, fds: list[int], server: int) -> int:
+        """What ``python -m <main> 3 ...`` is, from a process that already imported the heavy
+        modules: the process's pipes and folder, its environment, then ``main``."""
+        if request.get("session"):
+            os.setsid()  # as ``Popen(start_new_session=True)``: the inference server's
+        else:
+            os.setpgrp()  # its own process group, as the runner's exec'd job process has
         confine.die_with_parent()  # the server
         if os.getppid() != server:
             return 137
         confine.make_dumpable()  # the server is not; a job process is, as if exec'd
-        stdin, stdout, stderr, events = fds
         self.selector.close()
         for conn in self.connections:
             conn.detach()  # the descriptor closes below; the object must not close it later
-        for target, fd in ((0, stdin), (1, stdout), (2, stderr), (EVENTS_FD, events)):
+        # Out of the way of 0 .. n-1 first: a received descriptor may have a target's number.
+        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, len(fds)) for fd in fds]
+        for target, fd in enumerate(moved):
             os.dup2(fd, target)
-        os.closerange(EVENTS_FD + 1, os.sysconf("SC_OPEN_MAX"))
+        os.closerange(len(fds), os.sysconf("SC_OPEN_MAX"))
         fds.clear()
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
         _as_a_fresh_process(request["cwd"])
-        from apps.jobs import child
+        main = request["main"]
+        # ``python -m`` finds ``main`` before the process confines itself, listing the folders
+        # of ``sys.path`` up to the one that holds it, and later imports (``digits_site``)
+        # use those listings. The fork emptied them, and a process confined by Landlock may
+        # not list a folder it may read only in part (the checkout, when the data folder is
+        # in it): list them now, as an exec'd process has.
+        importlib.machinery.PathFinder.find_spec(main.partition(".")[0])
+        argv = [main, *(str(fd) for fd in range(EVENTS_FD, EVENTS_FD + MAINS[main]))]
+        return importlib.import_module(main).main(argv)
 
-        return child.main(["apps.jobs.child", str(EVENTS_FD)])
+
+def _descriptors(request: dict) -> int | None:
+    """How many descriptors a start request must come with; None: not a main it may run."""
+    main = request.setdefault("main", "apps.jobs.child")
+    return 3 + MAINS[main] if main in MAINS else None
 
 
 def _kill_group(pid: int) -> None:
@@ -221,7 +250,8 @@ def main(argv: list[str]) -> int:
     confine.make_undumpable()  # a job of the same user cannot read or trace this process
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     preload([m for m in (argv[2] if len(argv) > 2 else "").split(",") if m])
-    importlib.import_module("apps.jobs.child")
+    for name in MAINS:
+        importlib.import_module(name)
     Server(control).serve()
     return 0
 

@@ -1,4 +1,5 @@
-"""Starting a job process, as ``DIGITS_JOB_LAUNCHER`` says (docs/decisions/0021).
+"""Starting a job process, as ``DIGITS_JOB_LAUNCHER`` says (docs/decisions/0021), and the
+inference server's model processes the same way (``start_process``).
 
 ``fork`` (the default)
     A fork server of this worker process (``apps.jobs.forkserver``), started with the first
@@ -15,6 +16,10 @@
 Either way the job process is the same: the allow-listed environment, the job's folder as
 working folder, stdin (the spec), stdout, stderr and the event pipe, its own process
 group, dead when its worker dies, measured with ``os.wait4``'s figures.
+
+An inference server (``apps.inference.host``) starts its model processes
+(``apps.inference.child``) through the same setting and the same kind of server, one of
+its own: forked, or exec'd with ``exec``, in a session of their own either way.
 """
 
 from __future__ import annotations
@@ -55,21 +60,9 @@ def _die_with_parent() -> None:
 def start(env: dict[str, str], cwd: str) -> tuple[MeasuredPopen | ForkedProcess, int]:
     """Start a job process; the process (``Popen``'s interface) and the read end of its
     event pipe."""
-    forks = server()
-    if forks is not None:
-        try:
-            return forks.start(env, cwd)
-        except ServerGone:
-            if settings.DIGITS_JOB_LAUNCHER != "fork":
-                raise
-            log.exception("the job fork server failed; this job process is exec'd")
     read_fd, write_fd = os.pipe()
     try:
-        proc = MeasuredPopen(
-            [sys.executable, "-m", "apps.jobs.child", str(write_fd)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            pass_fds=(write_fd,), cwd=cwd, env=env, preexec_fn=_die_with_parent,
-        )  # fmt: skip
+        proc = start_process("apps.jobs.child", env, cwd, (write_fd,))
     except BaseException:
         os.close(read_fd)
         raise
@@ -78,14 +71,43 @@ def start(env: dict[str, str], cwd: str) -> tuple[MeasuredPopen | ForkedProcess,
     return proc, read_fd
 
 
+def start_process(
+    main: str, env: dict[str, str], cwd: str, fds: tuple[int, ...], *,
+    session: bool = False, stderr_to_stdout: bool = False,
+) -> MeasuredPopen | ForkedProcess:  # fmt: skip
+    """Start ``python -m <main> <fd> ...`` (one of ``apps.jobs.forkserver.MAINS``) or fork
+    it from this process's fork server: the process (``Popen``'s interface) with pipes on
+    its stdin, stdout and stderr (one pipe for both with ``stderr_to_stdout``) and ``fds``
+    (which stay the caller's to close). Its own process group, dead with the thread that
+    started it; with ``session``, a session of its own instead (no parent-death signal
+    when exec'd, as the inference server's model processes always had)."""
+    forks = server()
+    if forks is not None:
+        try:
+            return forks.spawn(
+                main, env, cwd, fds, session=session, stderr_to_stdout=stderr_to_stdout
+            )
+        except ServerGone:
+            if settings.DIGITS_JOB_LAUNCHER != "fork":
+                raise
+            log.exception("the job fork server failed; this %s process is exec'd", main)
+    how = {"start_new_session": True} if session else {"preexec_fn": _die_with_parent}
+    return MeasuredPopen(
+        [sys.executable, "-m", main, *(str(fd) for fd in fds)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if stderr_to_stdout else subprocess.PIPE,
+        pass_fds=fds, cwd=cwd, env=env, **how,
+    )  # fmt: skip
+
+
 class ForkedProcess:
     """What the runner uses of ``subprocess.Popen``, for a process a fork server started."""
 
-    def __init__(self, pid: int, pidfd: int, stdin: int, stdout: int, stderr: int):
+    def __init__(self, pid: int, pidfd: int, stdin: int, stdout: int, stderr: int | None):
         self.pid = pid
         self.stdin = open(stdin, "wb")  # noqa: SIM115 - closed by the runner
         self.stdout = open(stdout, "rb")  # noqa: SIM115
-        self.stderr = open(stderr, "rb")  # noqa: SIM115
+        self.stderr = None if stderr is None else open(stderr, "rb")  # noqa: SIM115
         self.returncode: int | None = None
         self.rusage: SimpleNamespace | None = None
         self.started = time.monotonic()
@@ -146,30 +168,48 @@ class ForkServer:
         threading.Thread(target=self._read, name="forkserver", daemon=True).start()
 
     def start(self, env: dict[str, str], cwd: str) -> tuple[ForkedProcess, int]:
-        pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, events
-        theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
-        ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]
+        """Fork a job process: the process and the read end of its event pipe."""
+        read_fd, write_fd = os.pipe()
         try:
-            answer, fds = self._ask({"op": "start", "env": env, "cwd": cwd}, theirs)
+            proc = self.spawn("apps.jobs.child", env, cwd, (write_fd,))
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        return proc, read_fd
+
+    def spawn(
+        self, main: str, env: dict[str, str], cwd: str, fds: tuple[int, ...] = (), *,
+        session: bool = False, stderr_to_stdout: bool = False,
+    ) -> ForkedProcess:  # fmt: skip
+        """Fork a process that runs ``main`` (``start_process`` says the rest)."""
+        stdin, stdout = os.pipe(), os.pipe()
+        stderr = None if stderr_to_stdout else os.pipe()
+        theirs = [stdin[0], stdout[1], (stderr or stdout)[1]]
+        ours = [stdin[1], stdout[0], *([stderr[0]] if stderr else [])]
+        message = {"op": "start", "env": env, "cwd": cwd, "main": main, "session": session}
+        try:
+            answer, received = self._ask(message, [*theirs, *fds])
         except BaseException:
             for fd in ours:
                 os.close(fd)
             raise
         finally:
-            for fd in theirs:
+            for fd in {*theirs}:  # stdout's write end once, when it is stderr's too
                 os.close(fd)
         if "error" in answer:
-            for fd in ours + fds:
+            for fd in ours + received:
                 os.close(fd)
-            raise RuntimeError(f"the fork server refused the job: {answer['error']}")
-        proc = ForkedProcess(answer["started"], fds[0], *ours[:3])
+            raise RuntimeError(f"the fork server refused the process: {answer['error']}")
+        proc = ForkedProcess(answer["started"], received[0], *ours[:2], ours[2] if stderr else None)
         with self._lock:
             ended = self._ended.pop(proc.pid, None)
             if ended is None:
                 self._running[proc.pid] = proc
         if ended is not None:
             proc.exited(*_outcome(ended))
-        return proc, ours[3]
+        return proc
 
     def close(self) -> None:
         """Close the connection: the server kills the job processes it started over it

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from apps.jobs import launcher, sandbox
+from apps.jobs.confine import landlock_abi
 from apps.usage.models import JobUsage
 from tests.conftest import wait_until
 from tests.jobs.helpers import check_params, gone, submit_check, wait_status
@@ -113,3 +114,30 @@ def test_a_dead_fork_server_is_replaced_for_the_next_job(monkeypatch, tmp_path):
         assert proc.wait(timeout=120) == 1
     finally:
         second.close()
+
+
+@pytest.mark.skipif(landlock_abi() < 1, reason="needs Landlock")
+def test_a_forked_job_process_confined_by_landlock_imports_the_checkouts_code(
+    job_fork_server, settings
+):
+    """Landlock may leave the checkout readable only in part (the test data folder lies in
+    it): the forked process finds its modules as an exec'd one does, having listed the
+    checkout before it confined itself."""
+    workspace = sandbox.create_workspace(999_999, 1)
+    try:
+        conf = sandbox.confinement(workspace)
+        conf.mode = "landlock"
+        assert any(h.startswith(str(settings.BASE_DIR) + "/") for h in conf.hidden)
+        env = sandbox.environment(workspace.path, "")
+        proc, events_fd = job_fork_server.start(env, str(workspace.path))
+        proc.stdin.write(json.dumps({
+            "job_id": 1, "kind": "worker.check", "params": check_params(steps=1), "attempt": 1,
+            "staging_prefix": "jobs/1/staging/", "sandbox": conf.to_json(),
+        }).encode())  # fmt: skip
+        proc.stdin.close()
+        seen = events(events_fd)
+        proc.wait(timeout=60)
+        stderr = proc.stderr.read().decode(errors="replace")
+        assert any(e["type"] == "log" for e in seen), (seen, stderr)  # the kind ran
+    finally:
+        workspace.remove()
