@@ -121,11 +121,27 @@ DATABASE_URL = envsecret("DATABASE_URL")
 if JOB_SANDBOX:
     DATABASES = {}  # any query raises ImproperlyConfigured: a job reports through its worker
 elif DATABASE_URL:
-    # Health checks: a pooled connection is tested before its first use in each request, job
-    # claim or reaper pass, so a database restart never fails the next query (docs/deploy.md).
-    DATABASES = {
-        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
-    }
+    # Health checks: a connection is tested before its first use in each request, job claim
+    # or reaper pass, so a database restart never fails the next query (docs/deploy.md).
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_health_checks=True)}
+    # PostgreSQL: a connection pool per process (psycopg_pool, docs/decisions/0022). The web
+    # server runs each request in a thread of its own, so a connection kept per thread
+    # (CONN_MAX_AGE) was never reused there: every request connected anew. A thread's
+    # connection goes back to the pool when Django closes it (end of a request, a worker's
+    # message, a background thread's pass); a thread waits DIGITS_DB_POOL_TIMEOUT seconds
+    # at most for one, then fails with OperationalError. DIGITS_DB_POOL_MAX_SIZE=0 turns the
+    # pool off (PgBouncer in transaction mode pools already): a connection per thread, kept
+    # 60 s, as without PostgreSQL.
+    _db_pool_max_size = envint("DIGITS_DB_POOL_MAX_SIZE", 10)
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _db_pool_max_size > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses a pool with persistent ones
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": _db_pool_max_size,
+            "timeout": envfloat("DIGITS_DB_POOL_TIMEOUT", 10.0),
+        }
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = 60
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -346,6 +362,11 @@ DIGITS_JOB_HEARTBEAT_SECONDS = envint("DIGITS_JOB_HEARTBEAT_SECONDS", 2)
 DIGITS_JOB_STALE_SECONDS = envint("DIGITS_JOB_STALE_SECONDS", 10)
 # How long a worker keeps running a job while it cannot reach the database.
 DIGITS_JOB_DB_GRACE_SECONDS = envint("DIGITS_JOB_DB_GRACE_SECONDS", 60)
+# A job's relay must see an outage within that grace: it never waits longer for a pooled
+# connection (during an outage the pool waits, where a plain connect fails at once).
+if "pool" in DATABASES.get("default", {}).get("OPTIONS", {}):
+    _pool = DATABASES["default"]["OPTIONS"]["pool"]
+    _pool["timeout"] = min(_pool["timeout"], DIGITS_JOB_DB_GRACE_SECONDS)
 DIGITS_JOB_MAX_ATTEMPTS = envint("DIGITS_JOB_MAX_ATTEMPTS", 3)
 DIGITS_JOB_REQUEUE_SECONDS = envint("DIGITS_JOB_REQUEUE_SECONDS", 120)
 DIGITS_REAPER_INTERVAL = envint("DIGITS_REAPER_INTERVAL", 2)

@@ -47,3 +47,9 @@ _database = DATABASES.get("default", {})  # noqa: F405
 if _database.get("ENGINE", "").startswith("django.db.backends.postgresql"):
     _options = _database.setdefault("OPTIONS", {})
     _options["options"] = f"{_options.get('options', '')} -c synchronous_commit=off".strip()
+
+# The connection pool (digits_site/settings.py, docs/decisions/0022) stays on in the test
+# process as in the processes it starts: pytest-django blocks database access until the
+# test database is set up and named in the settings, and Django closes the pool whenever
+# it creates, clones or destroys a test database, so no pooled connection points at the
+# wrong one; the threads a test starts give their connections back like the platform's.

@@ -28,7 +28,9 @@ class EmbeddedWorker:
 
     def start(self) -> None:
         from apps.cluster.agent import NodeAgent
+        from apps.core.db import make_room_for_job_threads
 
+        make_room_for_job_threads(self.worker.worker_threads)
         self.worker.start()
         self.node = NodeAgent(["default", "gpu"], settings.DIGITS_EMBEDDED_WORKER_THREADS)
         self.node.start()

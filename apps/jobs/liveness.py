@@ -75,6 +75,7 @@ class WorkerBeat(threading.Thread):
         while not self.stop.is_set():
             if self.healthy():
                 beat("worker", {**outbox.COUNTERS, **store_stats.prefixed()})
+                close_old_connections()  # back to the pool, not held through the wait
             else:
                 log.error("worker threads died: not beating (the liveness probe will fail)")
             self.stop.wait(self.interval)

@@ -97,6 +97,7 @@ def run_forever(interval: float | None = None, stop: threading.Event | None = No
             close_old_connections()
         # The loop is alive, even while the database is not.
         liveness.beat("reaper", {**COUNTERS, **outbox.COUNTERS, **store_stats.prefixed()})
+        close_old_connections()  # back to the pool, not held through the wait
         stop.wait(interval)
     sender.join(timeout=10)
     connection.close()  # this thread's own (the embedded reaper runs in a thread)

@@ -228,14 +228,17 @@ class JobRun:
         The broken connection is closed (the next operation opens a new one) and the
         failure logged once per outage. After ``DIGITS_JOB_DB_GRACE_SECONDS`` without the
         database the job counts as lost: its heartbeat is stale, so the reaper may
-        already have queued it again.
+        already have queued it again. An outage counts from the start of the first
+        operation that failed: the connection pool waits up to ``DIGITS_DB_POOL_TIMEOUT``
+        for a connection before it fails one.
         """
+        started = time.monotonic()
         try:
             operation(*args)
         except DatabaseError as exc:
             now = time.monotonic()
             if self.database_down_since is None:
-                self.database_down_since = now
+                self.database_down_since = started
                 log.warning("job %s: the database failed (%s); retrying", self.job.pk, exc)
             with contextlib.suppress(DatabaseError):
                 connection.close()

@@ -26,7 +26,10 @@ class Command(BaseCommand):
             raise CommandError(
                 "Set DIGITS_BROKER_URL: the embedded broker only runs inside `serve`."
             )
+        from apps.core.db import make_room_for_job_threads
         from apps.jobs import tasks  # noqa: F401  declares the actors
+
+        make_room_for_job_threads(threads)
 
         stop = threading.Event()
 
