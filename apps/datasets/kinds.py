@@ -7,26 +7,16 @@ service's (``apps.datasets.services.clone_build``).
 from __future__ import annotations
 
 from django.db import transaction
-from rest_framework import serializers
 
 from apps.datasets import services
-from apps.datasets.params import max_error_percent_field, processes_field
 from apps.jobs.kinds import DomainRules, Input, JobKind, register, register_domain
-
-
-class BuildParams(serializers.Serializer):
-    dataset_id = serializers.IntegerField()
-    type = serializers.CharField()
-    options = serializers.DictField()
-    processes = processes_field()
-    max_error_percent = max_error_percent_field()
 
 
 @register
 class BuildDataset(JobKind):
     name = "dataset.build"
     title = "Build dataset"
-    params_serializer = BuildParams
+    params_serializer = "apps.datasets.requests.BuildParams"
 
     def inputs(self, params):
         """The uploads named in the options, and the object-store prefixes open to imports."""

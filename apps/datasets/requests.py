@@ -14,7 +14,28 @@ from rest_framework import serializers
 from apps.core.api import NewOwnedRequest
 from apps.core.plugins.catalog import data_ingestion_types
 from apps.core.schema import FormOptionsField, RegistryField
-from apps.datasets.params import max_error_percent_field, processes_field
+from apps.datasets.params import DEFAULT_MAX_ERROR_PERCENT, DEFAULT_PROCESSES, MAX_PROCESSES
+
+
+def processes_field() -> serializers.IntegerField:
+    """Encoding processes of the build job."""
+    return serializers.IntegerField(min_value=1, max_value=MAX_PROCESSES, default=DEFAULT_PROCESSES)
+
+
+def max_error_percent_field() -> serializers.FloatField:
+    """The share of bad entries above which the build fails (``apps.datasets.building``)."""
+    return serializers.FloatField(min_value=0, max_value=100, default=DEFAULT_MAX_ERROR_PERCENT)
+
+
+class BuildParams(serializers.Serializer):
+    """The parameters of a build job (``apps.datasets.kinds``, which names this class by
+    path: a worker process needs no serializers)."""
+
+    dataset_id = serializers.IntegerField()
+    type = serializers.CharField()
+    options = serializers.DictField()
+    processes = processes_field()
+    max_error_percent = max_error_percent_field()
 
 
 class BuildRequest(NewOwnedRequest):

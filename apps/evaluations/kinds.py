@@ -7,8 +7,6 @@ with the job when it succeeds, so an evaluation that failed or was aborted has n
 
 from __future__ import annotations
 
-from rest_framework import serializers
-
 from apps.evaluations import services
 from apps.evaluations.models import Evaluation
 from apps.jobs.kinds import DomainRules, Input, JobKind, register, register_domain
@@ -16,26 +14,12 @@ from apps.mlmodels import snapshots
 from apps.mlmodels.kinds import refuse_custom_code, train_inputs
 
 
-class EvaluateParams(serializers.Serializer):
-    evaluation_id = serializers.IntegerField()
-    model_id = serializers.IntegerField()
-    epoch = serializers.IntegerField(min_value=1)
-    train_params = serializers.DictField()
-    source = serializers.ChoiceField(choices=Evaluation.Source.choices)
-    stage = serializers.CharField(allow_blank=True)
-    dataset = serializers.DictField(allow_null=True)
-    archive_key = serializers.CharField(allow_null=True)
-    list_key = serializers.CharField(allow_null=True)
-    top_n = serializers.IntegerField(min_value=1)
-    batch_size = serializers.IntegerField(min_value=1)
-
-
 @register
 class EvaluateModel(JobKind):
     name = "model.evaluate"
     title = "Evaluate model"
     queue = "gpu"
-    params_serializer = EvaluateParams
+    params_serializer = "apps.evaluations.requests.EvaluateParams"
 
     def inputs(self, params):
         train = params["train_params"]

@@ -118,3 +118,20 @@ class EvaluateRequest(OwnedSerializerMixin, serializers.Serializer):
                 {"dataset": f"“{dataset.name}” holds entries of shape {shape}, not the model's."}
             )
         return dataset
+
+
+class EvaluateParams(serializers.Serializer):
+    """The parameters of a ``model.evaluate`` job (``apps.evaluations.kinds``, which names
+    this class by path: a worker process needs no serializers)."""
+
+    evaluation_id = serializers.IntegerField()
+    model_id = serializers.IntegerField()
+    epoch = serializers.IntegerField(min_value=1)
+    train_params = serializers.DictField()
+    source = serializers.ChoiceField(choices=Evaluation.Source.choices)
+    stage = serializers.CharField(allow_blank=True)
+    dataset = serializers.DictField(allow_null=True)
+    archive_key = serializers.CharField(allow_null=True)
+    list_key = serializers.CharField(allow_null=True)
+    top_n = serializers.IntegerField(min_value=1)
+    batch_size = serializers.IntegerField(min_value=1)

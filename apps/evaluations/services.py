@@ -23,7 +23,7 @@ from apps.jobs import services as jobs
 from apps.mlmodels import services as models
 from apps.mlmodels import snapshots
 from apps.mlmodels.models import TrainedModel
-from apps.mlmodels.params import CUSTOM_SOURCES
+from apps.mlmodels.options import CUSTOM_SOURCES
 
 KIND = "model.evaluate"
 

@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
-from rest_framework import serializers
+from django.utils.module_loading import import_string
+from rest_framework.exceptions import ValidationError  # light: not rest_framework.serializers
 
 if TYPE_CHECKING:
+    from rest_framework.serializers import Serializer
+
     from apps.jobs.context import JobContext
     from apps.jobs.models import Job
 
@@ -52,8 +55,10 @@ class JobKind:
     title: ClassVar[str]
     #: ``"default"`` (CPU nodes) or ``"gpu"``.
     queue: ClassVar[str] = "default"
-    #: Validates the ``params`` a user submits; ``None`` accepts no parameters.
-    params_serializer: ClassVar[type[serializers.Serializer] | None] = None
+    #: Validates the ``params`` a user submits (a serializer class, or its dotted path: then
+    #: Django REST framework is imported only where jobs are submitted); ``None`` accepts
+    #: no parameters.
+    params_serializer: ClassVar[type[Serializer] | str | None] = None
     #: Whether a user may start the kind directly through the generic job API.
     user_creatable: ClassVar[bool] = False
 
@@ -61,9 +66,12 @@ class JobKind:
         """Clean ``params`` or raise ``serializers.ValidationError`` naming the field."""
         if self.params_serializer is None:
             if params:
-                raise serializers.ValidationError({"params": "This job kind takes no parameters."})
+                raise ValidationError({"params": "This job kind takes no parameters."})
             return {}
-        serializer = self.params_serializer(data=params, context={"user": user})
+        serializer_class = self.params_serializer
+        if isinstance(serializer_class, str):
+            serializer_class = import_string(serializer_class)
+        serializer = serializer_class(data=params, context={"user": user})
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 
@@ -183,42 +191,13 @@ def register_plugin_kinds() -> None:
 
 
 # --- the engine's own kind ----------------------------------------------------------------------
-class GpuRequestParams(serializers.Serializer):
-    """A job's GPU request, ``params["gpus"]`` (the scheduler reads it, whatever the kind)."""
-
-    mode = serializers.ChoiceField(choices=("next", "specific", "count", "none"), default="next")
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=0), default=list)
-    count = serializers.IntegerField(min_value=1, max_value=64, default=1)
-
-    def validate(self, attrs):
-        if attrs["mode"] == "specific" and not attrs["ids"]:
-            raise serializers.ValidationError({"ids": "List the GPU numbers to use."})
-        return attrs
-
-
-class WorkerCheckParams(serializers.Serializer):
-    queue = serializers.ChoiceField(choices=QUEUES, default="default")
-    steps = serializers.IntegerField(min_value=1, max_value=100_000, default=20)
-    step_seconds = serializers.FloatField(min_value=0.0, max_value=60.0, default=0.5)
-    matrix_size = serializers.IntegerField(min_value=8, max_value=8192, default=256)
-    use_tensorflow = serializers.BooleanField(default=False)
-    fail_at_step = serializers.IntegerField(
-        min_value=1, required=False, allow_null=True, default=None,
-        help_text="Raise an error at this step (to see how failures are reported).",
-    )  # fmt: skip
-    gpus = GpuRequestParams(
-        required=False,
-        help_text="GPUs to reserve (default: any one on the gpu queue, none on default).",
-    )
-
-
 @register
 class WorkerCheck(JobKind):
     """Whether a node can run jobs, and how fast (``apps.jobs.diagnostics``)."""
 
     name = "worker.check"
     title = "Worker check"
-    params_serializer = WorkerCheckParams
+    params_serializer = "apps.jobs.params.WorkerCheckParams"
     user_creatable = True
 
     def queue_for(self, params):

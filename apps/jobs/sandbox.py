@@ -16,14 +16,13 @@ import logging
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 
-from apps.jobs.confine import Confinement
+from apps.jobs.confine import Confinement, can_unshare
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +83,8 @@ def mode() -> str:
     wanted = settings.DIGITS_JOB_SANDBOX
     if wanted in ("none", "landlock", "namespaces"):
         return wanted
-    if os.geteuid() == 0:
-        probe = subprocess.run(
-            [sys.executable, "-m", "apps.jobs.confine"], cwd=settings.BASE_DIR,
-            capture_output=True, check=False, timeout=60,
-        )  # fmt: skip
-        if probe.returncode == 0:
-            return "namespaces"
+    if os.geteuid() == 0 and _child_can_unshare():
+        return "namespaces"
     from apps.jobs.confine import landlock_abi
 
     if landlock_abi() >= 1:
@@ -100,6 +94,17 @@ def mode() -> str:
         "environment and settings keep credentials from them. Grant 'run custom code' sparingly."
     )
     return "none"
+
+
+def _child_can_unshare() -> bool:
+    """Whether a process of ours may make namespaces: a forked child tries (unsharing
+    changes the process that does it) and exits at once. A fork, not a new interpreter:
+    about 0.3 s and 0.08 s of CPU less at every worker start."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if can_unshare() else 1)  # the child: no cleanup, no Python left to run
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
 
 
 def _secret_folders() -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 
 from apps.core import permissions
 from apps.core.models import Visibility
@@ -331,7 +331,7 @@ def clone(job: Job, user) -> Job:
         )
     try:
         params = kind.validate_params(job.params, user)
-    except serializers.ValidationError as exc:
+    except ValidationError as exc:
         raise CloneRefused(f"The job's parameters are not valid any more: {exc.detail}") from None
     team, visibility = sharing_for(user, job.team, job.visibility)
     return submit(

@@ -9,8 +9,8 @@ from apps.jobs.models import JobPriority
 from apps.mlmodels import services
 from apps.mlmodels.lr_policies import POLICIES
 from apps.mlmodels.models import TrainedModel
+from apps.mlmodels.options import CUSTOM_SOURCES
 from apps.mlmodels.params import (
-    CUSTOM_SOURCES,
     DEFAULT_BASE_LR,
     DEFAULT_BATCH_SIZE,
     MEAN_SUBTRACTION,

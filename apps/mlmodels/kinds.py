@@ -19,7 +19,7 @@ from typing import Any
 from apps.core import permissions
 from apps.jobs.kinds import DomainRules, Input, JobKind, register, register_domain
 from apps.mlmodels import services, snapshots
-from apps.mlmodels.params import CUSTOM_SOURCES, TrainParams
+from apps.mlmodels.options import CUSTOM_SOURCES
 
 _SNAPSHOT = re.compile(r"snapshots/epoch-(\d{4,})\.tar")
 
@@ -65,7 +65,7 @@ class TrainModel(JobKind):
     name = "model.train"
     title = "Train model"
     queue = "gpu"
-    params_serializer = TrainParams
+    params_serializer = "apps.mlmodels.params.TrainParams"
 
     def inputs(self, params):
         return train_inputs(params)

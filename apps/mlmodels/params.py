@@ -11,11 +11,6 @@ STANDARD = tasks.all_networks()
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad", "adadelta")
 MEAN_SUBTRACTION = ("none", "image", "pixel")
 NETWORK_SOURCES = ("standard", "custom", "previous", "upload")
-#: Sources that run the user's own code or model file: they need the permission to run
-#: custom code (``apps.core.permissions.can_run_custom_code``).
-CUSTOM_SOURCES = ("custom", "upload")
-#: Solver options that only the tasks naming them in ``Task.solver_options`` take.
-TASK_SOLVER_OPTIONS = ("class_weights", "dice_loss")
 #: The solver's defaults that the new-model page shows and a sweep falls back on.
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_BASE_LR = 0.01

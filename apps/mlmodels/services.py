@@ -23,7 +23,7 @@ from apps.jobs import services as jobs
 from apps.jobs.models import Job, JobPriority
 from apps.mlmodels import snapshots, tasks
 from apps.mlmodels.models import TrainedModel
-from apps.mlmodels.params import CUSTOM_SOURCES, TASK_SOLVER_OPTIONS, GpuParams
+from apps.mlmodels.options import CUSTOM_SOURCES, TASK_SOLVER_OPTIONS
 from apps.usage import accounting
 
 CUSTOM_CODE_REFUSED = (
@@ -146,6 +146,8 @@ def train(owner, request: dict[str, Any], model_file=None) -> list[TrainedModel]
     ``upload``); it is stored here as ``owner``'s upload, and removed again if no model
     could be created.
     """
+    from apps.mlmodels.params import GpuParams  # serializers: only where models are created
+
     network, solver = dict(request["network"]), dict(request["solver"])
     batch_sizes, base_lrs = solver.pop("batch_size"), solver.pop("base_lr")
     stored = None

@@ -18,8 +18,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Sum
 from django.utils import timezone
-from rest_framework import serializers
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
 
 from apps.accounts.models import Team
 from apps.jobs.models import ACTIVE_STATUSES, Job, JobArtifact, JobStatus
@@ -54,7 +53,7 @@ class QuotaExceeded(APIException):
         self.wait = wait  # DRF answers it as Retry-After
 
 
-class ParameterLimitExceeded(serializers.ValidationError):
+class ParameterLimitExceeded(ValidationError):
     """A job parameter over its limit: 400 naming the field (``field`` is its dotted path)."""
 
     def __init__(self, path: tuple[str, ...], message: str):
