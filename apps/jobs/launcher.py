@@ -60,9 +60,14 @@ def _die_with_parent() -> None:
 def start(env: dict[str, str], cwd: str) -> tuple[MeasuredPopen | ForkedProcess, int]:
     """Start a job process; the process (``Popen``'s interface) and the read end of its
     event pipe."""
+    return _with_event_pipe(lambda fd: start_process("apps.jobs.child", env, cwd, (fd,)))
+
+
+def _with_event_pipe(spawn):
+    """``spawn(write end)`` of a new event pipe: (the process, the read end)."""
     read_fd, write_fd = os.pipe()
     try:
-        proc = start_process("apps.jobs.child", env, cwd, (write_fd,))
+        proc = spawn(write_fd)
     except BaseException:
         os.close(read_fd)
         raise
@@ -169,15 +174,7 @@ class ForkServer:
 
     def start(self, env: dict[str, str], cwd: str) -> tuple[ForkedProcess, int]:
         """Fork a job process: the process and the read end of its event pipe."""
-        read_fd, write_fd = os.pipe()
-        try:
-            proc = self.spawn("apps.jobs.child", env, cwd, (write_fd,))
-        except BaseException:
-            os.close(read_fd)
-            raise
-        finally:
-            os.close(write_fd)
-        return proc, read_fd
+        return _with_event_pipe(lambda fd: self.spawn("apps.jobs.child", env, cwd, (fd,)))
 
     def spawn(
         self, main: str, env: dict[str, str], cwd: str, fds: tuple[int, ...] = (), *,
