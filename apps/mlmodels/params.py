@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from apps.jobs.params import GpuRequestParams
 from apps.mlmodels import tasks
 from apps.mlmodels.lr_policies import POLICIES
 
@@ -138,15 +139,8 @@ class SolverParams(serializers.Serializer):
         return attrs
 
 
-class GpuParams(serializers.Serializer):
-    mode = serializers.ChoiceField(choices=("next", "specific", "count", "none"), default="next")
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=0), default=list)
-    count = serializers.IntegerField(min_value=1, max_value=64, default=1)
-
-    def validate(self, attrs):
-        if attrs["mode"] == "specific" and not attrs["ids"]:
-            raise serializers.ValidationError({"ids": "List the GPU numbers to use."})
-        return attrs
+# A training job's GPU request: the scheduler reads every kind's alike.
+GpuParams = GpuRequestParams
 
 
 class TrainParams(serializers.Serializer):
