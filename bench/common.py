@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 import warnings
 from importlib.metadata import entry_points
@@ -49,6 +50,33 @@ def setup_django(database_url: str, **env: str) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+
+
+def setup_django_for_jobs(prefix: str) -> Path:
+    """Set Django up to start job or model processes here (a new temporary folder for the
+    data and the jobs' folders, ``prefix`` naming it); return that folder."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ["DIGITS_DATA_DIR"] = str(tmp / "var")
+    os.environ["DIGITS_JOB_WORK_ROOT"] = str(tmp / "jobs")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digits_site.settings")
+    import django
+
+    django.setup()
+    return tmp
+
+
+def print_exec_fork(results: dict[str, list[tuple[float, float]]]) -> None:
+    """The table of ``{"exec": runs, "fork": runs}`` (each run: seconds to ready, CPU
+    seconds) and the ratio of their median waits, exec over fork."""
+    print(f"{'how':6} {'p50':>7} {'p95':>7} {'CPU p50':>8}")
+    for how, runs in results.items():
+        waits, cpus = [r[0] for r in runs], [r[1] for r in runs]
+        print(
+            f"{how:6} {percentile(waits, 50):7.2f} {percentile(waits, 95):7.2f} "
+            f"{percentile(cpus, 50):8.2f}"
+        )
+    exec_wait, fork_wait = (percentile([r[0] for r in results[h]], 50) for h in ("exec", "fork"))
+    print(f"ratio exec/fork (seconds to ready, p50): {exec_wait / fork_wait:.1f}x")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -14,15 +14,13 @@ server) is printed apart. No database or store is needed.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import percentile  # noqa: E402
+from bench.common import percentile, print_exec_fork, setup_django_for_jobs  # noqa: E402
 
 
 def run_one(slot: int) -> tuple[float, float]:
@@ -41,13 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=5)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-inference-start-"))
-    os.environ["DIGITS_DATA_DIR"] = str(tmp / "var")
-    os.environ["DIGITS_JOB_WORK_ROOT"] = str(tmp / "jobs")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digits_site.settings")
-    import django
-
-    django.setup()
+    setup_django_for_jobs("bench-inference-start-")
     from django.conf import settings
 
     from apps.jobs import launcher, sandbox
@@ -61,13 +53,7 @@ def main() -> None:
     preload = first - percentile([r[0] for r in results["fork"]], 50)
 
     print(f"{args.starts} model processes each way (sandbox: {sandbox.mode()}); seconds to ready")
-    print(f"{'how':6} {'p50':>7} {'p95':>7} {'CPU p50':>8}")
-    for how, runs in results.items():
-        waits, cpus = [r[0] for r in runs], [r[1] for r in runs]
-        print(
-            f"{how:6} {percentile(waits, 50):7.2f} {percentile(waits, 95):7.2f} "
-            f"{percentile(cpus, 50):8.2f}"
-        )
+    print_exec_fork(results)
     print(f"fork server preload (once per inference server): {preload:.2f} s")
 
 

@@ -18,13 +18,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import percentile  # noqa: E402
+from bench.common import percentile, print_exec_fork, setup_django_for_jobs  # noqa: E402
 
 
 def run_one(launch, workdir: Path) -> tuple[float, float]:
@@ -59,13 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-job-start-"))
-    os.environ["DIGITS_DATA_DIR"] = str(tmp / "var")
-    os.environ["DIGITS_JOB_WORK_ROOT"] = str(tmp / "jobs")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digits_site.settings")
-    import django
-
-    django.setup()
+    tmp = setup_django_for_jobs("bench-job-start-")
     from django.conf import settings
 
     from apps.jobs import launcher
@@ -79,18 +72,8 @@ def main() -> None:
     preload = first - percentile([r[0] for r in results["fork"]], 50)
 
     print(f"{args.jobs} TensorFlow worker checks each way; seconds to the first step done")
-    print(f"{'how':6} {'p50':>7} {'p95':>7} {'CPU p50':>8}")
-    for how, runs in results.items():
-        waits, cpus = [r[0] for r in runs], [r[1] for r in runs]
-        print(
-            f"{how:6} {percentile(waits, 50):7.2f} {percentile(waits, 95):7.2f} "
-            f"{percentile(cpus, 50):8.2f}"
-        )
-    ratio = percentile([r[0] for r in results["exec"]], 50) / percentile(
-        [r[0] for r in results["fork"]], 50
-    )
+    print_exec_fork(results)
     print(f"fork server preload (once per worker process): {preload:.2f} s")
-    print(f"ratio exec/fork (time to the first step, p50): {ratio:.1f}x")
 
 
 if __name__ == "__main__":
