@@ -54,6 +54,11 @@ services:
 # the tests of one xdist_group run in one process; the heaviest modules are handed out
 # first (conftest.py).
 XDIST ?= -n 3 --dist loadgroup
+# Bytecode is cached even where the environment says not to (PYTHONDONTWRITEBYTECODE): a
+# test process's collection rewrites the asserts of every test module and compiles the
+# platform's, about 7 s of CPU per process each time without the cache (__pycache__,
+# ignored by git); the processes the tests start cache theirs too (tests/conftest.py).
+unexport PYTHONDONTWRITEBYTECODE
 test: install-test services
 	$(PY) scripts/with_test_services.py $(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
