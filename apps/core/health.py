@@ -18,10 +18,22 @@ from django.http import JsonResponse
 
 from apps.core.storage import get_store
 
+#: Seconds the readiness check waits for a pooled database connection. A request waits
+#: ``DIGITS_DB_POOL_TIMEOUT`` (10 s) for one; the probe must answer in seconds.
+DATABASE_PROBE_TIMEOUT = 2.0
+
 
 def _database():
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    pool = connection.pool if connection.vendor == "postgresql" else None
+    if pool is None:  # SQLite, or the pool turned off (DIGITS_DB_POOL_MAX_SIZE=0)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return
+    # A connection of its own from the pool (checked as it is taken), with the probe's wait:
+    # during an outage the pool keeps trying to connect until the wait is over.
+    pool.open()
+    with pool.connection(timeout=DATABASE_PROBE_TIMEOUT) as conn:
+        conn.execute("SELECT 1")
 
 
 def _broker():

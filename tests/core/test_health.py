@@ -3,6 +3,7 @@ hard dependency (the database) is down, and reports the degraded ones (broker, S
 layer) without failing."""
 
 import socket
+import time
 
 import pytest
 
@@ -104,6 +105,30 @@ def test_a_database_outage_fails_readiness(db, client, monkeypatch):
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
     assert response.json()["checks"]["database"] == "ConnectionError: database gone"
+
+
+def test_readiness_answers_in_seconds_while_the_pool_cannot_connect(db, client, monkeypatch):
+    # A real pool to an address where nothing listens: every connection attempt fails, as
+    # during a database outage. A request would wait its 30 s for a connection; the probe
+    # waits its own two seconds and answers 503.
+    from django.db import connections
+    from psycopg_pool import ConnectionPool
+
+    dead = ConnectionPool(
+        f"host=127.0.0.1 port={closed_port()} user=nobody connect_timeout=1",
+        min_size=0, max_size=1, timeout=30, open=False,
+    )  # fmt: skip
+    monkeypatch.setattr(type(connections["default"]), "pool", property(lambda self: dead))
+    started = time.monotonic()
+    try:
+        response = client.get("/healthz/ready")
+    finally:
+        dead.close()
+
+    assert time.monotonic() - started < health.DATABASE_PROBE_TIMEOUT + 3
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+    assert response.json()["checks"]["database"].startswith("PoolTimeout:")
 
 
 def test_degraded_checks_are_cached(db, client, monkeypatch):
