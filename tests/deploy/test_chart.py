@@ -614,6 +614,13 @@ def test_worker_and_reaper_liveness_probes_read_their_beats(settings, tmp_path) 
     assert config["DIGITS_REAPER_INTERVAL"] == "2"
 
 
+def test_the_database_pool_size_reaches_every_process() -> None:
+    assert of_kind(render(), "ConfigMap")[0]["data"]["DIGITS_DB_POOL_MAX_SIZE"] == "10"
+    # 0 turns the pool off (PgBouncer): a value of its own, not "unset, take the default".
+    docs = render({"config": {"databasePoolMaxSize": 0}})
+    assert of_kind(docs, "ConfigMap")[0]["data"]["DIGITS_DB_POOL_MAX_SIZE"] == "0"
+
+
 def test_worker_pools_are_configurable() -> None:
     docs = render(SCENARIOS["gpu-pools"])
     gpu = worker(docs, "gpu")["spec"]["template"]["spec"]
