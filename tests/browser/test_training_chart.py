@@ -138,9 +138,12 @@ DRAWN_SERIES = """() => {
     const legend = chart.legend.legendItems || [];
     return chart.data.datasets.map((d, i) => {
         const item = legend.find((l) => l.datasetIndex === i) || {};
+        // A dataset added since the chart's last update has no line yet (the page updates
+        // once per animation frame): null until it is drawn.
+        const line = chart.getDatasetMeta(i).dataset;
         return {
             label: d.label, points: d.data.length,
-            line: String(chart.getDatasetMeta(i).dataset.options.borderColor),
+            line: line ? String(line.options.borderColor) : null,
             box: String(item.fillStyle), grey: grey,
         };
     });
@@ -160,10 +163,15 @@ def watch_first_epoch(browser, base_url: str, model_id: int, username: str, pass
     # Opened before training starts: every series arrives over the event stream.
     page = open_model_page(browser, base_url, model_id, username, password, seen)
 
-    def validated():
+    def drawn_series():
+        # Every series with points drawn, or None to read again after the next update.
         drawn = page.evaluate(DRAWN_SERIES)
         seen["drawn"] = drawn
-        return any(s["label"] == "val loss" and s["points"] for s in drawn)
+        return drawn if all(s["line"] is not None for s in drawn if s["points"]) else None
+
+    def validated():
+        drawn = drawn_series()
+        return drawn and any(s["label"] == "val loss" and s["points"] for s in drawn)
 
     wait_until(validated, timeout=300, interval=0.5,
                message="no validation point was drawn")  # fmt: skip
@@ -174,7 +182,8 @@ def watch_first_epoch(browser, base_url: str, model_id: int, username: str, pass
                timeout=60, interval=0.5, message="no system metrics were charted")  # fmt: skip
     seen["system"] = page.evaluate(SYSTEM_SERIES)
     seen["rows"] = page.evaluate(EPOCH_ROWS)
-    seen["drawn"] = page.evaluate(DRAWN_SERIES)
+    seen["drawn"] = wait_until(drawn_series, timeout=30, interval=0.2,
+                               message="a series with points was never drawn")  # fmt: skip
     seen["status"] = page.locator("#job [data-role=status]").first.text_content().strip()
     seen["noReload"] = page.evaluate("window.__noReload === true")
     return seen
