@@ -85,6 +85,10 @@ class Sender(threading.Thread):
         super().__init__(name="digits-outbox", daemon=True)
         self.until_empty = until_empty
         self.stop = stop or threading.Event()
+        #: Set (under ``_lock``) when a send failed after this pass listed the pending
+        #: jobs: the loop must not end on that pass's "nothing left".
+        self.again = False
+        self.done = False  # set with the decision to end, under the same lock
 
     def run(self) -> None:
         try:
@@ -103,16 +107,24 @@ class Sender(threading.Thread):
                 log.exception("outbox pass failed")
             finally:
                 close_old_connections()
-            if not left and self.until_empty:
+            if not left and self.until_empty and not self._more_to_do():
                 return
             delay = min(delay * 2, settings.DIGITS_OUTBOX_MAX_BACKOFF) if left else interval
 
+    def _more_to_do(self) -> bool:
+        with _lock:
+            again, self.again = self.again, False
+            self.done = not again
+        return again
+
 
 def start_sender() -> None:
-    """Start this process's retry loop unless it runs already (it ends when all are sent)."""
+    """Start this process's retry loop unless it runs already (it ends when all are sent;
+    a send that fails during its last pass keeps it going one pass more)."""
     global _sender
     with _lock:
-        if _sender is not None and _sender.is_alive():
+        if _sender is not None and _sender.is_alive() and not _sender.done:
+            _sender.again = True
             return
         _sender = Sender(until_empty=True)
         _sender.start()

@@ -67,6 +67,36 @@ def test_send_pending_sends_oldest_first_and_stops_at_the_first_failure(people, 
     assert not Job.objects.filter(sent_at__isnull=True).exists()
 
 
+def test_a_send_that_fails_during_the_senders_last_pass_is_still_sent(
+    people, api_client, broker, monkeypatch
+):
+    """The retry loop listed the pending jobs, then another request's send failed (its job
+    committed after the listing): the loop must not end on "nothing left" — the process
+    that failed counts on it, finding it running."""
+    client = api_client.as_user(people.owner)
+    first = submit(client).json()["id"]  # refused: starts the retry loop
+    real_send_pending = outbox.send_pending
+    late = []
+
+    def listing_then_a_late_failure(now=None):
+        if late:
+            return real_send_pending(now)
+        broker["down"] = False
+        result = real_send_pending(now)  # sends the first: nothing left that it listed
+        broker["down"] = True  # another request fails meanwhile, finds the loop running
+        late.append(submit(client).json()["id"])
+        broker["down"] = False
+        return result
+
+    monkeypatch.setattr(outbox, "send_pending", listing_then_a_late_failure)
+    wait_until(lambda: late, timeout=10)
+    outbox._sender.join(timeout=10)  # the retry loop ends when nothing is left
+
+    assert not outbox._sender.is_alive()
+    assert sorted(broker["sent"]) == sorted([first, *late])
+    assert not Job.objects.filter(sent_at__isnull=True).exists()
+
+
 def test_a_broker_that_works_marks_the_job_sent_at_once(people, api_client, broker):
     broker["down"] = False
 
