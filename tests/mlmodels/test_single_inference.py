@@ -149,8 +149,27 @@ def test_bad_inputs_are_reported_on_their_field(
     assert stand_in_server == []
 
 
+@pytest.fixture
+def slow_reads(monkeypatch):
+    """Reading an input waits until the test ends: a timeout of 0 s then always fires (a
+    quick read could otherwise finish before the request thread even asks for it)."""
+    import threading
+
+    from apps.mlmodels import single_inference
+
+    release = threading.Event()
+
+    def waiting_read(*args):
+        release.wait(timeout=60)
+        raise RuntimeError("the test is over: nothing waits for this read")
+
+    monkeypatch.setattr(single_inference, "_read", waiting_read)
+    yield
+    release.set()
+
+
 def test_reading_inputs_is_bounded_in_time(
-    client, api, people, seg_model, stand_in_server, files, settings
+    client, api, people, seg_model, stand_in_server, files, settings, slow_reads
 ):
     settings.DIGITS_INFERENCE_READ_TIMEOUT = 0  # no input can be read in no time
     client.force_login(people.owner)
