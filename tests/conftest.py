@@ -123,9 +123,12 @@ def free_port() -> int:
 class Process:
     """A platform process (worker, reaper, web) started for a test."""
 
-    def __init__(self, args, env, log_path: Path, pass_fds=()):
+    def __init__(self, args, env, log_path: Path, pass_fds=(), zygote=None):
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115  closed in stop()
+        if zygote is not None and zygote.serves(args, env):
+            self.proc = zygote.start(args, env, log_path, pass_fds)
+            return
         self.proc = subprocess.Popen(
             [sys.executable, *args], cwd=ROOT, env=env, stdout=self._log,
             stderr=subprocess.STDOUT, pass_fds=pass_fds,
@@ -194,10 +197,29 @@ def job_fork_server():
     return launcher.server()
 
 
+_zygote = None
+
+
+@pytest.fixture(scope="session")
+def zygote(tmp_path_factory):
+    """The test process's zygote (``tests/zygote.py``): the platform processes the tests
+    start are forked from it, their libraries imported once. One per test process, also
+    where a plugin's conftest imports this fixture."""
+    global _zygote
+    from tests.zygote import Zygote
+
+    if _zygote is None:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        _zygote = Zygote(env, tmp_path_factory.mktemp("zygote"))
+    yield _zygote
+    _zygote.stop()
+
+
 @pytest.fixture
-def start_process(transactional_db, tmp_path, job_fork_server):
+def start_process(transactional_db, tmp_path, job_fork_server, zygote):
     """Factory: ``start_process("manage.py", "jobworker", ..., env={...})``; stopped after the test.
-    Its job processes come from the test process's fork server unless ``env`` says how."""
+    Its job processes come from the test process's fork server unless ``env`` says how; it is
+    forked from the zygote where a new interpreter would run it the same."""
     from apps.jobs import launcher
 
     started = []
@@ -211,7 +233,7 @@ def start_process(transactional_db, tmp_path, job_fork_server):
                 connection = stack.enter_context(launcher.adopt(job_fork_server))
                 fds = (connection.fileno(),)
                 env["DIGITS_JOB_LAUNCHER"] = f"fd:{fds[0]}"
-            proc = Process(args, process_env(**env), log_path, pass_fds=fds)
+            proc = Process(args, process_env(**env), log_path, pass_fds=fds, zygote=zygote)
         started.append(proc)
         return proc
 

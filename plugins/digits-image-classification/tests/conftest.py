@@ -18,6 +18,7 @@ from tests.conftest import (  # noqa: F401  (re-exported fixtures)
     people,
     start_process,
     start_worker,
+    zygote,
 )
 
 

@@ -14,6 +14,7 @@ from tests.conftest import (  # noqa: F401
     people,
     start_process,
     start_worker,
+    zygote,
 )
 
 
