@@ -60,27 +60,51 @@ def _group_suffix(config, items) -> None:
             item._id = NodeId.parse(item.nodeid + suffix)
 
 
+#: Rows ``post_migrate`` writes (content types, permissions), the same for every test:
+#: kept through a test's flush instead of deleted and written again.
+KEPT_TABLES = frozenset({"django_content_type", "auth_permission"})
+
+
 def _flush_by_delete() -> None:
     """A transactional test (``transactional_db``, every test that starts a process) ends
     with ``manage.py flush``, which on PostgreSQL TRUNCATEs every table: about a second of
     the database server's time per test (new files for each table and index, synced at
     commit). The suite's tables hold a few rows: DELETE empties them in milliseconds, its
-    foreign keys checked at commit (Django's are deferrable; ``SET CONSTRAINTS``)."""
+    foreign keys checked at commit (Django's are deferrable; ``SET CONSTRAINTS``), all in
+    one round trip.
+
+    The flush then sends ``post_migrate``, whose receivers (contenttypes, auth) wrote the
+    content types and permissions again through the ORM: a tenth of the fast tier's CPU
+    time. Those rows are the same for every test (no test adds a model or a permission), so
+    the flush keeps them (``KEPT_TABLES``) and sends no ``post_migrate``; their ids stay the
+    same between tests, and in the processes a test starts."""
+    from django.core.management.commands import flush
     from django.db.backends.postgresql.operations import DatabaseOperations
 
     truncate = DatabaseOperations.sql_flush
+    emit_post_migrate_signal = flush.emit_post_migrate_signal
+    kept = {"all": False}  # whether the last flush kept them
 
     def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        kept["all"] = False
         if reset_sequences or allow_cascade or not tables:
             return truncate(
                 self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
             )
-        return ["SET CONSTRAINTS ALL DEFERRED"] + [
+        kept["all"] = True
+        deletes = [
             f"{style.SQL_KEYWORD('DELETE FROM')} {style.SQL_FIELD(self.quote_name(table))};"
             for table in tables
+            if table not in KEPT_TABLES
         ]
+        return ["\n".join(["SET CONSTRAINTS ALL DEFERRED;", *deletes])]
+
+    def emit_unless_kept(verbosity, interactive, db, **kwargs):
+        if not kept["all"]:
+            emit_post_migrate_signal(verbosity, interactive, db, **kwargs)
 
     DatabaseOperations.sql_flush = sql_flush
+    flush.emit_post_migrate_signal = emit_unless_kept
 
 
 _flush_by_delete()
