@@ -229,6 +229,10 @@ class Forked:
         self.returncode: int | None = None
         self._conn = conn
         self._received = b""
+        try:  # signals go to this process, never to a later one given the same pid
+            self._pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:  # it has ended already: its status is on its way
+            self._pidfd = -1
 
     def poll(self) -> int | None:
         return self._status(timeout=0)
@@ -251,14 +255,17 @@ class Forked:
             self._received += chunk
             if not chunk or self._received.endswith(b"\n"):
                 self._conn.close()
+                if self._pidfd >= 0:
+                    os.close(self._pidfd)
+                    self._pidfd = -1
                 text = self._received.strip()
                 self.returncode = int(text) if text else -signal.SIGKILL  # the zygote died
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
-        if self.poll() is None:
+        if self.poll() is None and self._pidfd >= 0:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, sig)
+                signal.pidfd_send_signal(self._pidfd, sig)
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
