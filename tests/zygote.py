@@ -310,6 +310,8 @@ class Zygote:
 
     def start(self, args, env: dict[str, str], log_path: Path, pass_fds=()) -> Forked:
         """Fork a child that runs ``args`` (``serves`` said it can)."""
+        if not self._ready():
+            raise RuntimeError("the zygote did not start:\n" + self.log())
         args = list(args)
         request = json.dumps({
             "args": args, "env": env, "cwd": str(ROOT), "log": str(log_path),
