@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: (each brings its dependencies), as far as it imports without settings. A name that
 #: does not import here is skipped: it is imported after the fork, as before.
 PRELOAD = (
-    "numpy", "PIL.Image", "PIL.ImageDraw", "PIL.ExifTags", "psycopg", "psycopg_pool",
+    "numpy", "numpy.random", "PIL.Image", "PIL.ImageDraw", "PIL.ExifTags", "psycopg", "psycopg_pool",
     "redis", "minio", "certifi", "urllib3", "google_crc32c", "cryptography", "pluggy",
     "dj_database_url", "dramatiq", "dramatiq.brokers.redis", "dramatiq.brokers.rabbitmq",
     "django_dramatiq", "django_dramatiq.middleware", "asgiref.sync", "anyio", "click",
@@ -205,6 +205,8 @@ def _run(request: dict, fds: list[int]) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    if "numpy.random" in sys.modules:  # seeded from the system, as in a new interpreter
+        sys.modules["numpy.random"].seed()
     args = request["args"]
     import runpy
 

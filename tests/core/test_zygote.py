@@ -20,6 +20,8 @@ SCRIPT = textwrap.dedent(
     print("argv", sys.argv[1:], "env", os.environ["GREETING"], "settings",
           os.environ.get("DJANGO_SETTINGS_MODULE"))
     print("numpy preloaded", "numpy" in sys.modules, flush=True)
+    import numpy
+    print("numpy draws", numpy.random.randint(2**62), flush=True)
     if sys.argv[1] == "wait":
         time.sleep(60)
     sys.exit(int(sys.argv[1]))
@@ -75,3 +77,19 @@ def test_a_start_a_fork_cannot_serve_gets_a_new_interpreter(zygote):
     assert not zygote.serves(["manage.py", "check"], other_path)
     assert not zygote.serves(["-c", "print(1)"], zygote.env)
     assert zygote.serves(["-m", "uvicorn", "--help"], zygote.env)
+
+
+def test_forked_starts_draw_different_random_numbers(zygote, tmp_path):
+    """NumPy's global generator was seeded once in the zygote: each child seeds it again,
+    as a new interpreter does, or every worker would draw the same numbers."""
+    script = tmp_path / "child.py"
+    script.write_text(SCRIPT)
+    env = {**zygote.env, "GREETING": "hi", "PASSED_FD": "2"}
+    draws = []
+    for n in range(2):
+        log = tmp_path / f"child-{n}.log"
+        log.touch()
+        assert zygote.start([str(script), "0"], env, log).wait(timeout=30) == 0
+        [line] = [x for x in log.read_text().splitlines() if x.startswith("numpy draws")]
+        draws.append(line)
+    assert draws[0] != draws[1]
