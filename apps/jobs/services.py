@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
+from apps.cluster.models import Reservation
 from apps.core import permissions
 from apps.core.models import Visibility
 from apps.core.storage import get_store
@@ -148,6 +149,9 @@ def _finish_locked(job: Job, status: str, *, error: str = "", text: str = "", re
         evs.append(events.event("log", level="error", message=error, stream="system"))
     evs.append(events.event("status", status=status, text=fields["status_text"], error=error))
     events.append(job.pk, evs, **fields)
+    # A finished job holds no device: freed with the status, so no one sees a finished job
+    # on a GPU (the worker's own release after the run, and the reaper's, find nothing).
+    Reservation.objects.filter(job_id=job.pk).delete()
     for name, value in fields.items():
         setattr(job, name, value)
     if status == JobStatus.DONE:

@@ -86,3 +86,25 @@ def test_the_reaper_frees_only_reservations_of_jobs_that_no_longer_run_there(peo
     Job.objects.filter(pk=live.pk).update(worker="someone-else")  # requeued and claimed anew
     reaper.reap()
     assert not Reservation.objects.exists()
+
+
+@pytest.mark.parametrize("outcome", ["done", "error", "aborted"])
+def test_a_job_frees_its_devices_with_its_final_status(people, outcome):
+    """Nobody sees a finished job on a GPU: the reservation goes in the transaction that
+    records the outcome, not after it (the worker's own release comes later)."""
+    from apps.jobs import services
+
+    job = submit(people.owner, 2)
+    claimed = scheduling.claim("w1", "default")
+    assert claimed.job.pk == job.pk and Reservation.objects.filter(job=job).count() == 2
+    job = claimed.job
+
+    if outcome == "done":
+        services.complete(job, {"ok": True})
+    elif outcome == "error":
+        services.fail(job, "it broke")
+    else:
+        services.mark_aborted(job)
+
+    assert row(job).status == outcome
+    assert not Reservation.objects.filter(job=job).exists()
