@@ -291,14 +291,20 @@ class Zygote:
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         self.log_path = folder / "zygote.log"
+        self._is_ready: bool | None = None  # None until known
 
     def _ready(self, timeout: float = 60) -> bool:
+        """Whether the zygote serves; waits for its preload the first time only (a zygote
+        that failed is not waited for again: its starts get a new interpreter)."""
         deadline = time.monotonic() + timeout
-        while b"zygote ready" not in self.log_path.read_bytes():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                return False
-            time.sleep(0.02)
-        return True
+        while self._is_ready is None:
+            if b"zygote ready" in self.log_path.read_bytes():
+                self._is_ready = True
+            elif self.proc.poll() is not None or time.monotonic() > deadline:
+                self._is_ready = False
+            else:
+                time.sleep(0.02)
+        return self._is_ready and self.proc.poll() is None
 
     def serves(self, args, env: dict[str, str]) -> bool:
         """Whether a fork of the zygote runs ``args`` as a new interpreter would."""
