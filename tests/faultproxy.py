@@ -94,7 +94,7 @@ class FaultProxy:
         with self.lock:
             doomed, self.open = self.open, set()
         for sock in doomed:
-            _reset(sock)
+            _abort(sock)  # its pipe threads wake and the last one closes it (with RST)
 
     def _accept(self) -> None:
         while not self.closed:
@@ -125,8 +125,9 @@ class FaultProxy:
             _reset(upstream)
             self._turn_away(client) or _reset(client)
             return
+        link = _Link(client, upstream)
         for a, b in ((client, upstream), (upstream, client)):
-            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(a, b, link), daemon=True).start()
 
     def _turn_away(self, client: socket.socket) -> bool:
         """While down: reset (``down``) or hold unanswered (``hang``) a new connection."""
@@ -141,7 +142,7 @@ class FaultProxy:
         return True
 
     @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(source: socket.socket, sink: socket.socket, link: _Link) -> None:
         try:
             while data := source.recv(65536):
                 sink.sendall(data)
@@ -154,18 +155,44 @@ class FaultProxy:
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RD)
+            link.done()
+
+
+class _Link:
+    """A proxied connection's two sockets, closed by the last of its two pipe threads.
+
+    Never by another thread: a socket closed while a thread is about to ``recv`` on it
+    frees its descriptor number, a socket accepted meanwhile may get that number, and
+    the thread's ``recv`` then reads the new connection — a request sent "while down"
+    reached S3 through a previous connection's pipe that way."""
+
+    def __init__(self, *socks: socket.socket):
+        self.socks = socks
+        self.running = 2
+        self.lock = threading.Lock()
+
+    def done(self) -> None:
+        with self.lock:
+            self.running -= 1
+            last = self.running == 0
+        if last:
+            for sock in self.socks:
                 with contextlib.suppress(OSError):
                     sock.close()
 
 
-def _reset(sock: socket.socket) -> None:
-    """Close with RST, as a server that went away does (ECONNRESET on the other side).
+def _abort(sock: socket.socket) -> None:
+    """Make a piped socket's close send RST, and wake the pipe thread reading it
+    (``shutdown(SHUT_RD)`` sends nothing); its ``_Link`` closes it."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
 
-    ``shutdown(SHUT_RD)`` first: a pipe thread blocked in ``recv`` on the socket holds it
-    open, and a bare ``close()`` from another thread would neither wake it nor send
-    anything — an idle connection (a pooled database connection, a quiet websocket)
-    would survive the "outage". Shutting down the read side wakes the thread and sends
-    nothing; the ``close()`` after it, lingering 0 s, sends the RST."""
+
+def _reset(sock: socket.socket) -> None:
+    """Close with RST, as a server that went away does (ECONNRESET on the other side): a
+    socket no pipe thread uses (turned away, held, or not yet linked)."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     with contextlib.suppress(OSError):
