@@ -9,9 +9,24 @@ import queue
 import threading
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package: browser downloads are blocked
+#: The features Playwright's launch disables (``disabledFeatures`` of its
+#: ``chromiumSwitches``), repeated: Chromium keeps only the last ``--disable-features``
+#: switch, and ours comes after Playwright's (``test_launch.py`` checks the copy).
+PLAYWRIGHT_DISABLED_FEATURES = [
+    "AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable", "LensOverlay", "MediaRouter", "PaintHolding",
+    "ThirdPartyStoragePartitioning", "AvoidCorsURLLoaderRestartOnRedirect",
+    "TcpPortRandomizationWin", "OptimizationHints", "NetworkTimeServiceQuerying", "AimEnabled",
+    "PreconnectToSearch", "msForceBrowserSignIn", "msEdgeUpdateLaunchServicesPreferredVersion",
+]  # fmt: skip
+#: The address bar's WebUI popup: Chromium starts a renderer for it with every browser
+#: context (about 0.6 s of CPU each; a test run opens over a hundred contexts), and no
+#: test types into an address bar.
+OMNIBOX_POPUP_FEATURES = ["WebUIOmniboxPopup", "WebUIOmniboxAimPopup", "WebUIOmniboxFullPopup"]
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run", "--disable-sync",
+    "--disable-features=" + ",".join(PLAYWRIGHT_DISABLED_FEATURES + OMNIBOX_POPUP_FEATURES),
 ]  # fmt: skip
 
 
