@@ -72,7 +72,7 @@ class Evaluator:
         snapshots.extract(self.params["model_id"], self.params["epoch"], self.workdir / "snap")
         self.trainer = Trainer(self.ctx, params=train_params)
         model = self.trainer.build_inference_model()
-        model.load_weights(self.workdir / "snap" / "model.weights.h5")
+        model.load_weights(snapshots.weights_file(self.workdir / "snap"))
         classes = int(model.output_shape[-1])
         names = list(train_params["dataset"]["manifest"].get("label_names") or [])
         return model, (names + [str(i) for i in range(len(names), classes)])[:classes]

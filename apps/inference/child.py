@@ -67,14 +67,14 @@ def load_model(folder: Path, spec: dict):
 
     trainer = Trainer(None, params={"model_id": spec["model_id"], "solver": spec["solver"],
                                     "network": spec["network"]})  # fmt: skip
-    from apps.mlmodels import tasks
+    from apps.mlmodels import snapshots, tasks
 
     trainer.input_shape, trainer.num_classes = tuple(spec["input_shape"]), spec["num_classes"]
     trainer.task = tasks.task_of(spec.get("manifest"))
     mean = folder / "mean.npy"
     trainer.mean_image = lambda info: np.load(mean).astype(np.float32) if mean.exists() else None
     model = trainer.build_model(info=SimpleNamespace(manifest=spec.get("manifest") or {}))
-    model.load_weights(folder / "model.weights.h5")
+    model.load_weights(snapshots.weights_file(folder))
     return model
 
 

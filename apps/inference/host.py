@@ -240,9 +240,12 @@ def fetch(request: dict, folder: Path) -> None:
             f"There is no snapshot of epoch {request['epoch']} any more.", status=409
         ) from None
     dataset, mean = request["dataset"], request["dataset"].get("mean")
-    if request["spec"]["network"].get("source") == "custom" and mean:
-        info = SimpleNamespace(pk=dataset["id"], data_prefix=dataset["prefix"], manifest={})
-        shutil.copyfile(shards.local_copy(info, mean["npy"]), folder / "mean.npy")
+    if request["spec"]["network"].get("source") == "custom":
+        # The model process rebuilds the network and loads its weights; it cannot write here.
+        snapshots.weights_file(folder)
+        if mean:
+            info = SimpleNamespace(pk=dataset["id"], data_prefix=dataset["prefix"], manifest={})
+            shutil.copyfile(shards.local_copy(info, mean["npy"]), folder / "mean.npy")
     (folder / "optimizer.npz").unlink(missing_ok=True)  # training state, not needed here
     for path in (folder, *folder.iterdir()):
         path.chmod(0o755 if path.is_dir() else 0o644)

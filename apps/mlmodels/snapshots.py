@@ -1,9 +1,12 @@
 """Training snapshots in the artifact store: one tar object per saved epoch.
 
-``models/<model id>/snapshots/epoch-0005.tar`` holds ``model.keras`` (the whole
-model, for download and inference), ``model.weights.h5`` and ``optimizer.npz``
-(to resume training into a rebuilt architecture) and ``state.json``. One object
-per snapshot makes writing it atomic: a half-written snapshot never exists.
+``models/<model id>/snapshots/epoch-0005.tar`` holds ``model.keras`` (the whole model:
+its architecture, weights and optimizer state, for download and inference) and
+``state.json``. ``model.keras`` is a zip whose ``model.weights.h5`` (weights and
+optimizer state) is what resuming into a rebuilt architecture, and inference of custom
+network code, load (``weights_file``). Snapshots written before 2026-12 also hold that
+file beside it and an ``optimizer.npz``: both are still read. One object per snapshot
+makes writing it atomic: a half-written snapshot never exists.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import tarfile
+import zipfile
 from pathlib import Path
 
 from apps.core.storage import get_store
@@ -74,6 +79,24 @@ def extract(model_id: int, epoch: int, folder: Path) -> dict:
             if member.isfile() and "/" not in member.name and not member.name.startswith("."):
                 (folder / member.name).write_bytes(tar.extractfile(member).read())
     return json.loads((folder / "state.json").read_text())
+
+
+#: The weights (and optimizer state) of a snapshot, inside its ``model.keras``.
+WEIGHTS = "model.weights.h5"
+
+
+def weights_file(folder: Path) -> Path:
+    """The ``model.weights.h5`` of a snapshot unpacked into ``folder``: the file itself in an
+    older snapshot, else taken out of its ``model.keras`` (which holds it)."""
+    path = folder / WEIGHTS
+    if not path.exists():
+        with (
+            zipfile.ZipFile(folder / "model.keras") as archive,
+            archive.open(WEIGHTS) as inner,
+            path.open("wb") as out,
+        ):
+            shutil.copyfileobj(inner, out)
+    return path
 
 
 def delete_all(model_id: int) -> int:

@@ -259,15 +259,20 @@ class Trainer:
         epoch = saved[-1]
         folder = self.workdir / "restore"
         state = snapshots.extract(self.model_id, epoch, folder)
-        model.load_weights(folder / "model.weights.h5")
         optimizer = model.optimizer
-        optimizer.build(model.trainable_variables)
-        with np.load(folder / "optimizer.npz") as saved_vars:
-            values = [saved_vars[f"v{i}"] for i in range(len(saved_vars.files))]
-        if len(values) != len(optimizer.variables):
+        optimizer.build(model.trainable_variables)  # built: the file's optimizer state loads
+        model.load_weights(snapshots.weights_file(folder))
+        older = folder / "optimizer.npz"  # a snapshot written before model.keras alone
+        if older.exists():
+            with np.load(older) as saved_vars:
+                values = [saved_vars[f"v{i}"] for i in range(len(saved_vars.files))]
+            if len(values) != len(optimizer.variables):
+                raise RuntimeError("The snapshot's optimizer state does not match the network.")
+            for variable, value in zip(optimizer.variables, values, strict=True):
+                variable.assign(value)
+        elif int(optimizer.iterations.numpy()) != state["iterations"]:
+            # Keras skips (with a warning) an optimizer state of another shape.
             raise RuntimeError("The snapshot's optimizer state does not match the network.")
-        for variable, value in zip(optimizer.variables, values, strict=True):
-            variable.assign(value)
         self.ctx.log(
             f"Resumed from the snapshot of epoch {epoch} (iteration {state['iterations']})."
         )
@@ -280,10 +285,7 @@ class Trainer:
         """Save the model at ``epoch``; ``history`` is every epoch's metrics up to it."""
         folder = self.workdir / f"snapshot-{epoch}"
         folder.mkdir()
-        model.save(folder / "model.keras")
-        model.save_weights(folder / "model.weights.h5")
-        variables = {f"v{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)}
-        np.savez(folder / "optimizer.npz", **variables)
+        model.save(folder / "model.keras")  # weights and optimizer state included
         state = {
             "epoch": epoch,
             "iterations": int(model.optimizer.iterations.numpy()),

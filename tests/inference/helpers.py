@@ -1,7 +1,7 @@
 """Models with real snapshots for the warm-inference tests, without training.
 
 A LeNet with seeded random weights is saved exactly as a training job saves a snapshot
-(``model.keras``, ``model.weights.h5``, ``state.json`` in the epoch's tar object), on a
+(``model.keras`` and ``state.json`` in the epoch's tar object), on a
 dataset whose ``val`` stage is a real NumPy shard in the store. What the platform answers
 is compared with what Keras computes here on the same file.
 """
@@ -71,7 +71,6 @@ def save_snapshot(model_id: int, epoch: int, keras_model) -> None:
     """Write the snapshot object a training job would publish for ``epoch``."""
     folder = Path(tempfile.mkdtemp(prefix="snapshot-"))
     keras_model.save(folder / "model.keras")
-    keras_model.save_weights(folder / "model.weights.h5")
     (folder / "state.json").write_text(json.dumps({"epoch": epoch}))
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:

@@ -1,0 +1,112 @@
+"""A training snapshot is one ``model.keras`` (with ``state.json``) and resumes the weights
+and the optimizer state exactly; snapshots written before, with a separate weights file
+and ``optimizer.npz``, still resume; an optimizer state of another shape is refused."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import uuid
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from apps.core.storage import get_store
+from apps.mlmodels import networks, snapshots
+from apps.mlmodels.trainer import Trainer
+
+pytestmark = pytest.mark.tensorflow
+
+SHAPE = (16, 16, 1)
+
+
+def compiled(optimizer: str = "adam"):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input(SHAPE)
+    model = keras.Model(inputs, networks.lenet(SHAPE, 10)(inputs))
+    choice = (keras.optimizers.Adam(1e-3) if optimizer == "adam"
+              else keras.optimizers.SGD(1e-3, momentum=0.9))  # fmt: skip
+    model.compile(optimizer=choice, loss="sparse_categorical_crossentropy")
+    return model
+
+
+def trained():
+    model = compiled()
+    rng = np.random.default_rng(0)
+    features = rng.random((24, *SHAPE), dtype=np.float32)
+    model.fit(features, rng.integers(0, 10, 24), batch_size=8, epochs=2, verbose=0)
+    return model
+
+
+def trainer() -> Trainer:
+    ctx = SimpleNamespace(attempt=1, staging_prefix=f"staging/{uuid.uuid4().hex}/", log=print)
+    model_id = 10**9 + uuid.uuid4().int % 10**9  # no other test's snapshots
+    return Trainer(ctx, params={"model_id": model_id, "solver": {}, "resume": True})
+
+
+def members(model_id: int, epoch: int) -> set[str]:
+    with tarfile.open(fileobj=io.BytesIO(get_store().get(snapshots.key(model_id, epoch)))) as tar:
+        return set(tar.getnames())
+
+
+def assert_same_state(a, b) -> None:
+    assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))
+    assert len(a.optimizer.variables) == len(b.optimizer.variables)
+    for x, y in zip(a.optimizer.variables, b.optimizer.variables, strict=True):
+        assert np.array_equal(x.numpy(), y.numpy()), x.path
+
+
+def test_a_snapshot_is_one_model_file_and_resumes_weights_and_optimizer():
+    job, model = trainer(), trained()
+    job.snapshot(model, 2, {"loss": 1.0}, [{"epoch": 1}, {"epoch": 2}])
+    assert members(job.model_id, 2) == {"model.keras", "state.json"}
+
+    again = compiled()
+    epoch, history = job.restore(again)
+
+    assert (epoch, history) == (2, [{"epoch": 1}, {"epoch": 2}])
+    assert int(again.optimizer.iterations.numpy()) == 6  # 2 epochs of 3 steps
+    assert_same_state(model, again)
+    snapshots.delete_all(job.model_id)
+
+
+def test_an_older_snapshot_with_its_weights_and_optimizer_beside_still_resumes(tmp_path):
+    job, model = trainer(), trained()
+    model.save(tmp_path / "model.keras")
+    model.save_weights(tmp_path / "model.weights.h5")
+    variables = {f"v{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)}
+    np.savez(tmp_path / "optimizer.npz", **variables)
+    (tmp_path / "state.json").write_text(json.dumps({"epoch": 2, "iterations": 6}))
+    snapshots.save(job.model_id, 2, tmp_path, job.ctx.staging_prefix)
+
+    again = compiled()
+    assert job.restore(again)[0] == 2
+
+    assert_same_state(model, again)
+    snapshots.delete_all(job.model_id)
+
+
+def test_a_snapshot_of_another_optimizer_does_not_resume():
+    job = trainer()
+    job.snapshot(trained(), 2, {}, [])
+
+    with pytest.raises(RuntimeError, match="optimizer state does not match"):
+        job.restore(compiled("momentum"))
+    snapshots.delete_all(job.model_id)
+
+
+def test_the_weights_file_comes_out_of_model_keras(tmp_path):
+    model = trained()
+    model.save(tmp_path / "model.keras")
+
+    path = snapshots.weights_file(tmp_path)
+
+    again = compiled()
+    again.optimizer.build(again.trainable_variables)
+    again.load_weights(path)
+    assert_same_state(model, again)
+    assert snapshots.weights_file(tmp_path) == path  # there now: used as it is
