@@ -47,13 +47,14 @@ browser:
 services:
 	@scripts/start-services
 
-# Three test processes (pytest-xdist) on two cores: the tests' waits (job steps, outages,
-# heartbeats) leave the CPU idle a fifth of the time with two (docs/performance.md). Each
+# Four test processes (pytest-xdist) on two cores: the tests' waits (job steps, outages,
+# heartbeats) left the CPU idle a fifth of the time with two and about a tenth with three
+# (docs/performance.md). Each
 # has its own database, broker namespace, channel prefix, bucket and folders
 # (tests/settings.py); `make test XDIST=` runs in one. loadgroup:
 # the tests of one xdist_group run in one process; the heaviest modules are handed out
 # first (conftest.py).
-XDIST ?= -n 3 --dist loadgroup
+XDIST ?= -n 4 --dist loadgroup
 # Bytecode is cached even where the environment says not to (PYTHONDONTWRITEBYTECODE): a
 # test process's collection rewrites the asserts of every test module and compiles the
 # platform's, about 7 s of CPU per process each time without the cache (__pycache__,

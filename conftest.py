@@ -38,6 +38,20 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank[_module(item)])  # a stable sort: the order within is kept
 
 
+def pytest_collection_finish(session):
+    """Collecting the tests imports no TensorFlow: every test process collects every test
+    module, and a module that imported TensorFlow (or something that does: the trainer,
+    Keras) at its top cost each of them ~3 s of CPU at start. Import it in the test."""
+    import sys
+
+    if "tensorflow" in sys.modules and not session.config.option.collectonly:
+        raise pytest.UsageError(
+            "a test module imported TensorFlow while the tests were collected; import it "
+            "inside the tests that use it (python -X importtime -m pytest --collect-only -s "
+            "names the module)"
+        )
+
+
 def _module(item) -> str:
     return item.nodeid.split("::", 1)[0]
 

@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
             )
             return subprocess.call(argv)
         finally:
-            stop_seaweedfs(s3)
+            stop_seaweedfs(s3, kill=True)  # its folder is deleted next
 
 
 if __name__ == "__main__":

@@ -62,11 +62,13 @@ def start_seaweedfs(tmpdir: str | os.PathLike[str]) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
-def stop_seaweedfs(config: dict[str, Any]) -> None:
-    """Stop the server ``start_seaweedfs`` started for ``config`` (an external one is left)."""
+def stop_seaweedfs(config: dict[str, Any], kill: bool = False) -> None:
+    """Stop the server ``start_seaweedfs`` started for ``config`` (an external one is left).
+    ``kill``: at once, for a server whose data is thrown away next (its graceful stop takes
+    about 2 s)."""
     running = _RUNNING.pop(config["endpoint"], None)
     if running is not None:
-        _terminate(*running)
+        _terminate(*running, kill=kill)
 
 
 def weed_binary() -> str:
@@ -177,9 +179,9 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def _terminate(proc: subprocess.Popen[bytes], ports: list[int]) -> None:
+def _terminate(proc: subprocess.Popen[bytes], ports: list[int], kill: bool = False) -> None:
     if proc.poll() is None:
-        proc.terminate()
+        proc.kill() if kill else proc.terminate()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:

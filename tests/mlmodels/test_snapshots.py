@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from apps.core.storage import get_store
-from apps.mlmodels import networks, snapshots
-from apps.mlmodels.trainer import Trainer
+from apps.mlmodels import snapshots
 
 pytestmark = pytest.mark.tensorflow
 
@@ -24,6 +23,8 @@ SHAPE = (16, 16, 1)
 
 def compiled(optimizer: str = "adam"):
     import keras
+
+    from apps.mlmodels import networks
 
     keras.utils.set_random_seed(3)
     inputs = keras.Input(SHAPE)
@@ -42,7 +43,9 @@ def trained():
     return model
 
 
-def trainer() -> Trainer:
+def trainer():
+    from apps.mlmodels.trainer import Trainer  # TensorFlow: not when the tests are collected
+
     ctx = SimpleNamespace(attempt=1, staging_prefix=f"staging/{uuid.uuid4().hex}/", log=print)
     model_id = 10**9 + uuid.uuid4().int % 10**9  # no other test's snapshots
     return Trainer(ctx, params={"model_id": model_id, "solver": {}, "resume": True})
