@@ -12,10 +12,9 @@ alone is the fast tier too.
 
 Heaviest first: the modules holding a test of the three tiers or the contract run, then
 those holding another slow test, then the rest (whole modules, each in its own order, so
-that a module's fixtures are set up once; within each of the three, one module of each
-folder in turn). pytest-xdist hands tests out in collection order, and a minutes-long test
-handed out last would keep one process busy long after the others are done; the quick
-tests at the end fill the gaps.
+that a module's fixtures are set up once). pytest-xdist hands tests out in collection
+order, and a minutes-long test handed out last would keep one process busy long after the
+other is done; the quick tests at the end fill the gaps.
 """
 
 import os
@@ -36,27 +35,7 @@ def pytest_collection_modifyitems(config, items):
         rank[module] = min(
             rank.get(module, 2), 0 if heavy else 1 if item.get_closest_marker("slow") else 2
         )
-    order = _interleaved(list(dict.fromkeys(_module(item) for item in items)), rank)
-    items.sort(key=lambda item: order[_module(item)])  # a stable sort: the order within is kept
-
-
-def _interleaved(modules: list[str], rank: dict[str, int]) -> dict[str, int]:
-    """Each module's place: by rank, and within a rank one module of each folder in turn.
-    A folder's modules tend to wait alike (``tests/deploy``'s outages, ``tests/jobs``'s
-    heartbeats) or compute alike (``tests/mlmodels``): handed out together, they left the
-    cores a third idle for minutes while four processes all waited."""
-    place: dict[str, int] = {}
-    for level in sorted(set(rank.values())):
-        folders: dict[str, list[str]] = {}
-        for module in modules:
-            if rank[module] == level:
-                folders.setdefault(os.path.dirname(module), []).append(module)
-        queues = list(folders.values())
-        while queues:
-            for queue in queues:
-                place[queue.pop(0)] = len(place)
-            queues = [queue for queue in queues if queue]
-    return place
+    items.sort(key=lambda item: rank[_module(item)])  # a stable sort: the order within is kept
 
 
 def pytest_collection_finish(session):
