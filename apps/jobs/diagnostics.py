@@ -8,7 +8,6 @@ tests use.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import platform
@@ -39,9 +38,6 @@ def check(ctx) -> dict:
     ctx.log("Devices: " + ", ".join(f"{d['name']} ({d['type']})" for d in devices))
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     ctx.log(f"CUDA_VISIBLE_DEVICES={visible}" if visible is not None else "All GPUs visible")
-    shared = gc.get_freeze_count()  # what the fork server imported and froze
-    ctx.log(f"Forked from the worker's fork server: {shared:,} objects preloaded" if shared
-            else "Started as a new interpreter (no fork server)")  # fmt: skip
     n, steps = params["matrix_size"], params["steps"]
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gc
 import importlib
 import importlib.machinery
 import json
@@ -253,13 +252,6 @@ def main(argv: list[str]) -> int:
     preload([m for m in (argv[2] if len(argv) > 2 else "").split(",") if m])
     for name in MAINS:
         importlib.import_module(name)
-    # What was imported lives as long as every process forked from here: out of the
-    # collector's reach (the permanent generation), a forked process's collections skip it
-    # instead of walking it, which wrote to every object's page and so copied most of the
-    # server's memory into each job process (a small training job: ~1 s of CPU and 40 %
-    # of its page faults).
-    gc.collect()
-    gc.freeze()
     Server(control).serve()
     return 0
 

@@ -56,9 +56,6 @@ def test_a_forked_job_process_has_the_jobs_environment_folder_and_measures(
     assert proc.wait(timeout=60) == 1  # EXIT_FAILED: the check fails at step 3 as asked
     logs = [e["data"]["message"] for e in seen if e["type"] == "log"]
     assert "CUDA_VISIBLE_DEVICES=3" in logs  # the job's environment, not the server's
-    # What the server imported is frozen: the job's collections do not walk (and copy) it.
-    [shared] = [line for line in logs if line.startswith("Forked from the worker's fork server")]
-    assert int(shared.split(": ")[1].split()[0].replace(",", "")) > 100_000, shared
     failure = [e["data"] for e in seen if e["type"] == "failure"]
     assert "failing at step 3 as asked" in failure[0]["error"]
     assert [e["data"]["step"] for e in seen if e["data"].get("series") == "gflops"] == [1, 2]
