@@ -107,6 +107,7 @@ def s3_via_proxy():
     proxy.close()
 
 
+@pytest.mark.slow  # the outages take ~10 s: handed out with the slow tests, not last
 def test_s3_calls_ride_out_a_short_outage(s3_via_proxy, settings):
     settings.DIGITS_STORAGE_RETRY_SECONDS = 20
     store, direct, proxy = s3_via_proxy
