@@ -87,15 +87,19 @@ WEIGHTS = "model.weights.h5"
 
 def weights_file(folder: Path) -> Path:
     """The ``model.weights.h5`` of a snapshot unpacked into ``folder``: the file itself in an
-    older snapshot, else taken out of its ``model.keras`` (which holds it)."""
+    older snapshot, else taken out of its ``model.keras`` (which holds it).
+
+    Keras stores the members uncompressed, and so does every snapshot a training job
+    writes; a compressed member (the job process runs the user's code, which could write
+    the snapshot) is refused, so what is unpacked is never larger than the snapshot."""
     path = folder / WEIGHTS
     if not path.exists():
-        with (
-            zipfile.ZipFile(folder / "model.keras") as archive,
-            archive.open(WEIGHTS) as inner,
-            path.open("wb") as out,
-        ):
-            shutil.copyfileobj(inner, out)
+        with zipfile.ZipFile(folder / "model.keras") as archive:
+            info = archive.getinfo(WEIGHTS)
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+                raise ValueError("The snapshot's model.keras is not as a training job writes it.")
+            with archive.open(info) as inner, path.open("wb") as out:
+                shutil.copyfileobj(inner, out)
     return path
 
 

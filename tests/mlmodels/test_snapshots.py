@@ -8,6 +8,7 @@ import io
 import json
 import tarfile
 import uuid
+import zipfile
 from types import SimpleNamespace
 
 import numpy as np
@@ -113,3 +114,14 @@ def test_the_weights_file_comes_out_of_model_keras(tmp_path):
     again.load_weights(path)
     assert_same_state(model, again)
     assert snapshots.weights_file(tmp_path) == path  # there now: used as it is
+
+
+def test_a_compressed_weights_member_is_refused(tmp_path):
+    # What Keras writes is stored; a job's own code could write a compressed one (a bomb).
+    with zipfile.ZipFile(tmp_path / "model.keras", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", "{}")
+        archive.writestr(snapshots.WEIGHTS, b"\0" * 1_000_000)
+
+    with pytest.raises(ValueError, match="not as a training job writes it"):
+        snapshots.weights_file(tmp_path)
+    assert not (tmp_path / snapshots.WEIGHTS).exists()
