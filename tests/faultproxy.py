@@ -91,10 +91,10 @@ class FaultProxy:
         self._cut()
 
     def _cut(self) -> None:
-        with self.lock:
+        with self.lock:  # held: a link cannot close a socket between the two
             doomed, self.open = self.open, set()
-        for sock in doomed:
-            _abort(sock)  # its pipe threads wake and the last one closes it (with RST)
+            for sock in doomed:
+                _abort(sock)  # its pipe threads wake and the last one closes it (with RST)
 
     def _accept(self) -> None:
         while not self.closed:
@@ -125,7 +125,7 @@ class FaultProxy:
             _reset(upstream)
             self._turn_away(client) or _reset(client)
             return
-        link = _Link(client, upstream)
+        link = _Link(self, client, upstream)
         for a, b in ((client, upstream), (upstream, client)):
             threading.Thread(target=self._pipe, args=(a, b, link), daemon=True).start()
 
@@ -159,26 +159,25 @@ class FaultProxy:
 
 
 class _Link:
-    """A proxied connection's two sockets, closed by the last of its two pipe threads.
+    """A proxied connection's two sockets, closed by the last of its two pipe threads (and
+    then no longer the proxy's to cut), under the proxy's lock.
 
-    Never by another thread: a socket closed while a thread is about to ``recv`` on it
-    frees its descriptor number, a socket accepted meanwhile may get that number, and
-    the thread's ``recv`` then reads the new connection — a request sent "while down"
-    reached S3 through a previous connection's pipe that way."""
+    Never by another thread: a socket closed while a thread is about to use it frees its
+    descriptor number, a socket accepted meanwhile may get that number, and the thread's
+    ``recv`` then reads the new connection — a request sent "while down" could reach S3
+    through a previous connection's pipe that way."""
 
-    def __init__(self, *socks: socket.socket):
-        self.socks = socks
-        self.running = 2
-        self.lock = threading.Lock()
+    def __init__(self, proxy: FaultProxy, *socks: socket.socket):
+        self.proxy, self.socks, self.running = proxy, socks, 2
 
     def done(self) -> None:
-        with self.lock:
+        with self.proxy.lock:
             self.running -= 1
-            last = self.running == 0
-        if last:
-            for sock in self.socks:
-                with contextlib.suppress(OSError):
-                    sock.close()
+            if self.running == 0:
+                self.proxy.open.difference_update(self.socks)
+                for sock in self.socks:
+                    with contextlib.suppress(OSError):
+                        sock.close()
 
 
 def _abort(sock: socket.socket) -> None:

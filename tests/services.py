@@ -181,7 +181,10 @@ def _bindable(port: int) -> bool:
 
 def _terminate(proc: subprocess.Popen[bytes], ports: list[int], kill: bool = False) -> None:
     if proc.poll() is None:
-        proc.kill() if kill else proc.terminate()
+        if kill:
+            proc.kill()
+        else:
+            proc.terminate()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:

@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import threading
+import zipfile
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
@@ -242,7 +243,12 @@ def fetch(request: dict, folder: Path) -> None:
     dataset, mean = request["dataset"], request["dataset"].get("mean")
     if request["spec"]["network"].get("source") == "custom":
         # The model process rebuilds the network and loads its weights; it cannot write here.
-        snapshots.weights_file(folder)
+        try:
+            snapshots.weights_file(folder)
+        except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise InferenceError(
+                f"The snapshot of epoch {request['epoch']} cannot be loaded: {exc}"
+            ) from None
         if mean:
             info = SimpleNamespace(pk=dataset["id"], data_prefix=dataset["prefix"], manifest={})
             shutil.copyfile(shards.local_copy(info, mean["npy"]), folder / "mean.npy")

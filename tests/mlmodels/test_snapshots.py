@@ -125,3 +125,23 @@ def test_a_compressed_weights_member_is_refused(tmp_path):
     with pytest.raises(ValueError, match="not as a training job writes it"):
         snapshots.weights_file(tmp_path)
     assert not (tmp_path / snapshots.WEIGHTS).exists()
+
+
+def test_the_inference_host_answers_a_snapshot_it_cannot_unpack_with_a_clear_error(tmp_path):
+    from apps.inference.host import fetch
+    from apps.inference.service import InferenceError
+
+    job = trainer()
+    folder = tmp_path / "snapshot"
+    folder.mkdir()
+    with zipfile.ZipFile(folder / "model.keras", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(snapshots.WEIGHTS, b"\0" * 1_000)
+    (folder / "state.json").write_text(json.dumps({"epoch": 1, "iterations": 1}))
+    snapshots.save(job.model_id, 1, folder, job.ctx.staging_prefix)
+    request = {"model_id": job.model_id, "epoch": 1, "dataset": {"id": 1, "prefix": "x"},
+               "spec": {"network": {"source": "custom"}}}  # fmt: skip
+
+    with pytest.raises(InferenceError, match="snapshot of epoch 1 cannot be loaded") as caught:
+        fetch(request, tmp_path / "load")
+    assert caught.value.status == 422
+    snapshots.delete_all(job.model_id)
