@@ -27,6 +27,9 @@ The protocol (``SOCK_SEQPACKET``, one JSON message each, file descriptors alongs
 ``{"op": "adopt"}`` + a socket
     serve that socket as one more connection (one per worker process when several share
     one server: the test suite's).
+``{"op": "ping"}``
+    answered ``{"ready": true}``: the server answers nothing before its preload is done
+    (``ForkServer.wait_ready``).
 
 The server stops when the connection it was started with closes. When any connection
 closes — its worker process ended or was killed — the processes started over it are
@@ -110,6 +113,8 @@ class Server:
                 self._serve_connection(socket.socket(fileno=fds.pop()))
             elif request.get("op") == "start" and _descriptors(request) == len(fds):
                 self._start(conn, request, fds)
+            elif request.get("op") == "ping" and not fds:
+                self._send(conn, {"ready": True})  # serving: the preload is done
             else:
                 self._send(conn, {"error": f"bad request {request.get('op')!r}"})
         finally:

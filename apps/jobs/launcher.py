@@ -208,6 +208,12 @@ class ForkServer:
             proc.exited(*_outcome(ended))
         return proc
 
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Return once the server answers, i.e. has preloaded (``ServerGone`` if it died)."""
+        answer, _ = self._ask({"op": "ping"}, [], timeout)
+        if not answer.get("ready"):
+            raise ServerGone(f"the job fork server answered {answer!r} to a ping")
+
     def close(self) -> None:
         """Close the connection: the server kills the job processes it started over it
         and, when the connection was the one it started with, stops."""
@@ -218,13 +224,15 @@ class ForkServer:
         if self.process is not None:
             self.process.wait(timeout=60)
 
-    def _ask(self, message: dict, fds: list[int]) -> tuple[dict, list[int]]:
+    def _ask(
+        self, message: dict, fds: list[int], timeout: float = START_TIMEOUT
+    ) -> tuple[dict, list[int]]:
         with self._request:
             if self.gone:
                 raise ServerGone("the job fork server is gone")
             socket.send_fds(self.sock, [json.dumps(message).encode()], fds)
             try:
-                answer = self._answers.get(timeout=START_TIMEOUT)
+                answer = self._answers.get(timeout=timeout)
             except queue.Empty:
                 raise ServerGone("the job fork server did not answer") from None
         if answer is None:

@@ -106,9 +106,14 @@ def test_a_dead_fork_server_is_replaced_for_the_next_job(monkeypatch, tmp_path):
     monkeypatch.setattr(launcher, "_servers", {"fork": first})
     first.process.kill()
     wait_until(lambda: first.gone, timeout=10)
+    with pytest.raises(launcher.ServerGone):
+        first.wait_ready()
     second = launcher.server()
     try:
         assert second is not first and not second.gone
+        second.wait_ready()  # answers once it has preloaded
+        maps = psutil.Process(second.process.pid).memory_maps()
+        assert any("tensorflow" in m.path for m in maps)
         proc, events_fd = start(second, tmp_path, steps=2, fail_at_step=1)
         os.close(events_fd)
         assert proc.wait(timeout=120) == 1
