@@ -38,18 +38,25 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank[_module(item)])  # a stable sort: the order within is kept
 
 
+#: Imported by the tests that use them, never while the tests are collected: every test
+#: process collects every test module, so a module that imported one of these at its top
+#: cost each process that much CPU at start (TensorFlow or Keras ~3 s, scikit-learn ~0.8 s).
+NOT_AT_COLLECTION = ("tensorflow", "sklearn")
+
+
 def pytest_collection_finish(session):
-    """Collecting the tests imports no TensorFlow: every test process collects every test
-    module, and a module that imported TensorFlow (or something that does: the trainer,
-    Keras) at its top cost each of them ~3 s of CPU at start. Import it in the test."""
+    """Collecting the tests imports none of ``NOT_AT_COLLECTION``: import them in the test."""
     import sys
 
-    if "tensorflow" in sys.modules and not session.config.option.collectonly:
-        raise pytest.UsageError(
-            "a test module imported TensorFlow while the tests were collected; import it "
-            "inside the tests that use it (python -X importtime -m pytest --collect-only -s "
-            "names the module)"
-        )
+    if session.config.option.collectonly:
+        return
+    for name in NOT_AT_COLLECTION:
+        if name in sys.modules:
+            raise pytest.UsageError(
+                f"a test module imported {name} while the tests were collected; import it "
+                "inside the tests that use it (python -X importtime -m pytest --collect-only "
+                "-s names the module)"
+            )
 
 
 def _module(item) -> str:

@@ -6,7 +6,6 @@ import io
 
 import numpy as np
 import pytest
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from apps.core import uploads
 from apps.core.storage import get_store
@@ -25,6 +24,8 @@ def api(api_client, people):
 
 
 def test_summary_equals_scikit_learn_on_the_stored_predictions(api, evaluation):
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
     body = api.get(f"{URL}{evaluation.pk}/").json()
     table = stored_table(evaluation)
     truth, guess = table["label"], table["probs"].argmax(axis=1)

@@ -11,7 +11,6 @@ import zipfile
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, confusion_matrix
 
 from apps.core.storage import get_store
 from apps.evaluations.models import Evaluation
@@ -71,6 +70,8 @@ def evil_archive() -> io.BytesIO:
 def test_a_trained_model_evaluates_a_stage_an_archive_and_a_list(
     api_client, people, worker, data_root, fresh_cache, tmp_path
 ):
+    from sklearn.metrics import accuracy_score, confusion_matrix
+
     api = api_client.as_user(grant_custom_code(people.owner))
     dataset = digits_dataset(people.owner, TRAIN, VAL)
     model = finished(create_model(api, dataset, epochs=2, batch_size=32)["id"])

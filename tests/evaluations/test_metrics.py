@@ -6,18 +6,19 @@ import io
 
 import numpy as np
 import pytest
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    precision_recall_fscore_support,
-    top_k_accuracy_score,
-)
 
 from apps.evaluations import metrics, predictions
 from tests.evaluations.helpers import NAMES, noisy_probs
 
 
 def sklearn_figures(labels, probs, top_n):
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+        top_k_accuracy_score,
+    )
+
     known = labels >= 0
     truth, probs = labels[known], probs[known]
     guess = probs.argmax(axis=1)
