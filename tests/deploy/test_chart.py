@@ -621,6 +621,13 @@ def test_the_database_pool_size_reaches_every_process() -> None:
     assert of_kind(docs, "ConfigMap")[0]["data"]["DIGITS_DB_POOL_MAX_SIZE"] == "0"
 
 
+def test_the_database_pool_timeout_reaches_every_process() -> None:
+    assert of_kind(render(), "ConfigMap")[0]["data"]["DIGITS_DB_POOL_TIMEOUT"] == "10"
+    docs = render({"config": {"databasePoolTimeout": 2.5}})
+    assert of_kind(docs, "ConfigMap")[0]["data"]["DIGITS_DB_POOL_TIMEOUT"] == "2.5"
+    assert "databasePoolTimeout" in render_error({"config": {"databasePoolTimeout": 0}})
+
+
 def test_worker_pools_are_configurable() -> None:
     docs = render(SCENARIOS["gpu-pools"])
     gpu = worker(docs, "gpu")["spec"]["template"]["spec"]

@@ -152,6 +152,7 @@ revision's ConfigMap exists).
   "DIGITS_GPU_SHARING" (toString (default false $v.config.gpuSharing))
   "DIGITS_NODE_HEARTBEAT_SECONDS" (toString (int (default 10 $v.config.nodeHeartbeatSeconds)))
   "DIGITS_DB_POOL_MAX_SIZE" (toString (int (ternary $v.config.databasePoolMaxSize 10 (hasKey $v.config "databasePoolMaxSize"))))
+  "DIGITS_DB_POOL_TIMEOUT" (toString (default 10 $v.config.databasePoolTimeout))
 -}}
 {{- if $v.evaluation.enabled }}
 {{- $_ := set $config "DIGITS_S3_ENDPOINT" (printf "%s-minio:9000" $fullname) }}
