@@ -28,7 +28,8 @@ The protocol (``SOCK_SEQPACKET``, one JSON message each, file descriptors alongs
     serve that socket as one more connection (one per worker process when several share
     one server: the test suite's).
 ``{"op": "ping"}``
-    answered ``{"ready": true}``: the server answers nothing before its preload is done
+    answered ``{"ready": true, "preloaded": [module, ...]}`` (those of the preload that
+    imported): the server answers nothing before its preload is done
     (``ForkServer.wait_ready``).
 
 The server stops when the connection it was started with closes. When any connection
@@ -50,6 +51,7 @@ import socket
 import sys
 import tempfile
 import traceback
+from collections.abc import Sequence
 
 from apps.jobs import confine
 
@@ -73,8 +75,9 @@ def preload(modules: list[str]) -> None:
 
 
 class Server:
-    def __init__(self, control: socket.socket):
+    def __init__(self, control: socket.socket, preloaded: Sequence[str] = ()):
         self.control = control
+        self.preloaded = list(preloaded)  # what was asked for; in sys.modules if it imported
         self.selector = selectors.DefaultSelector()
         self.connections: list[socket.socket] = []
         self.children: dict[int, tuple[int, socket.socket | None]] = {}  # pidfd → pid, connection
@@ -114,7 +117,8 @@ class Server:
             elif request.get("op") == "start" and _descriptors(request) == len(fds):
                 self._start(conn, request, fds)
             elif request.get("op") == "ping" and not fds:
-                self._send(conn, {"ready": True})  # serving: the preload is done
+                loaded = [name for name in self.preloaded if name in sys.modules]
+                self._send(conn, {"ready": True, "preloaded": loaded})  # the preload is done
             else:
                 self._send(conn, {"error": f"bad request {request.get('op')!r}"})
         finally:
@@ -254,10 +258,11 @@ def main(argv: list[str]) -> int:
     _SERVER_PATH[:] = _python_path()
     confine.make_undumpable()  # a job of the same user cannot read or trace this process
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    preload([m for m in (argv[2] if len(argv) > 2 else "").split(",") if m])
+    modules = [m for m in (argv[2] if len(argv) > 2 else "").split(",") if m]
+    preload(modules)
     for name in MAINS:
         importlib.import_module(name)
-    Server(control).serve()
+    Server(control, modules).serve()
     return 0
 
 

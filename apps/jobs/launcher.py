@@ -208,11 +208,13 @@ class ForkServer:
             proc.exited(*_outcome(ended))
         return proc
 
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        """Return once the server answers, i.e. has preloaded (``ServerGone`` if it died)."""
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> list[str]:
+        """Once the server has preloaded, the modules it preloaded (``ServerGone`` if it
+        died or did not answer in ``timeout`` seconds)."""
         answer, _ = self._ask({"op": "ping"}, [], timeout)
         if not answer.get("ready"):
             raise ServerGone(f"the job fork server answered {answer!r} to a ping")
+        return answer["preloaded"]
 
     def close(self) -> None:
         """Close the connection: the server kills the job processes it started over it
