@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,19 +82,62 @@ def server_environment() -> dict[str, str]:
 def mode() -> str:
     """How this worker confines job processes: ``namespaces``, ``landlock`` or ``none``."""
     wanted = settings.DIGITS_JOB_SANDBOX
-    if wanted in ("none", "landlock", "namespaces"):
+    if wanted in ("none", "namespaces"):
         return wanted
-    if os.geteuid() == 0 and _child_can_unshare():
+    if wanted != "landlock" and os.geteuid() == 0 and _child_can_unshare():
         return "namespaces"
     from apps.jobs.confine import landlock_abi
 
-    if landlock_abi() >= 1:
+    if wanted == "landlock" or landlock_abi() >= 1:
+        _warn_of_local_sockets()
         return "landlock"
     log.warning(
         "job processes are NOT confined (not root with namespaces, no Landlock): only their "
         "environment and settings keep credentials from them. Grant 'run custom code' sparingly."
     )
     return "none"
+
+
+#: Where local services keep their Unix sockets (PostgreSQL, MySQL, Redis, Docker...).
+SOCKET_FOLDERS = ("/run", "/var/run", "/tmp")
+
+
+def local_sockets(folders: tuple[str, ...] | None = None) -> list[str]:
+    """The named Unix sockets in ``folders`` and their subfolders that this process may
+    connect to: in ``landlock`` mode its job processes may too (Landlock does not govern
+    connecting to a named socket, and they share the worker's user)."""
+    found = set()
+    for folder in SOCKET_FOLDERS if folders is None else folders:
+        for path in [folder, *_subfolders(folder)]:
+            with contextlib.suppress(OSError), os.scandir(path) as entries:
+                for entry in entries:
+                    with contextlib.suppress(OSError):
+                        if stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode) and os.access(
+                            entry.path, os.W_OK
+                        ):
+                            found.add(os.path.realpath(entry.path))
+    return sorted(found)
+
+
+def _subfolders(folder: str) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
+def _warn_of_local_sockets() -> None:
+    sockets = local_sockets()
+    if sockets:
+        log.warning(
+            "job sandbox 'landlock': job processes run as this worker's user and can connect "
+            "to the Unix sockets on this machine: %s. A service that trusts local peers "
+            "(PostgreSQL 'trust' or 'peer', a Docker socket) is open to users' code; run "
+            "workers where none is, or as root ('namespaces'). See "
+            "docs/decisions/0007-job-sandbox.md.",
+            ", ".join(sockets),
+        )
 
 
 def _child_can_unshare() -> bool:

@@ -305,3 +305,44 @@ def test_working_folders_of_dead_attempts_are_removed(settings, tmp_path):
     assert live.path.exists() and not dead.path.exists()
     live.remove()
     assert list((tmp_path / "jobs").iterdir()) == []
+
+
+def _listening(path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    sock.listen(1)
+    return sock
+
+
+def test_a_landlock_worker_names_the_local_sockets_its_jobs_could_reach(
+    settings, tmp_path, monkeypatch, caplog
+):
+    # Landlock does not govern connecting to a named Unix socket, and a job shares its
+    # worker's user: a local PostgreSQL with 'trust' or 'peer' would be open to it.
+    (tmp_path / "pg").mkdir()  # short names: a socket's path has at most 107 bytes
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "plain-file").write_text("not a socket")
+    services = [_listening(tmp_path / "pg" / ".s.PGSQL.5432"),
+                _listening(tmp_path / "docker.sock"),
+                _listening(tmp_path / "a" / "b" / "deeper.sock")]  # fmt: skip
+    try:
+        expected = [str(tmp_path / "docker.sock"), str(tmp_path / "pg" / ".s.PGSQL.5432")]
+        assert sandbox.local_sockets((str(tmp_path),)) == expected  # two levels, like /run/x/
+
+        monkeypatch.setattr(sandbox, "SOCKET_FOLDERS", (str(tmp_path),))
+        settings.DIGITS_JOB_SANDBOX = "landlock"
+        sandbox.mode.cache_clear()
+        with caplog.at_level("WARNING", logger="apps.jobs.sandbox"):
+            assert sandbox.mode() == "landlock"
+        [warning] = [r.getMessage() for r in caplog.records if r.name == "apps.jobs.sandbox"]
+        assert ", ".join(expected) in warning and "trust" in warning
+
+        caplog.clear()
+        settings.DIGITS_JOB_SANDBOX = "none"
+        sandbox.mode.cache_clear()
+        assert sandbox.mode() == "none"
+        assert not [r for r in caplog.records if "Unix sockets" in r.getMessage()]
+    finally:
+        sandbox.mode.cache_clear()
+        for sock in services:
+            sock.close()
