@@ -1,7 +1,7 @@
 """A TCP proxy that a fault-injection test owns: the platform's processes reach a shared
 service (S3, PostgreSQL) through it, and the test takes the service "down" for them only.
 
-``down()`` drops every open connection and resets each new one until ``up()``;
+``cut()`` drops every open connection; ``down()`` does and resets each new one until ``up()``;
 ``hang()`` drops them too but leaves new ones unanswered; ``outage(seconds)`` is
 ``down()`` then ``up()`` on a timer. The shared service itself is never
 touched (docs: /work/helpers/faults.md, "Fault injection rule").
@@ -31,6 +31,7 @@ class FaultProxy:
         self.refused = 0  # connections turned away while down
         self.down_at: float | None = None
         self.up_at: float | None = None
+        self.accepting: threading.Thread | None = None
 
     @classmethod
     def to(cls, address: str) -> FaultProxy:
@@ -39,7 +40,8 @@ class FaultProxy:
         return cls(host, int(port)).start()
 
     def start(self) -> FaultProxy:
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.accepting = threading.Thread(target=self._accept, daemon=True)
+        self.accepting.start()
         return self
 
     def __enter__(self) -> FaultProxy:
@@ -49,8 +51,19 @@ class FaultProxy:
         self.close()
 
     def close(self) -> None:
+        """Stop accepting and drop every connection. The listener is closed by the thread
+        that accepts on it, never from here: closed while that thread is about to call
+        ``accept`` on its descriptor number, the number goes to the next socket made — the
+        next test's proxy's listener — and the old thread would accept that proxy's
+        connections and pipe them to the service while the new proxy is down (seen:
+        ``test_s3_calls_give_up_after_the_retry_window``, "DID NOT RAISE", under py-spy)."""
         self.closed = True
-        self.listener.close()
+        if self.accepting is None:
+            self.listener.close()
+        else:
+            with contextlib.suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept(): EINVAL from now
+            self.accepting.join(timeout=10)
         self._cut()
         with self.lock:
             held, self.held = self.held, []
@@ -75,6 +88,11 @@ class FaultProxy:
             self.mode = ""
         self.up_at = time.monotonic()
 
+    def cut(self) -> None:
+        """Drop every open connection and go on serving new ones (a load balancer's restart,
+        a flaky network dropping a long-lived websocket)."""
+        self._cut()
+
     def outage(self, seconds: float) -> threading.Timer:
         """``down()`` now and ``up()`` after ``seconds`` (the fault window)."""
         self.down()
@@ -97,14 +115,18 @@ class FaultProxy:
                 _abort(sock)  # its pipe threads wake and the last one closes it (with RST)
 
     def _accept(self) -> None:
-        while not self.closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
+        try:
+            while not self.closed:
+                try:
+                    client, _ = self.listener.accept()
+                except OSError:
+                    continue  # closing (the loop ends), or one connection's trouble only
                 if self.closed:
+                    _reset(client)
                     return
-                continue  # one connection's trouble (reset before accept, no fd) only
-            self._connect(client)
+                self._connect(client)
+        finally:
+            self.listener.close()
 
     def _connect(self, client: socket.socket) -> None:
         if self._turn_away(client):

@@ -8,13 +8,14 @@ import os
 import subprocess
 import sys
 import tarfile
+from urllib.parse import urlsplit
 
 import pytest
 
 from digits.client import AuthenticationError, Client, NotFound, ValidationError
 from tests.client.conftest import PASSWORD
-from tests.client.proxy import CuttingProxy
 from tests.conftest import ROOT
+from tests.faultproxy import FaultProxy
 from tests.mlmodels.helpers import digits, png, write_digits
 
 #: One process (an xdist group) runs the module: the embedded server starts once, not once
@@ -100,8 +101,9 @@ def test_watch_survives_dropped_connections_without_losing_or_repeating(server):
     job = client.request("POST", "jobs/", json={
         "kind": "worker.check", "params": {"steps": 12, "step_seconds": 0.4, "matrix_size": 8},
     })  # fmt: skip
-    with CuttingProxy(server.url) as proxy:
-        watcher = Client(proxy.url, client.token).jobs.watch(job["id"])
+    target = urlsplit(server.url)
+    with FaultProxy(target.hostname, target.port) as proxy:
+        watcher = Client(f"http://{proxy.address}", client.token).jobs.watch(job["id"])
         seen, cut_at = [], set()
         for event in watcher:
             seen.append(event)
