@@ -82,22 +82,32 @@ class ArtifactGate:
         self.thread.start()
 
     def close(self) -> None:
+        """Stop accepting. The listener is closed by the accept thread (woken by the
+        shutdown), not here: closed while that thread is about to call ``accept`` on its
+        descriptor number, the number would go to the next socket this worker makes —
+        another job's gate — whose job's connection the old gate would then take and drop."""
         self.closed.set()
         with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)
-        self.listener.close()
+            self.listener.shutdown(socket.SHUT_RDWR)  # accept() answers EINVAL from now
+        if self.thread.ident is None:
+            self.listener.close()  # never started
+        elif self.thread is not threading.current_thread():
+            self.thread.join(timeout=10)
 
     # --- connections ---------------------------------------------------------------------
     def _accept(self) -> None:
-        while not self.closed.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self._from_job(conn):
-                conn.close()
-                continue
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        try:
+            while not self.closed.is_set():
+                try:
+                    conn, _ = self.listener.accept()
+                except OSError:
+                    return
+                if not self._from_job(conn):
+                    conn.close()
+                    continue
+                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        finally:
+            self.listener.close()
 
     def _from_job(self, conn: socket.socket) -> bool:
         import struct

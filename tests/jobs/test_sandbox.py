@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -49,6 +50,34 @@ def gate(tmp_path, transactional_db, django_user_model):
     for prefix in ("inputs/", "secret/", "published/"):
         store.delete_prefix(prefix)
     store.delete_prefix(job.staging_prefix)
+
+
+def test_a_closed_gate_leaves_its_listener_to_its_accept_thread(gate, monkeypatch):
+    # Closed from another thread while the accept thread is about to call accept() on its
+    # descriptor number, the number would go to the next socket the worker makes (the next
+    # job's gate), and the old gate would take that job's connection and drop it.
+    gate, job_store, _ = gate
+    assert job_store.get("inputs/one.bin") == b"1"  # a connection accepted and served
+    listener, closed_by = gate.listener, []
+    close = socket.socket.close
+
+    def recording_close(sock):
+        if sock is listener:
+            closed_by.append(threading.current_thread())
+        close(sock)
+
+    monkeypatch.setattr(socket.socket, "close", recording_close)
+    gate.close()
+    assert closed_by == [gate.thread] and listener.fileno() == -1
+    assert not gate.thread.is_alive()
+
+
+def test_a_gate_closed_before_its_job_started_closes_its_listener(tmp_path, db, django_user_model):
+    owner = django_user_model.objects.create_user("unstarted")
+    job = Job.objects.create(owner=owner, kind="worker.check", attempts=1)
+    gate = ArtifactGate(job, Kind(), str(tmp_path), None)
+    gate.close()
+    assert gate.listener.fileno() == -1
 
 
 def test_the_gate_reads_only_the_jobs_inputs_and_its_own_outputs(gate):
