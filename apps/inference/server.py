@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import threading
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Listener
@@ -33,29 +34,51 @@ class InferenceServer:
             os.chmod(self.where[0], 0o600)
         self.host = Host()
         self.stopping = threading.Event()
+        self.serving: threading.Thread | None = None
 
     def serve_forever(self) -> None:
+        """Accept until ``stop()``; the listener is closed here, by the accepting thread."""
+        self.serving = threading.current_thread()
         threading.Thread(target=run_sweeps, args=(self.host, self.stopping), daemon=True).start()
-        while not self.stopping.is_set():
-            try:
-                conn = self.listener.accept()
-            except (AuthenticationError, EOFError, ConnectionError):
-                continue  # a client without the key, or one that went away
-            except OSError:
-                if self.stopping.is_set():
-                    return
-                raise
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+        try:
+            while not self.stopping.is_set():
+                try:
+                    conn = self.listener.accept()
+                except (AuthenticationError, EOFError, ConnectionError):
+                    continue  # a client without the key, or one that went away
+                except OSError:
+                    if self.stopping.is_set():
+                        return
+                    raise
+                threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+        finally:
+            with contextlib.suppress(OSError):
+                self.listener.close()
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, daemon=True, name="inference")
+        self.serving = thread
         thread.start()
         return thread
 
     def stop(self) -> None:
+        """Stop accepting, then the model processes. The listener is not closed from here
+        while another thread accepts on it: its descriptor number would go to the next
+        socket made (another server's listener, in the test suite's process), which the old
+        thread would then accept on. Shutting it down wakes that thread, which closes it."""
         self.stopping.set()
-        with contextlib.suppress(OSError):
-            self.listener.close()
+        serving = self.serving
+        if serving is None or serving is threading.current_thread():
+            with contextlib.suppress(OSError):
+                self.listener.close()
+        else:
+            # multiprocessing's Listener keeps its socket as ``_listener._socket`` (None
+            # once closed).
+            inner = self.listener._listener
+            with contextlib.suppress(OSError):
+                if inner is not None:
+                    inner._socket.shutdown(socket.SHUT_RDWR)
+            serving.join(timeout=10)
         self.host.close()
 
     def _session(self, conn) -> None:

@@ -179,3 +179,27 @@ def test_no_inference_service_answers_503(people, api_client, settings, tmp_path
         classify_url(model), upload(val_entries()[0][0]), format="multipart"
     )
     assert reply.status_code == 503 and "not reachable" in reply.json()["detail"]
+
+
+def test_a_stopped_server_leaves_its_listener_to_its_accepting_thread(
+    inference_server, monkeypatch
+):
+    # Closed from another thread while the serving thread is about to call accept() on its
+    # descriptor number, the number would go to the next socket made — the next test's
+    # server's listener — and the old thread would serve that server's clients.
+    import threading
+    from multiprocessing.connection import Listener
+
+    assert service.status()["processes"] == []  # a connection accepted and answered
+    closed_by = []
+    close = Listener.close
+
+    def recording_close(listener):
+        if listener is inference_server.listener:
+            closed_by.append(threading.current_thread())
+        close(listener)
+
+    monkeypatch.setattr(Listener, "close", recording_close)
+    inference_server.stop()
+    [closer] = closed_by
+    assert closer.name == "inference" and not closer.is_alive()  # the serving thread, ended
