@@ -170,7 +170,8 @@ class ForkServer:
         self._lock = threading.Lock()
         self._running: dict[int, ForkedProcess] = {}
         self._ended: dict[int, dict] = {}  # ended before its start was answered
-        threading.Thread(target=self._read, name="forkserver", daemon=True).start()
+        self._reader = threading.Thread(target=self._read, name="forkserver", daemon=True)
+        self._reader.start()
 
     def start(self, env: dict[str, str], cwd: str) -> tuple[ForkedProcess, int]:
         """Fork a job process: the process and the read end of its event pipe."""
@@ -221,8 +222,13 @@ class ForkServer:
         and, when the connection was the one it started with, stops."""
         self.closing = True
         with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader thread
-        self.sock.close()
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader thread: EOF from now
+        # Closed once no thread can be about to use its descriptor number (the reader, a
+        # start in progress): a number closed under them goes to the next socket made.
+        if self._reader is not threading.current_thread():
+            self._reader.join(timeout=10)
+        with self._request:
+            self.sock.close()
         if self.process is not None:
             self.process.wait(timeout=60)
 

@@ -146,3 +146,25 @@ def test_a_forked_job_process_confined_by_landlock_imports_the_checkouts_code(
         assert any(e["type"] == "log" for e in seen), (seen, stderr)  # the kind ran
     finally:
         workspace.remove()
+
+
+def test_a_connection_is_closed_only_once_its_reader_has_ended(job_fork_server, monkeypatch):
+    # Its descriptor number, closed while the reader thread is about to receive on it,
+    # would go to the next socket made; the reader would then take that socket's messages.
+    import socket
+    import threading
+
+    before = set(threading.enumerate())
+    conn = launcher.ForkServer(launcher.adopt(job_fork_server))
+    [reader] = [t for t in set(threading.enumerate()) - before if t.name == "forkserver"]
+    readers_at_close = []
+    close = socket.socket.close
+
+    def recording_close(sock):
+        if sock is conn.sock:
+            readers_at_close.append(reader.is_alive())
+        close(sock)
+
+    monkeypatch.setattr(socket.socket, "close", recording_close)
+    conn.close()
+    assert readers_at_close == [False] and conn.gone
