@@ -245,7 +245,7 @@ def fetch(request: dict, folder: Path) -> None:
         # The model process rebuilds the network and loads its weights; it cannot write here.
         try:
             snapshots.weights_file(folder)
-        except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
             raise InferenceError(
                 f"The snapshot of epoch {request['epoch']} cannot be loaded: {exc}"
             ) from None

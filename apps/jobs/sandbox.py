@@ -106,25 +106,23 @@ def local_sockets(folders: tuple[str, ...] | None = None) -> list[str]:
     """The named Unix sockets in ``folders`` and their subfolders that this process may
     connect to: in ``landlock`` mode its job processes may too (Landlock does not govern
     connecting to a named socket, and they share the worker's user)."""
-    found = set()
+    found: set[str] = set()
+
+    def scan(folder: str, depth: int) -> None:
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if entry.is_dir(follow_symlinks=False):
+                        if depth:
+                            scan(entry.path, depth - 1)
+                    elif stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode) and os.access(
+                        entry.path, os.W_OK
+                    ):
+                        found.add(os.path.realpath(entry.path))  # /var/run is /run
+
     for folder in SOCKET_FOLDERS if folders is None else folders:
-        for path in [folder, *_subfolders(folder)]:
-            with contextlib.suppress(OSError), os.scandir(path) as entries:
-                for entry in entries:
-                    with contextlib.suppress(OSError):
-                        if stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode) and os.access(
-                            entry.path, os.W_OK
-                        ):
-                            found.add(os.path.realpath(entry.path))
+        scan(folder, depth=1)
     return sorted(found)
-
-
-def _subfolders(folder: str) -> list[str]:
-    try:
-        with os.scandir(folder) as entries:
-            return [e.path for e in entries if e.is_dir(follow_symlinks=False)]
-    except OSError:
-        return []
 
 
 def _warn_of_local_sockets() -> None:

@@ -127,15 +127,19 @@ def test_a_compressed_weights_member_is_refused(tmp_path):
     assert not (tmp_path / snapshots.WEIGHTS).exists()
 
 
-def test_the_inference_host_answers_a_snapshot_it_cannot_unpack_with_a_clear_error(tmp_path):
+@pytest.mark.parametrize("damage", ["compressed weights", "no model.keras"])
+def test_the_inference_host_answers_a_snapshot_it_cannot_unpack_with_a_clear_error(
+    tmp_path, damage
+):
     from apps.inference.host import fetch
     from apps.inference.service import InferenceError
 
     job = trainer()
     folder = tmp_path / "snapshot"
     folder.mkdir()
-    with zipfile.ZipFile(folder / "model.keras", "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(snapshots.WEIGHTS, b"\0" * 1_000)
+    if damage == "compressed weights":
+        with zipfile.ZipFile(folder / "model.keras", "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(snapshots.WEIGHTS, b"\0" * 1_000)
     (folder / "state.json").write_text(json.dumps({"epoch": 1, "iterations": 1}))
     snapshots.save(job.model_id, 1, folder, job.ctx.staging_prefix)
     request = {"model_id": job.model_id, "epoch": 1, "dataset": {"id": 1, "prefix": "x"},
