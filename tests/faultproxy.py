@@ -64,7 +64,7 @@ class FaultProxy:
             with contextlib.suppress(OSError):
                 self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept(): EINVAL from now
             self.accepting.join(timeout=10)
-        self._cut()
+        self.cut()
         with self.lock:
             held, self.held = self.held, []
         for sock in held:
@@ -88,11 +88,6 @@ class FaultProxy:
             self.mode = ""
         self.up_at = time.monotonic()
 
-    def cut(self) -> None:
-        """Drop every open connection and go on serving new ones (a load balancer's restart,
-        a flaky network dropping a long-lived websocket)."""
-        self._cut()
-
     def outage(self, seconds: float) -> threading.Timer:
         """``down()`` now and ``up()`` after ``seconds`` (the fault window)."""
         self.down()
@@ -106,9 +101,11 @@ class FaultProxy:
             self.refusing = True
             self.mode = mode
         self.down_at = time.monotonic()
-        self._cut()
+        self.cut()
 
-    def _cut(self) -> None:
+    def cut(self) -> None:
+        """Drop every open connection and go on serving new ones (a load balancer's restart,
+        a flaky network dropping a long-lived websocket)."""
         with self.lock:  # held: a link cannot close a socket between the two
             doomed, self.open = self.open, set()
             for sock in doomed:
