@@ -6,6 +6,8 @@ names and data tables."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from apps.jobs import events, series
@@ -170,7 +172,13 @@ def test_the_chart_tools_work(django_user_model, live_server_url):
             return [lr.$cross, lr.tooltip.getActiveElements().length,
                     Chart.getChart('loss-chart').$cross]; }""")
         page.click("#lr-chart ~ details.chart-data summary")
-        seen["table_rows"] = page.locator("#lr-chart ~ details.chart-data tbody tr").count()
+        rows = page.locator("#lr-chart ~ details.chart-data tbody tr")
+        # Filled on the <details> "toggle" event, a task queued after the click: wait for it.
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        with contextlib.suppress(PlaywrightTimeout):  # the assertion below says what is wrong
+            rows.nth(4).wait_for(state="attached", timeout=10_000)
+        seen["table_rows"] = rows.count()
         return seen
 
     seen = run_with_browser(watch)
