@@ -7,7 +7,9 @@ beside a test as about the test. The suite is bound by its CPU time (docs/perfor
 a test's share is the time of its test process and of every process below it: the web
 servers, workers, job processes and Chromium it starts, counted with what those processes
 reaped (``/proc/<pid>/stat``: user, system and the children's). The shared services
-(PostgreSQL, Redis, the S3 server) are not counted.
+(PostgreSQL, Redis, the S3 server) are not counted, nor is a process that outlived its
+parent (adopted by init, it leaves the tree: its time until then is taken off the test in
+which its parent ended).
 
 Each test process appends ``nodeid, cpu seconds, wall seconds, worker`` per test (setup,
 call and teardown) to the file; the run ends with the most expensive tests and folders.
