@@ -56,7 +56,9 @@ def reap(now=None, judge_stale: bool = True) -> dict[str, int]:
             )
             status = services.requeue_or_fail(job, reason)
             counts[{"queued": "retried", "error": "failed", "aborted": "aborted"}[status]] += 1
-    scheduling.release_stale()  # the devices of the jobs just requeued, and any other lost
+        # The devices of the jobs just requeued (and any other lost), in the same commit:
+        # a retried job's message, sent on commit, wakes a worker that claims at once.
+        scheduling.release_stale()
 
     resend_before = now - timedelta(seconds=settings.DIGITS_JOB_REQUEUE_SECONDS)
     with transaction.atomic():

@@ -227,6 +227,13 @@ def request_abort(job: Job, by=None) -> Job:
     return job
 
 
+def _free_devices(job: Job) -> None:
+    """A requeued job holds no device, from the same commit that sends its message: the
+    worker that message wakes claims at once, and a job that does not fit the devices it
+    still held would spend the message and wait for the reaper's resend (minutes)."""
+    Reservation.objects.filter(job_id=job.pk).delete()
+
+
 def requeue_or_fail(job: Job, reason: str) -> str:
     """After losing the worker (stale heartbeat, killed process): retry if attempts remain.
 
@@ -253,6 +260,7 @@ def requeue_or_fail(job: Job, reason: str) -> str:
     )  # fmt: skip
     discard_later(job.staging_prefix)
     job.status = JobStatus.QUEUED
+    _free_devices(job)
     enqueue(job)
     return JobStatus.QUEUED
 
@@ -290,6 +298,7 @@ def hand_back(job: Job, reason: str) -> str:
         status=JobStatus.QUEUED, worker="", enqueued_at=timezone.now(), status_text=short,
         attempts=job.attempts, infra_retries=job.infra_retries,
     )  # fmt: skip
+    _free_devices(job)
     enqueue(job, delay_ms=delay * 1000)
     discard_later(stale_staging)
     return JobStatus.QUEUED
