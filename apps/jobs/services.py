@@ -131,6 +131,15 @@ def claim(job_id: int, worker: str) -> Job | None:
     return job
 
 
+def _free_devices(job: Job) -> None:
+    """Delete the job's device reservations, in the transaction that records its new status
+    (the worker's own release after the run, and the reaper's, then find nothing). A
+    finished job: so that no one sees it on a GPU. A requeued one: its message goes out on
+    that commit and the worker it wakes claims at once; a job that does not fit the devices
+    it still held would spend the message and wait for the reaper's resend (minutes)."""
+    Reservation.objects.filter(job_id=job.pk).delete()
+
+
 def _finish_locked(job: Job, status: str, *, error: str = "", text: str = "", result=None):
     """Record a final status. The caller holds the row lock (or owns the running job)."""
     kind = hooks_for(job.kind)
@@ -149,9 +158,7 @@ def _finish_locked(job: Job, status: str, *, error: str = "", text: str = "", re
         evs.append(events.event("log", level="error", message=error, stream="system"))
     evs.append(events.event("status", status=status, text=fields["status_text"], error=error))
     events.append(job.pk, evs, **fields)
-    # A finished job holds no device: freed with the status, so no one sees a finished job
-    # on a GPU (the worker's own release after the run, and the reaper's, find nothing).
-    Reservation.objects.filter(job_id=job.pk).delete()
+    _free_devices(job)
     for name, value in fields.items():
         setattr(job, name, value)
     if status == JobStatus.DONE:
@@ -225,13 +232,6 @@ def request_abort(job: Job, by=None) -> Job:
         if job.status == JobStatus.QUEUED:
             _finish_locked(job, JobStatus.ABORTED, text="Aborted before it started")
     return job
-
-
-def _free_devices(job: Job) -> None:
-    """A requeued job holds no device, from the same commit that sends its message: the
-    worker that message wakes claims at once, and a job that does not fit the devices it
-    still held would spend the message and wait for the reaper's resend (minutes)."""
-    Reservation.objects.filter(job_id=job.pk).delete()
 
 
 def requeue_or_fail(job: Job, reason: str) -> str:

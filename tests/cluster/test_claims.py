@@ -91,22 +91,28 @@ def test_the_reaper_frees_only_reservations_of_jobs_that_no_longer_run_there(peo
     assert not Reservation.objects.exists()
 
 
-def test_a_retried_jobs_wake_up_is_sent_once_its_devices_are_free(people, monkeypatch):
-    """The reaper's retry message wakes a worker, which claims at once: the lost worker's
-    reservations must be gone by then, or the job does not fit, the message is spent and
-    the job waits for the reaper's resend (minutes)."""
+@pytest.fixture
+def held_when_sent(monkeypatch) -> list[tuple[int, int]]:
+    """``(job id, its reservations)`` at each job message sent on commit (not sent)."""
     from apps.jobs import outbox
 
-    job = submit(people.owner, 4)
-    assert scheduling.claim("lost-worker", "default").job.pk == job.pk
-    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
-    held_when_sent = []
+    sent = []
     monkeypatch.setattr(
         outbox, "publish_on_commit",
-        lambda job_id, queue, delay_ms=None: held_when_sent.append(
+        lambda job_id, queue, delay_ms=None: sent.append(
             (job_id, Reservation.objects.filter(job_id=job_id).count())
         ),
     )  # fmt: skip
+    return sent
+
+
+def test_a_retried_jobs_wake_up_is_sent_once_its_devices_are_free(people, held_when_sent):
+    """The reaper's retry message wakes a worker, which claims at once: the lost worker's
+    reservations must be gone by then, or the job does not fit, the message is spent and
+    the job waits for the reaper's resend (minutes)."""
+    job = submit(people.owner, 4)
+    assert scheduling.claim("lost-worker", "default").job.pk == job.pk
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
 
     assert reaper.reap()["retried"] == 1
 
@@ -116,29 +122,22 @@ def test_a_retried_jobs_wake_up_is_sent_once_its_devices_are_free(people, monkey
 
 @pytest.mark.parametrize("requeue", ["requeue_or_fail", "hand_back"])
 def test_a_job_requeued_by_its_worker_frees_its_devices_before_its_message(
-    people, monkeypatch, requeue
+    people, held_when_sent, requeue
 ):
     """A killed job process retried, or an infrastructure fault handed back: the same, the
     worker's own release after the run comes too late for the message."""
     from django.db import transaction
 
-    from apps.jobs import outbox, services
+    from apps.jobs import services
 
     job = submit(people.owner, 2)
     assert scheduling.claim("w1", "default").job.pk == job.pk
-    held_when_sent = []
-    monkeypatch.setattr(
-        outbox, "publish_on_commit",
-        lambda job_id, queue, delay_ms=None: held_when_sent.append(
-            Reservation.objects.filter(job_id=job_id).count()
-        ),
-    )  # fmt: skip
 
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
         assert getattr(services, requeue)(locked, "lost") == "queued"
 
-    assert held_when_sent == [0]
+    assert held_when_sent == [(job.pk, 0)]
 
 
 @pytest.mark.parametrize("outcome", ["done", "error", "aborted"])
