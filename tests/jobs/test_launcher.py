@@ -168,3 +168,33 @@ def test_a_connection_is_closed_only_once_its_reader_has_ended(job_fork_server, 
     monkeypatch.setattr(socket.socket, "close", recording_close)
     conn.close()
     assert readers_at_close == [False] and conn.gone
+
+
+def private_dirty(pid: int) -> int:
+    """The bytes of ``pid``'s memory that are its own and written: pages it copied from its
+    parent on write included, pages it still shares with the fork server not."""
+    with open(f"/proc/{pid}/smaps_rollup") as fh:
+        fields = dict(line.split(":", 1) for line in fh if ":" in line)
+    return int(fields["Private_Dirty"].split()[0]) * 1024
+
+
+def test_a_forked_process_collecting_garbage_keeps_sharing_the_servers_memory(
+    job_fork_server, settings
+):
+    # A model process of the inference server (forked like a job process) collects all its
+    # garbage when asked to evict models: the collection walks every object it holds. Had
+    # the server not frozen its own (the preload), the walk would write to each of them and
+    # copy about 100 MB of the server's pages into each job and model process of a node.
+    from apps.inference.host import ModelProcess
+
+    settings.DIGITS_INFERENCE_MEMORY_MB = 64
+    process = ModelProcess("gc", slot=0)
+    try:
+        assert psutil.Process(process.proc.pid).ppid() == job_fork_server.process.pid
+        before = private_dirty(process.proc.pid)
+        with process.lock:
+            process.call({"op": "evict", "keys": []})  # gc.collect() in the model process
+        grown = private_dirty(process.proc.pid) - before
+    finally:
+        process.close()
+    assert grown < 16 * 2**20, f"{grown / 2**20:.0f} MB of the server's memory copied"
