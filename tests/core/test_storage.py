@@ -324,6 +324,24 @@ def test_local_prunes_emptied_folders(tmp_path):
     assert not (tmp_path / "jobs").exists()
 
 
+def test_local_write_survives_a_publish_that_empties_the_staging_area(tmp_path, monkeypatch):
+    # Two jobs of one worker: job 2 publishes its output (its staging folders pruned) just
+    # after job 1's write made sure of the staging folder, before it opened its temp file
+    # there. The write failed with FileNotFoundError, and job 1 with it.
+    store = LocalStore(tmp_path)
+    store.put("_staging/jobs/2/attempt-1/model.bin", b"2")
+    staging_dir = store._staging_dir
+
+    def publish_meanwhile():
+        folder = staging_dir()
+        store.publish_prefix("_staging/jobs/2/attempt-1/", "jobs/2/")
+        return folder
+
+    monkeypatch.setattr(store, "_staging_dir", publish_meanwhile)
+    store.put("jobs/1/log.txt", b"1")
+    assert store.get("jobs/1/log.txt") == b"1" and store.get("jobs/2/model.bin") == b"2"
+
+
 def test_s3_presigned_url_downloads_with_filename(s3_store):
     s3_store.put("exports/model.bin", b"model bytes", content_type="application/octet-stream")
     with urllib.request.urlopen(s3_store.url("exports/model.bin"), timeout=10) as resp:

@@ -140,7 +140,10 @@ class LocalStore(ArtifactStore):
 
     def _prune(self, folder: Path) -> None:
         # Empty folders would otherwise pile up, e.g. one per published job under _staging/.
-        while folder != self.root and folder.is_relative_to(self.root):
+        # The staging folder itself stays: another write (a job's, the worker's) may have just
+        # made sure of it and be about to open its temp file there.
+        staging = self.root / STAGING_PREFIX
+        while folder not in (self.root, staging) and folder.is_relative_to(self.root):
             try:
                 folder.rmdir()
             except OSError:  # not empty, or removed meanwhile: stop here
