@@ -138,8 +138,8 @@ class Server:
         # Everything the server holds (the preload: some 380,000 objects) goes into the
         # collector's permanent generation, which the child's collections never walk. A
         # full collection in a job or model process otherwise wrote to every one of them
-        # and so copied about 100 MB of the server's pages into the process (and walked
-        # them, a third of a second). What the ``gc`` documentation advises for a fork
+        # and so copied 86 MB of the server's pages into the process (and walked them,
+        # about a third of a second). What the ``gc`` documentation advises for a fork
         # without exec; the server itself frees nothing it would need to collect.
         gc.freeze()
         pid = os.fork()

@@ -174,8 +174,8 @@ def private_dirty(pid: int) -> int:
     """The bytes of ``pid``'s memory that are its own and written: pages it copied from its
     parent on write included, pages it still shares with the fork server not."""
     with open(f"/proc/{pid}/smaps_rollup") as fh:
-        fields = dict(line.split(":", 1) for line in fh if ":" in line)
-    return int(fields["Private_Dirty"].split()[0]) * 1024
+        [line] = [line for line in fh if line.startswith("Private_Dirty:")]
+    return int(line.split()[1]) * 1024  # in kB
 
 
 def test_a_forked_process_collecting_garbage_keeps_sharing_the_servers_memory(
@@ -184,7 +184,7 @@ def test_a_forked_process_collecting_garbage_keeps_sharing_the_servers_memory(
     # A model process of the inference server (forked like a job process) collects all its
     # garbage when asked to evict models: the collection walks every object it holds. Had
     # the server not frozen its own (the preload), the walk would write to each of them and
-    # copy about 100 MB of the server's pages into each job and model process of a node.
+    # copy 86 MB of the server's pages into each job and model process of a node.
     from apps.inference.host import ModelProcess
 
     settings.DIGITS_INFERENCE_MEMORY_MB = 64
