@@ -59,6 +59,30 @@ def start_web(start_process, env: dict) -> str:
     return url
 
 
+def open_running_job(page, front: str, url: str, key: str, user):
+    """Log in, submit an 8-second job and open the job list until it shows the job
+    running on a connected socket; return the job and its status badge.
+
+    The job is submitted once the browser is up: on a slow host the browser's start took
+    longer than the job, which then never showed "Running"."""
+    from tests.browser.helpers import log_in
+
+    log_in(page, front, user.username, "pw-" + user.username)
+    params = {"steps": 16, "step_seconds": 0.5}
+    _, job = post(f"{url}/api/v1/jobs/", key, {"kind": "worker.check", "params": params}, "j")
+    page.goto(front + "/jobs/")
+    page.evaluate("window.__noReload = true")
+    badge = page.locator(f'#job-list tr[data-job="{job["id"]}"] [data-role=status]')
+    try:
+        wait_until(lambda: badge.inner_text() == "Running", timeout=30)
+    except AssertionError:
+        raise AssertionError(f"the job never showed Running: {badge.inner_text()!r}") from None
+    # The page shows "Running" from the server before its socket is up: cut a connected
+    # socket, not one still opening.
+    page.locator("#job-list[data-live=open]").wait_for(state="attached")
+    return job, badge
+
+
 def post(url: str, key: str, body: dict, idempotency_key: str) -> tuple[int, dict]:
     request = urllib.request.Request(
         url, method="POST", data=json.dumps(body).encode(),
@@ -148,7 +172,7 @@ def test_a_job_list_shows_a_job_that_ended_while_the_channel_layer_was_down(
 ):
     from playwright.sync_api import sync_playwright
 
-    from tests.browser.helpers import launch, log_in, run_in_thread
+    from tests.browser.helpers import launch, run_in_thread
 
     real = urlsplit(settings.CHANNEL_LAYER_URL)
     with FaultProxy(real.hostname, real.port) as layer:
@@ -159,20 +183,13 @@ def test_a_job_list_shows_a_job_that_ended_while_the_channel_layer_was_down(
         )
         worker.wait_for_log("Worker consuming")
         _, key = ApiToken.issue(people.owner, "faults")
-        params = {"steps": 16, "step_seconds": 0.5}
-        _, job = post(f"{url}/api/v1/jobs/", key, {"kind": "worker.check", "params": params}, "j")
 
         def browse() -> float:
             with sync_playwright() as p:
                 browser = launch(p)
                 try:
                     page = browser.new_page()
-                    log_in(page, url, people.owner.username, "pw-" + people.owner.username)
-                    page.goto(url + "/jobs/")
-                    page.evaluate("window.__noReload = true")
-                    badge = page.locator(f'#job-list tr[data-job="{job["id"]}"] [data-role=status]')
-                    wait_until(lambda: badge.inner_text() == "Running", timeout=30)
-                    page.locator("#job-list[data-live=open]").wait_for(state="attached")
+                    job, badge = open_running_job(page, url, url, key, people.owner)
 
                     layer.down()
                     # (Playwright's thread runs an event loop: the API, not the ORM.)
@@ -231,14 +248,12 @@ def test_a_job_list_resynchronises_after_its_websocket_reconnects(people, start_
     socket that does not open and tries again."""
     from playwright.sync_api import sync_playwright
 
-    from tests.browser.helpers import launch, log_in, run_in_thread
+    from tests.browser.helpers import launch, run_in_thread
 
     url = start_web(start_process, FAST)
     worker = start_process("manage.py", "jobworker", "--queues", "default", env=FAST, name="w")
     worker.wait_for_log("Worker consuming")
     _, key = ApiToken.issue(people.owner, "faults")
-    params = {"steps": 16, "step_seconds": 0.5}
-    _, job = post(f"{url}/api/v1/jobs/", key, {"kind": "worker.check", "params": params}, "j")
     web = urlsplit(url)
 
     def browse() -> float:
@@ -248,14 +263,7 @@ def test_a_job_list_resynchronises_after_its_websocket_reconnects(people, start_
             try:
                 page = browser.new_page()
                 page.add_init_script(SOCKET_LOG)
-                log_in(page, front, people.owner.username, "pw-" + people.owner.username)
-                page.goto(front + "/jobs/")
-                page.evaluate("window.__noReload = true")
-                badge = page.locator(f'#job-list tr[data-job="{job["id"]}"] [data-role=status]')
-                wait_until(lambda: badge.inner_text() == "Running", timeout=30)
-                # The page shows "Running" from the server before its socket is up: cut a
-                # connected socket, not one still opening.
-                page.locator("#job-list[data-live=open]").wait_for(state="attached")
+                job, badge = open_running_job(page, front, url, key, people.owner)
 
                 getattr(lb, fault)()
                 wait_until(

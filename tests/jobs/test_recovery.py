@@ -150,7 +150,15 @@ def test_reaper_resends_a_lost_message(people, start_worker, settings):
 
     # A pass skips a job row another transaction holds (skip_locked) and leaves it to the
     # next, as the reaper's loop does; seen once at load 8-16 (two suites at once).
-    assert wait_until(lambda: reaper.reap()["resent"], timeout=10, interval=0.2) == 1
+    try:
+        resent = wait_until(lambda: reaper.reap()["resent"], timeout=10, interval=0.2)
+    except AssertionError:
+        job = row(lost)  # what a failure shows (seen once in a full run on a slow host)
+        raise AssertionError(
+            f"no pass resent job {job.pk}: {job.status}, worker {job.worker!r}, enqueued "
+            f"{job.enqueued_at} (set to {long_ago}), sent {job.sent_at}"
+        ) from None
+    assert resent == 1
     assert row(lost).enqueued_at > long_ago  # not resent again on the next pass
     assert reaper.reap()["resent"] == 0
 
