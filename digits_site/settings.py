@@ -350,7 +350,8 @@ DIGITS_JOB_LAUNCHER = envstr("DIGITS_JOB_LAUNCHER", "fork")
 DIGITS_JOB_PRELOAD = envlist(
     "DIGITS_JOB_PRELOAD",
     "numpy,PIL.Image,tensorflow,keras,pydicom,psutil,redis,django.db.models,django.forms,"
-    "django.http,django.urls,django.contrib.admin,rest_framework.serializers,channels.layers",
+    "django.http,django.urls,django.contrib.admin,rest_framework.serializers,channels.layers,"
+    "dramatiq,pluggy",
 )
 DIGITS_JOB_UID_BASE = envint("DIGITS_JOB_UID_BASE", 200000)
 DIGITS_JOB_UID_COUNT = envint("DIGITS_JOB_UID_COUNT", 100000)
