@@ -202,7 +202,8 @@ def test_a_forked_process_collecting_garbage_keeps_sharing_the_servers_memory(
 
 def test_the_preload_leaves_scikit_learn_out_and_a_job_may_still_import_it(tmp_path):
     """Keras imports scikit-learn when it is installed (as here); the fork server's preload
-    does not, and a job process forked from it imports scikit-learn if it wants to."""
+    does not unless told to, and a job process forked from it imports scikit-learn if it
+    wants to."""
     import subprocess
     import sys
 
@@ -216,11 +217,14 @@ def test_the_preload_leaves_scikit_learn_out_and_a_job_may_still_import_it(tmp_p
         "import optional_user\n"
         "print(optional_user.sklearn is None, 'sklearn' in sys.modules,"
         " importlib.util.find_spec('sklearn') is not None)\n"
+        "forkserver.preload(['sklearn'])\n"  # asked for by name (DIGITS_JOB_PRELOAD)
+        "print('sklearn' in sys.modules)\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()])}
     run = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    # Left out by the preload, not imported since, and still importable.
-    assert run.stdout.split() == ["True", "False", "True"]
+    # Left out by the preload, not imported since, and still importable; preloaded when
+    # named.
+    assert run.stdout.split() == ["True", "False", "True", "True"]
