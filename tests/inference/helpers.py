@@ -69,13 +69,14 @@ def keras_model(seed: int = 1, network_code: str | None = None):
 
 def save_snapshot(model_id: int, epoch: int, keras_model) -> None:
     """Write the snapshot object a training job would publish for ``epoch``."""
-    folder = Path(tempfile.mkdtemp(prefix="snapshot-"))
-    keras_model.save(folder / "model.keras")
-    (folder / "state.json").write_text(json.dumps({"epoch": epoch}))
     out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for path in sorted(folder.iterdir()):
-            tar.add(path, arcname=path.name)
+    with tempfile.TemporaryDirectory(prefix="snapshot-") as name:  # left behind before
+        folder = Path(name)
+        keras_model.save(folder / "model.keras")
+        (folder / "state.json").write_text(json.dumps({"epoch": epoch}))
+        with tarfile.open(fileobj=out, mode="w") as tar:
+            for path in sorted(folder.iterdir()):
+                tar.add(path, arcname=path.name)
     get_store().put(snapshots.key(model_id, epoch), out.getvalue())
 
 
