@@ -180,6 +180,16 @@ def test_a_job_environment_holds_no_credential(monkeypatch, tmp_path):
     assert env["HOME"] == str(tmp_path)
 
 
+def in_a_job_process(code: str, tmp_path) -> dict:
+    """Run ``code`` in a Python with a job's environment; the JSON its last line prints."""
+    env = sandbox.environment(tmp_path, str(tmp_path / "artifacts.sock"))
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=120, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_job_settings_open_no_database_and_hold_no_secret(tmp_path, settings):
     code = textwrap.dedent("""
         import django, json
@@ -195,12 +205,7 @@ def test_job_settings_open_no_database_and_hold_no_secret(tmp_path, settings):
         print(json.dumps({"orm": orm, "key": settings.SECRET_KEY,
                           "store": type(get_store()).__name__, "s3": settings.DIGITS_S3}))
     """)
-    env = sandbox.environment(tmp_path, str(tmp_path / "artifacts.sock"))
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=120, check=True,
-    )  # fmt: skip
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    seen = in_a_job_process(code, tmp_path)
     assert seen["orm"] == "ImproperlyConfigured"
     assert seen["store"] == "GateStore" and seen["s3"] == {}
     assert seen["key"] and seen["key"] != settings.SECRET_KEY
@@ -220,12 +225,7 @@ def test_a_job_process_imports_no_admin_module(tmp_path):
             "log_entries": apps.is_installed("django.contrib.admin"),
         }))
     """)
-    env = sandbox.environment(tmp_path, str(tmp_path / "artifacts.sock"))
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=120, check=True,
-    )  # fmt: skip
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    seen = in_a_job_process(code, tmp_path)
     assert seen == {"admin": [], "log_entries": True}
 
 
