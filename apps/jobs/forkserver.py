@@ -91,7 +91,7 @@ def preload(modules: list[str]) -> None:
                 print(f"forkserver: {name} not preloaded: {exc}", file=sys.stderr, flush=True)
     finally:
         for name in hidden:
-            if name in sys.modules and sys.modules[name] is None:
+            if sys.modules.get(name, False) is None:  # not imported since
                 del sys.modules[name]
 
 

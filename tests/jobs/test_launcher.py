@@ -15,7 +15,7 @@ import pytest
 from apps.jobs import launcher, sandbox
 from apps.jobs.confine import landlock_abi
 from apps.usage.models import JobUsage
-from tests.conftest import wait_until
+from tests.conftest import ROOT, wait_until
 from tests.jobs.helpers import check_params, gone, submit_check, wait_status
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
@@ -220,7 +220,7 @@ def test_the_preload_leaves_scikit_learn_out_and_a_job_may_still_import_it(tmp_p
         "forkserver.preload(['sklearn'])\n"  # asked for by name (DIGITS_JOB_PRELOAD)
         "print('sklearn' in sys.modules)\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     run = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60
     )
