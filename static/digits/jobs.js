@@ -86,13 +86,23 @@
     });
   }
 
+  // How far the browser's clock is ahead of the server's, from the server's time when it
+  // made the page (data-now): the browser's time then is when the response's first byte
+  // came (Django sends a page once it is whole), not when this script runs, which on a slow
+  // machine can be seconds later (and would make every age that much too young).
+  function clockSkew(serverNow) {
+    if (!serverNow) return 0;
+    const nav = performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+    const received = nav && nav.responseStart > 0 ? performance.timeOrigin + nav.responseStart : Date.now();
+    return received - Date.parse(serverNow);
+  }
+
   // The worker's last heartbeat, as an age that ticks every second: the server's clock
-  // (data-now, when the page was made) corrects the browser's; the time of the beat is
-  // read again with the job's other facts.
+  // corrects the browser's; the time of the beat is read again with the job's other facts.
   function followHeartbeat(root) {
     const cell = root.querySelector("[data-role=heartbeat]");
     if (!cell) return function () {};
-    const skew = cell.dataset.now ? Date.now() - Date.parse(cell.dataset.now) : 0;
+    const skew = clockSkew(cell.dataset.now);
     const staleAfter = Number(cell.dataset.staleAfter || 0);
     function show() {
       if (!cell.dataset.at || cell.closest("tr").hidden) return;
@@ -101,6 +111,7 @@
       cell.textContent = age + " s ago" + (stale ? " (the worker stopped responding)" : "");
       cell.classList.toggle("text-danger", stale);
     }
+    show(); // now: the age in the page was the server's, and the script may come late
     setInterval(show, 1000);
     return function (job) {
       if (job.heartbeat_at) cell.dataset.at = job.heartbeat_at;
