@@ -134,7 +134,11 @@ def test_worker_shutdown_hands_its_job_back_to_the_queue(people, start_workers):
 def test_reaper_resends_a_lost_message(people, start_worker, settings):
     worker = start_worker()
     control = submit_check(people.owner, steps=1)
-    wait_status(control, "done")  # the worker is idle now: no message will wake it
+    wait_status(control, "done")
+    # A message wakes the worker for its queue: after the job it claims the next queued one,
+    # until none is left. Idle only once that last claim found nothing; a job committed
+    # before it would be claimed without a message (seen on a slow host).
+    worker.wait_for_log(f"(woken for job {control.pk})")
     # Committed and its message taken by the broker (``sent_at`` set, in the same
     # transaction: the worker's outbox must not send it), then lost there.
     with transaction.atomic():
