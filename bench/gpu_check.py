@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -127,6 +128,7 @@ def main() -> int:
 
         connections.close_all()
         drop_database(server, database)
+        shutil.rmtree(tmp, ignore_errors=True)  # the data folder (the store's files)
 
 
 def drop_database(server_url: str, name: str) -> None:

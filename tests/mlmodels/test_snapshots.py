@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import tempfile
 import uuid
 import zipfile
 from types import SimpleNamespace
@@ -44,12 +45,21 @@ def trained():
     return model
 
 
-def trainer():
+@pytest.fixture
+def trainer(tmp_path_factory, monkeypatch):
+    """Makes a Trainer as a training job does. Its work folder (``mkdtemp``: below the job's
+    private TMPDIR in a job, removed with it) goes below the test's temporary folders here,
+    not into the test process's /tmp."""
     from apps.mlmodels.trainer import Trainer  # TensorFlow: not when the tests are collected
 
-    ctx = SimpleNamespace(attempt=1, staging_prefix=f"staging/{uuid.uuid4().hex}/", log=print)
-    model_id = 10**9 + uuid.uuid4().int % 10**9  # no other test's snapshots
-    return Trainer(ctx, params={"model_id": model_id, "solver": {}, "resume": True})
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("trainer")))
+
+    def make():
+        ctx = SimpleNamespace(attempt=1, staging_prefix=f"staging/{uuid.uuid4().hex}/", log=print)
+        model_id = 10**9 + uuid.uuid4().int % 10**9  # no other test's snapshots
+        return Trainer(ctx, params={"model_id": model_id, "solver": {}, "resume": True})
+
+    return make
 
 
 def members(model_id: int, epoch: int) -> set[str]:
@@ -64,7 +74,7 @@ def assert_same_state(a, b) -> None:
         assert np.array_equal(x.numpy(), y.numpy()), x.path
 
 
-def test_a_snapshot_is_one_model_file_and_resumes_weights_and_optimizer():
+def test_a_snapshot_is_one_model_file_and_resumes_weights_and_optimizer(trainer):
     job, model = trainer(), trained()
     job.snapshot(model, 2, {"loss": 1.0}, [{"epoch": 1}, {"epoch": 2}])
     assert members(job.model_id, 2) == {"model.keras", "state.json"}
@@ -78,7 +88,7 @@ def test_a_snapshot_is_one_model_file_and_resumes_weights_and_optimizer():
     snapshots.delete_all(job.model_id)
 
 
-def test_an_older_snapshot_with_its_weights_and_optimizer_beside_still_resumes(tmp_path):
+def test_an_older_snapshot_with_its_weights_and_optimizer_beside_still_resumes(tmp_path, trainer):
     job, model = trainer(), trained()
     model.save(tmp_path / "model.keras")
     model.save_weights(tmp_path / "model.weights.h5")
@@ -94,7 +104,7 @@ def test_an_older_snapshot_with_its_weights_and_optimizer_beside_still_resumes(t
     snapshots.delete_all(job.model_id)
 
 
-def test_a_snapshot_of_another_optimizer_does_not_resume():
+def test_a_snapshot_of_another_optimizer_does_not_resume(trainer):
     job = trainer()
     job.snapshot(trained(), 2, {}, [])
 
@@ -129,7 +139,7 @@ def test_a_compressed_weights_member_is_refused(tmp_path):
 
 @pytest.mark.parametrize("damage", ["compressed weights", "no model.keras"])
 def test_the_inference_host_answers_a_snapshot_it_cannot_unpack_with_a_clear_error(
-    tmp_path, damage
+    tmp_path, damage, trainer
 ):
     from apps.inference.host import fetch
     from apps.inference.service import InferenceError
